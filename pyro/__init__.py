@@ -1,0 +1,10 @@
+"""twisted-pyro: Pyro4 and Twisted, working together.
+
+- :mod:`pyro.protocol` serves Pyro4 objects from a Twisted reactor to unmodified Pyro4 clients.
+- :mod:`pyro.proxy` calls Pyro4 objects from Twisted code; every call returns a Deferred.
+- :mod:`pyro.wire` is Pyro4's wire protocol as plain Python (no I/O, no Twisted).
+
+Importing this package installs no reactor.
+"""
+
+__version__ = "0.1.0"

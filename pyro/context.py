@@ -1,0 +1,93 @@
+"""Per-call facts for servants: Pyro4's ``current_context``, kept true across ``await``.
+
+Pyro4 keeps call facts (client, sequence number, correlation id, annotations...) in
+``Pyro4.current_context``, a thread-local. Its daemon fills it before each call, in the thread
+that runs the call. A Twisted server runs many calls interleaved in one thread, so a servant
+coroutine that ``await``-s would see the *latest* call's facts when it resumes. This module
+keeps one :class:`CallContext` per call and re-installs it every time that call's code runs:
+before the servant is called, in a worker thread, and before each step of a coroutine.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Callable, Generator
+
+from Pyro4.core import current_context
+
+
+class CallContext:
+    """A snapshot of ``Pyro4.current_context`` for one call (``to_global()`` format)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]):
+        self.values = values
+
+    @classmethod
+    def for_message(cls, connection: Any, msg: Any) -> "CallContext":
+        """The facts Pyro4's daemon records for an incoming message."""
+        corr = msg.annotations.get("CORR")
+        return cls(
+            {
+                "client": connection,
+                "client_sock_addr": connection.peer_address,
+                "seq": msg.seq,
+                "msg_flags": msg.flags,
+                "serializer_id": msg.serializer_id,
+                "annotations": msg.annotations,
+                "response_annotations": {},
+                "correlation_id": uuid.UUID(bytes=corr) if corr and len(corr) == 16 else uuid.uuid4(),
+            }
+        )
+
+    def install(self) -> None:
+        """Make these facts what ``Pyro4.current_context`` shows in this thread."""
+        current_context.from_global(self.values)
+
+    def capture(self) -> None:
+        """Take back what the servant changed (it may replace ``response_annotations``)."""
+        self.values["response_annotations"] = current_context.response_annotations
+
+    @property
+    def response_annotations(self) -> dict[str, bytes]:
+        """The annotations to send back: the servant's, plus the correlation id."""
+        annotations = dict(self.values["response_annotations"])
+        annotations["CORR"] = self.values["correlation_id"].bytes
+        return annotations
+
+    def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Call ``function`` with these facts installed (in whatever thread this runs)."""
+        self.install()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            self.capture()
+
+    def drive(self, coroutine: Any) -> Generator[Any, Any, Any]:
+        """A generator that steps ``coroutine``, installing these facts before every step.
+
+        Twisted's ``ensureDeferred`` accepts generators as well as coroutines and sends each
+        result back in, so this wrapper is transparent to the servant: ``await`` of a
+        Deferred works as usual, and cancellation arrives as a thrown exception.
+        """
+        send_value: Any = None
+        error: BaseException | None = None
+        while True:
+            self.install()
+            try:
+                if error is not None:
+                    yielded = coroutine.throw(error)
+                else:
+                    yielded = coroutine.send(send_value)
+            except StopIteration as stop:
+                return stop.value
+            finally:
+                self.capture()
+            try:
+                send_value, error = (yield yielded), None
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:  # delivered into the coroutine on the next step
+                send_value, error = None, exc

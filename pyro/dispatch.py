@@ -1,0 +1,289 @@
+"""From a parsed request to a servant call, and from the call's outcome to a reply.
+
+This is the part of Pyro4's ``Daemon._handshake`` / ``Daemon.handleRequest`` that decides
+*what* to run and *what* to answer, rebuilt so that the answer may come later: a servant may
+return a ``Deferred`` or be a coroutine, and a blocking servant may run in a thread pool. Each
+entry point returns the reply bytes, ``None`` (nothing to send: a oneway call) or a
+``Deferred`` that fires with one of those. The protocol owns the connection and ordering.
+
+Pyro4's rules are applied unchanged, mostly by calling Pyro4's own code: accepted
+serializers, ``util.getAttribute`` (no private or dunder names, ``REQUIRE_EXPOSE``),
+exposed properties, instance modes, batch semantics, item streams, and exception replies
+carrying ``_pyroTraceback``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import marshal
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Union
+
+from Pyro4 import constants, errors, futures, util
+from Pyro4.configuration import config
+from Pyro4.core import Daemon, SerializedBlob
+from twisted.internet import defer, threads
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from . import wire
+from .context import CallContext
+from .streams import is_stream
+from .tracebacks import failure_traceback, format_remote_traceback
+
+if TYPE_CHECKING:
+    from .connection import PyroConnection
+    from .protocol import Pyro4ProtocolFactory
+
+Reply = Union[bytes, None]
+MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]
+
+_MARSHAL_ID = util.MarshalSerializer.serializer_id
+log = Logger()
+
+
+def _serializer_or_marshal(serializer_id: int) -> Any:
+    """The serializer to answer in: the request's own if we know it at all."""
+    try:
+        return util.get_serializer_by_id(serializer_id)
+    except errors.SerializeError:
+        return util.get_serializer_by_id(_MARSHAL_ID)
+
+
+class Dispatcher:
+    """Runs requests against the objects registered in one factory (the "daemon")."""
+
+    def __init__(self, daemon: "Pyro4ProtocolFactory"):
+        self.daemon = daemon
+
+    # -- shared helpers -------------------------------------------------------------------
+
+    def _accepted_serializer(self, msg: wire.Message) -> Any:
+        if msg.serializer_id not in self.daemon.accepted_serializer_ids:
+            raise errors.SerializeError(
+                "message used serializer that is not accepted: %d" % msg.serializer_id
+            )
+        return util.get_serializer_by_id(msg.serializer_id)
+
+    def _annotations(self, ctx: CallContext) -> dict[str, bytes]:
+        annotations = ctx.response_annotations
+        annotations.update(self.daemon.annotations())
+        return annotations
+
+    def _encode(self, msg_type: int, data: bytes, serializer_id: int, flags: int, seq: int,
+                annotations: dict[str, bytes]) -> bytes:
+        return wire.encode(msg_type, data, serializer_id, flags, seq, annotations,
+                           self.daemon._pyroHmacKey)
+
+    def _settle(self, result: Any, ctx: CallContext) -> Any:
+        """A coroutine becomes a Deferred that keeps its call context across ``await``."""
+        if inspect.iscoroutine(result):
+            return defer.ensureDeferred(ctx.drive(result))
+        return result
+
+    def call(self, function: Callable[..., Any], args: Any, kwargs: Any, ctx: CallContext,
+             threadpool: Any = None) -> Any:
+        """Run one servant call: a value, or a Deferred when it finishes later.
+
+        With a thread pool, a plain function runs in the pool (it may block); a coroutine
+        function always runs in the reactor thread, since it will not block.
+        """
+        if threadpool is not None and not inspect.iscoroutinefunction(function):
+            d = threads.deferToThreadPool(
+                self.daemon.reactor, threadpool, ctx.run, function, *args, **kwargs
+            )
+            return d.addCallback(self._settle, ctx)
+        return self._settle(ctx.run(function, *args, **kwargs), ctx)
+
+    # -- the handshake -------------------------------------------------------------------
+
+    def handshake(self, connection: "PyroConnection", msg: wire.Message) -> Any:
+        """Answer a CONNECT: ``(reply, accepted)``, or a Deferred of that pair."""
+        ctx = CallContext.for_message(connection, msg)
+        try:
+            serializer = self._accepted_serializer(msg)
+            data = serializer.deserializeData(msg.data, msg.flags & wire.FLAGS_COMPRESSED)
+            object_id, handshake = data["object"], data["handshake"]
+            connection.objectId = object_id
+            response = ctx.run(self.daemon.validateHandshake, connection, handshake)
+            response = self._settle(response, ctx)
+        except Exception as exc:
+            return self.connect_fail(msg, exc, ctx), False
+        if isinstance(response, defer.Deferred):
+            return response.addCallbacks(
+                self._connect_ok, lambda f: (self.connect_fail(msg, f.value, ctx), False),
+                callbackArgs=(msg, serializer, object_id, ctx),
+            )
+        return self._connect_ok(response, msg, serializer, object_id, ctx)
+
+    def _connect_ok(self, response: Any, msg: wire.Message, serializer: Any, object_id: str,
+                    ctx: CallContext) -> tuple[bytes, bool]:
+        try:
+            flags = 0
+            if msg.flags & wire.FLAGS_META_ON_CONNECT:
+                flags = wire.FLAGS_META_ON_CONNECT
+                daemon_object = self.daemon.objectsById[constants.DAEMON_NAME]
+                response = {
+                    "handshake": response,
+                    "meta": daemon_object.get_metadata(object_id, as_lists=True),
+                }
+            data, compressed = serializer.serializeData(response, config.COMPRESSION)
+            if compressed:
+                flags |= wire.FLAGS_COMPRESSED
+            reply = self._encode(wire.MSG_CONNECTOK, data, serializer.serializer_id, flags,
+                                 msg.seq, self._annotations(ctx))
+        except Exception as exc:
+            return self.connect_fail(msg, exc, ctx), False
+        return reply, True
+
+    def connect_fail(self, msg: wire.Message | None, reason: Any,
+                     ctx: CallContext | None = None) -> bytes:
+        """A CONNECTFAIL carrying ``str(reason)``, as Pyro4 sends when it refuses a client."""
+        seq = msg.seq if msg is not None else 0
+        serializer_id = _MARSHAL_ID
+        if msg is not None and msg.serializer_id in self.daemon.accepted_serializer_ids:
+            serializer_id = msg.serializer_id
+        serializer = util.get_serializer_by_id(serializer_id)
+        data, compressed = serializer.serializeData(str(reason), False)
+        flags = wire.FLAGS_COMPRESSED if compressed else 0
+        annotations = self._annotations(ctx) if ctx is not None else dict(self.daemon.annotations())
+        log.info("handshake refused for {peer}: {reason}",
+                 peer=ctx.values["client_sock_addr"] if ctx else None, reason=str(reason))
+        return self._encode(wire.MSG_CONNECTFAIL, data, serializer_id, flags, seq, annotations)
+
+    # -- requests -------------------------------------------------------------------------
+
+    def invoke(self, connection: "PyroConnection", msg: wire.Message) -> MaybeDeferredReply:
+        """Answer an INVOKE or PING message."""
+        ctx = CallContext.for_message(connection, msg)
+        if msg.type == wire.MSG_PING:
+            return self._encode(wire.MSG_PING, b"pong", msg.serializer_id, 0, msg.seq,
+                                self._annotations(ctx))
+        oneway = bool(msg.flags & wire.FLAGS_ONEWAY)
+        batch = bool(msg.flags & wire.FLAGS_BATCH)
+        try:
+            serializer = self._accepted_serializer(msg)
+            if msg.flags & wire.FLAGS_KEEPSERIALIZED:
+                object_id, method, vargs, kwargs = self._blob_call(msg)
+            else:
+                object_id, method, vargs, kwargs = serializer.deserializeCall(
+                    msg.data, compressed=msg.flags & wire.FLAGS_COMPRESSED)
+            obj = self.daemon.objectsById.get(object_id)
+            if obj is None:
+                log.debug("unknown object requested: {object_id}", object_id=object_id)
+                raise errors.DaemonError("unknown object")
+            if inspect.isclass(obj):
+                obj = Daemon._getInstance(self.daemon, obj, connection)  # Pyro4's own rules
+            pool = self.daemon.threadpool
+            if batch:
+                outcome = defer.ensureDeferred(self._batch(obj, vargs, ctx, pool))
+            elif method == "__getattr__":
+                outcome = self.call(util.get_exposed_property_value, (obj, vargs[0]),
+                                    {"only_exposed": config.REQUIRE_EXPOSE}, ctx, pool)
+            elif method == "__setattr__":
+                outcome = self.call(util.set_exposed_property_value, (obj, vargs[0], vargs[1]),
+                                    {"only_exposed": config.REQUIRE_EXPOSE}, ctx, pool)
+            else:
+                function = util.getAttribute(obj, method)
+                if oneway:
+                    self._oneway(function, vargs, kwargs, ctx)
+                    return None
+                outcome = self.call(function, vargs, kwargs, ctx, pool)
+        except Exception:
+            if oneway:
+                log.debug("oneway request failed: {error!r}", error=sys.exc_info()[1])
+                return None
+            return self.exception_reply(msg, sys.exc_info()[1], self._traceback(), ctx)
+        if oneway:
+            return None
+        if isinstance(outcome, defer.Deferred):
+            return outcome.addCallbacks(
+                self.result_reply, self._failure_reply,
+                callbackArgs=(msg, serializer, ctx, batch), errbackArgs=(msg, ctx),
+            )
+        return self.result_reply(outcome, msg, serializer, ctx, batch)
+
+    @staticmethod
+    def _traceback() -> list[str]:
+        exc_type, exc_value, tb = sys.exc_info()
+        assert exc_type is not None and exc_value is not None
+        return format_remote_traceback(exc_type, exc_value, tb)
+
+    def _blob_call(self, msg: wire.Message) -> tuple[str, str, tuple[Any], dict[str, Any]]:
+        """KEEPSERIALIZED: hand the servant the still-serialized payload (Pyro4's rule)."""
+        blobinfo, object_id, method = marshal.loads(msg.annotations["BLBI"])
+        return object_id, method, (SerializedBlob(blobinfo, msg, is_blob=True),), {}
+
+    async def _batch(self, obj: Any, calls: Any, ctx: CallContext, pool: Any) -> list[Any]:
+        """Run batched calls in order; stop at the first exception, which travels wrapped."""
+        results: list[Any] = []
+        for method, vargs, kwargs in calls:
+            function = util.getAttribute(obj, method)
+            try:
+                result = self.call(function, vargs, kwargs, ctx, pool)
+                if isinstance(result, defer.Deferred):
+                    result = await result
+            except Exception as exc:
+                log.debug("exception in batched request: {error!r}", error=exc)
+                exc._pyroTraceback = self._traceback()  # type: ignore[attr-defined]
+                results.append(futures._ExceptionWrapper(exc))
+                break
+            results.append(result)
+        return results
+
+    def _oneway(self, function: Callable[..., Any], vargs: Any, kwargs: Any,
+                ctx: CallContext) -> None:
+        """Start a oneway call and do not wait for it (Pyro4: ``ONEWAY_THREADED``)."""
+        pool = self.daemon.threadpool
+        if pool is None and config.ONEWAY_THREADED:
+            pool = self.daemon.reactor.getThreadPool()
+        if not config.ONEWAY_THREADED:
+            pool = None
+        d = defer.maybeDeferred(self.call, function, vargs, kwargs, ctx, pool)
+        d.addErrback(lambda f: log.debug("oneway call {name} failed: {error!r}",
+                                         name=getattr(function, "__name__", function),
+                                         error=f.value))
+
+    def result_reply(self, data: Any, msg: wire.Message, serializer: Any, ctx: CallContext,
+                     batch: bool = False) -> bytes:
+        """Serialize a call's result (or open an item stream for an iterator)."""
+        try:
+            if not batch and is_stream(data):
+                stream_id = self.daemon.streams.open(data, ctx.values["client"])
+                notice = errors.ProtocolError("result of call is an iterator")
+                annotations = {"STRM": stream_id.encode()} if stream_id else {}
+                return self.exception_reply(msg, notice, None, ctx,
+                                            wire.FLAGS_ITEMSTREAMRESULT, annotations)
+            payload, compressed = serializer.serializeData(data, compress=config.COMPRESSION)
+            flags = (wire.FLAGS_COMPRESSED if compressed else 0) | (wire.FLAGS_BATCH if batch else 0)
+            return self._encode(wire.MSG_RESULT, payload, serializer.serializer_id, flags,
+                                msg.seq, self._annotations(ctx))
+        except Exception:
+            return self.exception_reply(msg, sys.exc_info()[1], self._traceback(), ctx)
+
+    def _failure_reply(self, failure: Failure, msg: wire.Message, ctx: CallContext) -> bytes:
+        if not failure.check(Exception):  # e.g. CancelledError is an Exception; others pass
+            return failure  # type: ignore[return-value]
+        return self.exception_reply(msg, failure.value, failure_traceback(failure), ctx)
+
+    def exception_reply(self, msg: wire.Message, exc: Any, tblines: list[str] | None,
+                        ctx: CallContext | None, flags: int = 0,
+                        annotations: dict[str, bytes] | None = None) -> bytes:
+        """An exception RESULT, exactly as Pyro4's ``_sendExceptionResponse`` builds it."""
+        if not isinstance(exc, (StopIteration, GeneratorExit)) and not flags:
+            log.debug("exception while handling request: {error!r}", error=exc)
+        serializer = _serializer_or_marshal(msg.serializer_id)
+        exc._pyroTraceback = tblines
+        try:
+            data, compressed = serializer.serializeData(exc)
+        except Exception as problem:
+            substitute = errors.PyroError(
+                "Error serializing exception: %s. Original exception: %s: %s"
+                % (problem, type(exc), exc))
+            substitute._pyroTraceback = tblines  # type: ignore[attr-defined]
+            data, compressed = serializer.serializeData(substitute)
+        flags |= wire.FLAGS_EXCEPTION | (wire.FLAGS_COMPRESSED if compressed else 0)
+        all_annotations = dict(annotations or {})
+        all_annotations.update(self._annotations(ctx) if ctx else self.daemon.annotations())
+        return self._encode(wire.MSG_RESULT, data, serializer.serializer_id, flags, msg.seq,
+                            all_annotations)

@@ -1,0 +1,421 @@
+"""Serve Pyro4 objects from a Twisted reactor to unmodified Pyro4 clients.
+
+:class:`Pyro4ProtocolFactory` is a Twisted ``ServerFactory`` that behaves like a
+``Pyro4.Daemon``: register objects (or classes) on it, hand out ``PYRO:`` URIs, and listen on
+as many ports, interfaces and transports as you like::
+
+    from twisted.internet import reactor
+    import pyro.protocol
+
+    factory = pyro.protocol.Pyro4ProtocolFactory()
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1", backlog=1024)
+    factory.setAddress("127.0.0.1", port.getHost().port)
+    uri = factory.register(Foo())          # PYRO:obj_...@127.0.0.1:<port>
+
+Every connection is a :class:`Pyro4Protocol`, a state machine with the states Pyro4's own
+design uses (:class:`ConnectionState`). Servant methods may return ``Deferred``-s or be
+coroutines; blocking servants can run in a thread pool (``threadpool=``).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import threading
+from typing import Any, Callable
+
+from Pyro4 import constants, errors, util
+from Pyro4.configuration import config
+from Pyro4.core import Daemon, DaemonObject
+from twisted.internet import defer, interfaces
+from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from . import wire
+from .connection import PyroConnection
+from .dispatch import Dispatcher
+from .streams import ItemStreams
+
+__all__ = [
+    "ConnectionState",
+    "DEFAULT_BACKLOG",
+    "Pyro4ClientFactory",
+    "Pyro4Protocol",
+    "Pyro4ProtocolFactory",
+    "Pyro4ServerFactory",
+    "reactor",
+]
+
+#: Listen backlog for our helpers. Twisted's default of 50 overflows when a thousand Pyro4
+#: clients connect at once (each Pyro4 proxy opens its own connection), and the kernel then
+#: drops SYNs, costing the client a one-second retransmit. Pass it to ``listenTCP`` too.
+DEFAULT_BACKLOG = 4096
+
+#: Requests parsed but not yet served on one connection, before we stop reading from it.
+MAX_QUEUED_REQUESTS = 64
+
+_HANDSHAKE_TYPES = frozenset({wire.MSG_CONNECT})
+_REQUEST_TYPES = frozenset({wire.MSG_INVOKE, wire.MSG_PING})
+
+log = Logger()
+
+
+def __getattr__(name: str) -> Any:
+    """``pyro.protocol.reactor`` is the global reactor, resolved only when first used.
+
+    The original twisted-pyro README writes ``pyro.protocol.reactor.listenTCP(...)``; a lazy
+    lookup keeps that working without installing a reactor as a side effect of an import.
+    """
+    if name == "reactor":
+        from twisted.internet import reactor
+
+        return reactor
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
+class ConnectionState(enum.Enum):
+    """Pyro4's names for where a connection is in its life."""
+
+    SERVER = "server"  #: connected; the handshake (MSG_CONNECT) has not completed yet
+    HEADER = "header"  #: idle: waiting for the 24 header bytes of the next request
+    ANNOTATIONS = "annotations"  #: header read, waiting for its annotation bytes
+    DATA = "data"  #: annotations read, waiting for the payload bytes
+    RESPONSE = "response"  #: a request is being served; we owe a response
+    CLOSED = "closed"  #: the connection is gone
+
+
+_READ_STATES = {
+    wire.ReadState.HEADER: ConnectionState.HEADER,
+    wire.ReadState.ANNOTATIONS: ConnectionState.ANNOTATIONS,
+    wire.ReadState.DATA: ConnectionState.DATA,
+}
+
+
+class Pyro4Protocol(Protocol):
+    """One Pyro4 client connection: bytes in, calls dispatched, replies out, in order.
+
+    Requests are answered strictly in the order they arrived (Pyro4 clients check sequence
+    numbers), one at a time; requests that arrive while one is being served are queued, and
+    reading pauses when too many are queued. Oneway calls owe nothing and never hold up the
+    queue.
+    """
+
+    factory: "Pyro4ProtocolFactory"
+
+    def __init__(self) -> None:
+        self.connection: PyroConnection | None = None
+        self.reader: wire.MessageReader | None = None
+        self.handshaken = False
+        self.closed = False
+        self._serving = False
+        self._paused = False
+        self._queue: collections.deque[wire.Message] = collections.deque()
+
+    @property
+    def state(self) -> ConnectionState:
+        """The connection's state in Pyro4's vocabulary (derived, never stored twice)."""
+        if self.closed:
+            return ConnectionState.CLOSED
+        if self._serving:
+            return ConnectionState.RESPONSE
+        if not self.handshaken:
+            return ConnectionState.SERVER
+        assert self.reader is not None
+        return _READ_STATES.get(self.reader.state, ConnectionState.CLOSED)
+
+    # -- Twisted's side -------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        factory = self.factory
+        self.connection = PyroConnection(self.transport)
+        self.reader = wire.MessageReader(
+            hmac_key=lambda: factory._pyroHmacKey,
+            max_message_size=factory.maxMessageSize,
+            allowed_types=_HANDSHAKE_TYPES,
+        )
+        factory.connectionMade(self)
+
+    def dataReceived(self, data: bytes) -> None:
+        assert self.reader is not None
+        try:
+            for msg in self.reader.feed(data):
+                self._queue.append(msg)
+                if not self.handshaken:
+                    self.reader.allowed_types = _REQUEST_TYPES  # only one CONNECT is read
+        except wire.WireError as error:
+            self._serve_queue()
+            self._protocol_violation(error)
+            return
+        self._serve_queue()
+
+    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._queue.clear()
+        self.factory.connectionLost(self, reason)
+
+    # -- serving --------------------------------------------------------------------------
+
+    def _serve_queue(self) -> None:
+        """Serve queued requests in order until one has to wait for its result."""
+        while self._queue and not self._serving and not self.closed:
+            msg = self._queue.popleft()
+            if self.handshaken:
+                outcome = self.factory.dispatcher.invoke(self.connection, msg)
+            else:
+                outcome = self.factory.dispatcher.handshake(self.connection, msg)
+            if isinstance(outcome, defer.Deferred):
+                self._serving = True
+                outcome.addCallback(self._finished, msg)
+                outcome.addErrback(self._internal_error, msg)
+            else:
+                self._send(outcome, msg)
+        self._flow_control()
+
+    def _finished(self, outcome: Any, msg: wire.Message) -> None:
+        self._serving = False
+        self._send(outcome, msg)
+        self._serve_queue()
+
+    def _send(self, outcome: Any, msg: wire.Message) -> None:
+        if not self.handshaken and msg.type == wire.MSG_CONNECT:
+            reply, accepted = outcome
+            if self.closed:
+                return
+            self.transport.write(reply)
+            if accepted:
+                self.handshaken = True
+            else:
+                self._queue.clear()
+                self.transport.loseConnection()
+        elif outcome is not None and not self.closed:
+            self.transport.write(outcome)
+
+    def _internal_error(self, failure: Failure, msg: wire.Message) -> None:
+        """A bug of ours, not the servant's: report it once and drop this connection only."""
+        self._serving = False
+        log.failure("internal error serving {peer}", failure,
+                    peer=self.connection.peer_address if self.connection else None)
+        self.transport.abortConnection()
+
+    def _flow_control(self) -> None:
+        """Stop reading from a client that floods us with requests; resume when drained."""
+        if self.closed:
+            return
+        producer: interfaces.IPushProducer = self.transport  # type: ignore[assignment]
+        if not self._paused and len(self._queue) >= MAX_QUEUED_REQUESTS:
+            self._paused = True
+            producer.pauseProducing()
+        elif self._paused and len(self._queue) < MAX_QUEUED_REQUESTS // 2:
+            self._paused = False
+            producer.resumeProducing()
+
+    def _protocol_violation(self, error: wire.WireError) -> None:
+        """The byte stream is broken: answer what Pyro4 would answer, then close cleanly."""
+        peer = self.connection.peer_address if self.connection else None
+        log.info("closing connection from {peer}: {error}", peer=peer, error=str(error))
+        if self.closed:
+            return
+        dispatcher = self.factory.dispatcher
+        if not self.handshaken:
+            self.transport.write(dispatcher.connect_fail(error.message, error.cause))
+        elif isinstance(error.cause, errors.MessageTooLargeError) and error.message is not None:
+            self._queue.clear()
+            if not self._serving:
+                self.transport.write(dispatcher.exception_reply(error.message, error.cause, None, None))
+        self._queue.clear()
+        self.transport.loseConnection()
+
+
+class Pyro4ProtocolFactory(ServerFactory):
+    """A Pyro4 daemon for Twisted: a registry of objects and a factory of connections.
+
+    It offers the ``Pyro4.Daemon`` API that servants and tools use (``register``,
+    ``unregister``, ``uriFor``, ``proxyFor``, ``objectsById``, ``locationStr``,
+    ``validateHandshake``, ``clientDisconnect``, ``annotations``, ``_pyroHmacKey``), and
+    serves the same ``Pyro.Daemon`` object.
+
+    :param reactor: the reactor to use (default: the global one, looked up when needed).
+    :param threadpool: a started ``twisted.python.threadpool.ThreadPool``. Servant calls run
+        in it, one at a time per connection, so blocking servants do not stall the reactor.
+        Without it, calls run in the reactor thread. You own the pool (start and stop it).
+    :param max_message_size: refuse messages larger than this; default
+        ``Pyro4.config.MAX_MESSAGE_SIZE`` (read per message; 0 means no limit).
+    :param interface: the class serving the ``Pyro.Daemon`` object, as for Pyro4's Daemon.
+    """
+
+    protocol = Pyro4Protocol
+
+    def __init__(self, reactor: Any = None, threadpool: Any = None,
+                 max_message_size: int | None = None,
+                 interface: Callable[[Any], Any] = DaemonObject):
+        self._reactor = reactor
+        self.threadpool = threadpool
+        self.max_message_size = max_message_size
+        self.dispatcher = Dispatcher(self)
+        self.streams = ItemStreams(lambda: self.reactor)
+        self.streaming_responses = self.streams.responses  # the name Pyro4's DaemonObject uses
+        # Pyro4 reads the accepted serializers once, when a daemon is created:
+        self.accepted_serializer_ids = frozenset(
+            util.get_serializer(name).serializer_id for name in config.SERIALIZERS_ACCEPTED)
+        self.__pyroHmacKey: bytes | None = None
+        self._pyroInstances: dict[type, Any] = {}  # instance_mode="single" servants
+        self.create_single_instance_lock = threading.Lock()
+        self._location: str | None = None
+        self.natLocationStr: str | None = None
+        self.transportServer = "twisted"
+        self.protocols: set[Pyro4Protocol] = set()
+        self._lost_waiters: dict[Pyro4Protocol, list[defer.Deferred[None]]] = {}
+        self.ports: list[Any] = []
+        daemon_object = interface(self)
+        daemon_object._pyroId = constants.DAEMON_NAME
+        self.objectsById: dict[str, Any] = {constants.DAEMON_NAME: daemon_object}
+
+    @property
+    def reactor(self) -> Any:
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            return reactor
+        return self._reactor
+
+    def maxMessageSize(self) -> int:
+        """The message size limit in force now (the factory's, else Pyro4's config)."""
+        if self.max_message_size is not None:
+            return self.max_message_size
+        return config.MAX_MESSAGE_SIZE
+
+    # -- address --------------------------------------------------------------------------
+
+    @property
+    def locationStr(self) -> str:
+        """``host:port`` (or ``./u:path``) that goes into URIs, like Pyro4's Daemon."""
+        if self._location is None:
+            raise errors.DaemonError(
+                "the factory has no address yet: call setAddress(host, port) or listen() first")
+        return self._location
+
+    @locationStr.setter
+    def locationStr(self, value: str) -> None:
+        self._location = value
+
+    def setAddress(self, host: str, port: int) -> None:
+        """Set the address that URIs name (the factory may listen on many)."""
+        self._location = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+
+    def setUnixAddress(self, path: str) -> None:
+        """Name a UNIX socket in URIs: ``PYRO:id@./u:path``."""
+        self._location = "./u:" + path
+
+    def _address_from(self, address: Any) -> None:
+        """Derive the URI address from a port, when the user did not set one."""
+        if self._location is not None:
+            return
+        name = getattr(address, "name", None)
+        if name is not None:
+            self.setUnixAddress(name.decode() if isinstance(name, bytes) else name)
+        elif getattr(address, "host", None) is not None:
+            self.setAddress(address.host, address.port)
+
+    def listen(self, endpoint: Any) -> "defer.Deferred[Any]":
+        """Listen on an ``IStreamServerEndpoint``; the first port names the URIs by default.
+
+        The factory remembers its ports so :meth:`close` can stop them.
+        """
+        def listening(port: Any) -> Any:
+            self.ports.append(port)
+            self._address_from(port.getHost())
+            return port
+
+        return endpoint.listen(self).addCallback(listening)
+
+    # -- the Daemon API (Pyro4's own implementations; they only need objectsById & uriFor) --
+
+    register = Daemon.register
+    unregister = Daemon.unregister
+    uriFor = Daemon.uriFor
+    proxyFor = Daemon.proxyFor
+    resetMetadataCache = Daemon.resetMetadataCache
+
+    @property
+    def _pyroHmacKey(self) -> bytes | None:
+        return self.__pyroHmacKey
+
+    @_pyroHmacKey.setter
+    def _pyroHmacKey(self, value: bytes | str | None) -> None:
+        if value and not isinstance(value, bytes):
+            value = value.encode("utf-8")
+        self.__pyroHmacKey = value or None
+
+    def validateHandshake(self, conn: PyroConnection, data: Any) -> Any:
+        """Override to vet new connections: return a value for the client, raise to refuse.
+
+        Unlike Pyro4's, this may return a Deferred (or be a coroutine).
+        """
+        return "hello"
+
+    def clientDisconnect(self, conn: PyroConnection) -> None:
+        """Override to learn that a client (one that passed the handshake) went away."""
+
+    def annotations(self) -> dict[str, bytes]:
+        """Override to add custom annotations to every response."""
+        return {}
+
+    def housekeeping(self) -> None:
+        """Kept for Pyro4 compatibility; item-stream cleanup runs on the reactor's clock."""
+
+    # -- connections ----------------------------------------------------------------------
+
+    def connectionMade(self, protocol: Pyro4Protocol) -> None:
+        self.protocols.add(protocol)
+        self._address_from(protocol.transport.getHost())
+
+    def connectionLost(self, protocol: Pyro4Protocol, reason: Failure) -> None:
+        self.protocols.discard(protocol)
+        for waiter in self._lost_waiters.pop(protocol, ()):
+            waiter.callback(None)
+        conn = protocol.connection
+        if conn is None:
+            return
+        self.streams.client_gone(conn)
+        try:
+            if protocol.handshaken:
+                self.clientDisconnect(conn)
+        except Exception:
+            log.failure("clientDisconnect({conn}) raised", conn=conn)
+        finally:
+            conn.release()
+
+    def close(self) -> "defer.Deferred[None]":
+        """Stop listening, drop every connection, and forget open item streams.
+
+        The Deferred fires when the ports are closed and every connection is gone.
+        """
+        waits = [defer.maybeDeferred(port.stopListening) for port in self.ports]
+        self.ports = []
+        for protocol in list(self.protocols):
+            waiter: defer.Deferred[None] = defer.Deferred()
+            self._lost_waiters.setdefault(protocol, []).append(waiter)
+            waits.append(waiter)
+            protocol.transport.loseConnection()
+        self.streams.clear()
+        return defer.gatherResults(waits).addCallback(lambda _: None)
+
+    shutdown = close
+
+    def __repr__(self) -> str:
+        return "<%s.%s at 0x%x; %s; %d objects>" % (
+            type(self).__module__, type(self).__name__, id(self), self._location,
+            len(self.objectsById))
+
+    # Objects registered here keep a reference to their daemon; Pyro4's serializers must
+    # never try to send the daemon itself (it has no meaningful serialized state).
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+
+#: The original twisted-pyro's names for the same class.
+Pyro4ClientFactory = Pyro4ProtocolFactory
+Pyro4ServerFactory = Pyro4ProtocolFactory

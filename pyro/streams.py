@@ -1,0 +1,89 @@
+"""Item streams: iterators and generators returned by servants, served item by item.
+
+Pyro4 keeps open streams in ``daemon.streaming_responses``, a dict of
+``stream_id -> (client, created, linger_since, iterator)`` that its ``DaemonObject``
+(``get_next_stream_item`` / ``close_stream``) reads and writes directly. We keep exactly that
+layout so Pyro4's own ``DaemonObject`` works unchanged, and add the housekeeping Pyro4's
+request loop does: a stream dies ``ITER_STREAM_LIFETIME`` seconds after it was created, and
+``ITER_STREAM_LINGER`` seconds after its client went away (0: at once). Time is the reactor's,
+so tests drive it with ``task.Clock``; the timer runs only while streams are open.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from Pyro4 import errors
+from Pyro4.configuration import config
+from twisted.internet.task import LoopingCall
+
+_LAZY_DICT_ITERATORS = (type({}.keys()), type({}.values()), type({}.items()))
+HOUSEKEEPING_INTERVAL = 1.0
+
+
+def is_stream(value: Any) -> bool:
+    """Would Pyro4 stream this result instead of serializing it?"""
+    return isinstance(value, Iterator) or inspect.isgenerator(value)
+
+
+class ItemStreams:
+    """The open item streams of one server, with Pyro4's lifetime and linger rules."""
+
+    def __init__(self, clock: Any):
+        self._clock = clock
+        self.responses: dict[str, tuple[Any, float, float, Any]] = {}
+        self._housekeeper: LoopingCall | None = None
+
+    def open(self, iterator: Any, client: Any) -> str | None:
+        """Register ``iterator`` for ``client``; the stream id, or None when streaming is off."""
+        if not config.ITER_STREAMING:
+            return None
+        if type(iterator) in _LAZY_DICT_ITERATORS:
+            raise errors.PyroError(
+                "won't serialize or stream lazy dict iterators, convert to list yourself"
+            )
+        stream_id = str(uuid.uuid4())
+        self.responses[stream_id] = (client, self._clock().seconds(), 0, iterator)
+        self._start_housekeeping()
+        return stream_id
+
+    def client_gone(self, client: Any) -> None:
+        """The client disconnected: let its streams linger, or drop them now."""
+        linger = config.ITER_STREAM_LINGER > 0
+        now = self._clock().seconds()
+        for stream_id, (owner, created, _, iterator) in list(self.responses.items()):
+            if owner is client:
+                if linger:
+                    self.responses[stream_id] = (None, created, now, iterator)
+                else:
+                    del self.responses[stream_id]
+
+    def expire(self) -> None:
+        """Drop streams past their lifetime or linger time (Pyro4's housekeeping rules)."""
+        now = self._clock().seconds()
+        lifetime, linger = config.ITER_STREAM_LIFETIME, config.ITER_STREAM_LINGER
+        for stream_id, (_, created, linger_since, _) in list(self.responses.items()):
+            too_old = 0 < lifetime < now - created
+            lingered = linger > 0 and linger_since and now - linger_since > linger
+            if too_old or lingered:
+                del self.responses[stream_id]
+        if not self.responses:
+            self.stop()
+
+    def clear(self) -> None:
+        self.responses.clear()
+        self.stop()
+
+    def stop(self) -> None:
+        if self._housekeeper is not None and self._housekeeper.running:
+            self._housekeeper.stop()
+        self._housekeeper = None
+
+    def _start_housekeeping(self) -> None:
+        if self._housekeeper is None:
+            self._housekeeper = LoopingCall(self.expire)
+            self._housekeeper.clock = self._clock()
+            self._housekeeper.start(HOUSEKEEPING_INTERVAL, now=False)

@@ -1,0 +1,249 @@
+"""Pyro4's wire protocol (version 48) without any I/O: bytes in, messages out.
+
+This module is the one place in twisted-pyro that knows the byte layout of a Pyro4
+message. It deliberately imports nothing from Twisted, so that the server protocol, the
+native client and plain unit tests (including property-based ones) can all drive it with
+ordinary ``bytes``.
+
+It reuses Pyro4's own :class:`Pyro4.message.Message` for the header layout, the checksum
+and encoding, so that what we send is byte for byte what Pyro4 would send. What Pyro4 does
+not offer is an *incremental* reader (its ``Message.recv`` pulls from a blocking socket), and
+that is what :class:`MessageReader` adds: feed it any chunks of a byte stream and it yields
+complete, verified :class:`~Pyro4.message.Message` objects.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Callable, Iterator, Mapping
+
+from Pyro4 import errors
+from Pyro4.configuration import config
+from Pyro4.message import (
+    FLAGS_BATCH,
+    FLAGS_COMPRESSED,
+    FLAGS_EXCEPTION,
+    FLAGS_ITEMSTREAMRESULT,
+    FLAGS_KEEPSERIALIZED,
+    FLAGS_META_ON_CONNECT,
+    FLAGS_ONEWAY,
+    MSG_CONNECT,
+    MSG_CONNECTFAIL,
+    MSG_CONNECTOK,
+    MSG_INVOKE,
+    MSG_PING,
+    MSG_RESULT,
+    Message,
+    secure_compare,
+)
+
+__all__ = [
+    "HEADER_SIZE",
+    "MESSAGE_TYPES",
+    "MessageReader",
+    "ReadState",
+    "WireError",
+    "encode",
+    "parse_annotations",
+    "FLAGS_BATCH",
+    "FLAGS_COMPRESSED",
+    "FLAGS_EXCEPTION",
+    "FLAGS_ITEMSTREAMRESULT",
+    "FLAGS_KEEPSERIALIZED",
+    "FLAGS_META_ON_CONNECT",
+    "FLAGS_ONEWAY",
+    "MSG_CONNECT",
+    "MSG_CONNECTFAIL",
+    "MSG_CONNECTOK",
+    "MSG_INVOKE",
+    "MSG_PING",
+    "MSG_RESULT",
+    "Message",
+]
+
+HEADER_SIZE: int = Message.header_size  # 24
+MESSAGE_TYPES = frozenset(
+    {MSG_CONNECT, MSG_CONNECTOK, MSG_CONNECTFAIL, MSG_INVOKE, MSG_RESULT, MSG_PING}
+)
+_ANNOTATION_HEADER = struct.Struct("!4sH")
+
+
+class ReadState(enum.Enum):
+    """Where the reader is inside the current message (Pyro4's own vocabulary)."""
+
+    HEADER = "header"  #: waiting for the 24 header bytes
+    ANNOTATIONS = "annotations"  #: header parsed, waiting for the announced annotation bytes
+    DATA = "data"  #: waiting for the announced payload bytes
+    BROKEN = "broken"  #: the stream cannot be resynchronised; nothing more is read
+
+
+class WireError(errors.ProtocolError):
+    """The byte stream is not a valid Pyro4 message stream.
+
+    ``message`` is the partly parsed :class:`Message` when the header was good enough to
+    know its sequence number and serializer (so a reply can still name the request), else
+    ``None``. ``cause`` is the Pyro4 exception to report to the peer: a ``ProtocolError``,
+    ``MessageTooLargeError`` or ``SecurityError``, exactly as Pyro4's ``Message.recv`` would
+    raise it.
+    """
+
+    def __init__(self, cause: errors.PyroError, message: Message | None = None):
+        super().__init__(str(cause))
+        self.cause = cause
+        self.message = message
+
+
+def parse_annotations(data: bytes) -> dict[str, bytes]:
+    """Split annotation bytes into a ``{key: value}`` dict, checking every length."""
+    annotations: dict[str, bytes] = {}
+    offset, end = 0, len(data)
+    while offset < end:
+        if end - offset < _ANNOTATION_HEADER.size:
+            raise errors.ProtocolError("truncated annotation chunk")
+        key, length = _ANNOTATION_HEADER.unpack_from(data, offset)
+        offset += _ANNOTATION_HEADER.size
+        if offset + length > end:
+            raise errors.ProtocolError("annotation chunk longer than the annotations")
+        try:
+            name = key.decode("ascii")
+        except UnicodeDecodeError:
+            raise errors.ProtocolError("annotation key is not ASCII") from None
+        annotations[name] = data[offset : offset + length]
+        offset += length
+    return annotations
+
+
+def encode(
+    msg_type: int,
+    data: bytes,
+    serializer_id: int,
+    flags: int = 0,
+    seq: int = 0,
+    annotations: Mapping[str, bytes] | None = None,
+    hmac_key: bytes | None = None,
+) -> bytes:
+    """Encode one complete message (header, annotations, data), HMAC included if keyed.
+
+    Raises ``Pyro4.errors.MessageTooLargeError`` above ``config.MAX_MESSAGE_SIZE``, like
+    Pyro4 itself does when it builds a message.
+    """
+    return Message(msg_type, data, serializer_id, flags, seq, annotations, hmac_key).to_bytes()
+
+
+def verify_hmac(msg: Message, hmac_key: bytes | None) -> None:
+    """Apply Pyro4's HMAC rule: both sides keyed and matching, or neither keyed."""
+    has_hmac = "HMAC" in msg.annotations
+    if has_hmac and hmac_key:
+        msg.hmac_key = hmac_key
+        if not secure_compare(msg.annotations["HMAC"], msg.hmac()):
+            raise WireError(errors.SecurityError("message hmac mismatch"), msg)
+    elif has_hmac != bool(hmac_key):
+        raise WireError(errors.SecurityError("hmac key config not symmetric"), msg)
+
+
+class MessageReader:
+    """Incremental parser for a stream of Pyro4 messages.
+
+    Call :meth:`feed` with whatever bytes arrived, in chunks of any size; it yields each
+    complete message as a :class:`Pyro4.message.Message` (annotations parsed, HMAC checked,
+    data still serialized and possibly compressed). A violation raises :class:`WireError`
+    and leaves the reader :attr:`ReadState.BROKEN`: after a bad header there is no way to
+    find the next message boundary, so the connection must be closed.
+
+    ``hmac_key`` and ``max_message_size`` are read for every message (they may be callables),
+    because Pyro4 lets users change both at run time: ``daemon._pyroHmacKey = b"..."`` after
+    construction, and ``Pyro4.config.MAX_MESSAGE_SIZE``.
+    """
+
+    def __init__(
+        self,
+        hmac_key: Callable[[], bytes | None] | bytes | None = None,
+        max_message_size: Callable[[], int] | int | None = None,
+        allowed_types: frozenset[int] = MESSAGE_TYPES,
+    ):
+        self._hmac_key = hmac_key
+        self._max_message_size = max_message_size
+        self.allowed_types = allowed_types
+        self._buffer = bytearray()
+        self._needed = HEADER_SIZE
+        self._current: Message | None = None
+        self.state = ReadState.HEADER
+
+    @property
+    def hmac_key(self) -> bytes | None:
+        key = self._hmac_key
+        return key() if callable(key) else key
+
+    @property
+    def max_message_size(self) -> int:
+        limit = self._max_message_size
+        if callable(limit):
+            limit = limit()
+        return config.MAX_MESSAGE_SIZE if limit is None else limit
+
+    @property
+    def buffered(self) -> int:
+        """How many received bytes are waiting to become (part of) a message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> Iterator[Message]:
+        """Add ``data`` to the stream and yield every message it completes."""
+        if self.state is ReadState.BROKEN:
+            return
+        self._buffer += data
+        while len(self._buffer) >= self._needed:
+            chunk = bytes(self._buffer[: self._needed])
+            del self._buffer[: self._needed]
+            try:
+                message = self._advance(chunk)
+            except WireError:
+                self.state = ReadState.BROKEN
+                self._buffer.clear()
+                raise
+            if message is not None:
+                yield message
+
+    def _advance(self, chunk: bytes) -> Message | None:
+        """Consume exactly the chunk the current state asked for; move to the next state."""
+        if self.state is ReadState.HEADER:
+            self._current = self._parse_header(chunk)
+            return self._expect(ReadState.ANNOTATIONS, self._current.annotations_size)
+        msg = self._current
+        assert msg is not None
+        if self.state is ReadState.ANNOTATIONS:
+            try:
+                msg.annotations = parse_annotations(chunk)
+            except errors.ProtocolError as exc:
+                raise WireError(exc, msg) from None
+            return self._expect(ReadState.DATA, msg.data_size)
+        msg.data = chunk
+        self._current = None
+        self.state, self._needed = ReadState.HEADER, HEADER_SIZE
+        verify_hmac(msg, self.hmac_key)
+        return msg
+
+    def _expect(self, state: ReadState, size: int) -> Message | None:
+        """Wait for ``size`` bytes in ``state``; an empty section is passed straight through."""
+        self.state, self._needed = state, size
+        return None if size else self._advance(b"")
+
+    def _parse_header(self, header: bytes) -> Message:
+        try:
+            msg = Message.from_header(header)
+        except errors.ProtocolError as exc:
+            raise WireError(exc) from None
+        if msg.data_size < 0:
+            raise WireError(errors.ProtocolError("invalid message size"), msg)
+        limit = self.max_message_size
+        total = msg.data_size + msg.annotations_size
+        if 0 < limit < total:
+            raise WireError(
+                errors.MessageTooLargeError(
+                    "max message size exceeded (%d where max=%d)" % (total, limit)
+                ),
+                msg,
+            )
+        if msg.type not in self.allowed_types:
+            raise WireError(errors.ProtocolError("invalid msg type %d received" % msg.type), msg)
+        return msg

@@ -1,0 +1,41 @@
+"""twisted-pyro: Pyro4 and Twisted, working together."""
+
+from setuptools import find_packages, setup
+
+with open("README.md", encoding="utf-8") as readme:
+    long_description = readme.read()
+
+setup(
+    name="twisted-pyro",
+    version="0.1.0",
+    description="Serve and call Pyro4 objects from a Twisted reactor",
+    long_description=long_description,
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["pyro", "pyro.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "Twisted>=22.10",
+        "Pyro4==4.82",
+        "serpent>=1.41",
+    ],
+    extras_require={
+        "tls": ["pyOpenSSL", "service_identity"],
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "pyOpenSSL",
+            "service_identity",
+            "cryptography",
+            "msgpack",
+            "dill",
+        ],
+        "lint": ["ruff", "mypy"],
+    },
+    entry_points={"console_scripts": ["twisted-pyro = pyro.__main__:main"]},
+    classifiers=[
+        "Framework :: Twisted",
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+    ],
+)
