@@ -17,7 +17,8 @@ from __future__ import annotations
 import inspect
 import marshal
 import sys
-from typing import TYPE_CHECKING, Any, Callable, Union
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Union
 
 from Pyro4 import constants, errors, futures, util
 from Pyro4.configuration import config
@@ -35,8 +36,8 @@ if TYPE_CHECKING:
     from .connection import PyroConnection
     from .protocol import Pyro4ProtocolFactory
 
-Reply = Union[bytes, None]
-MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]
+Reply = Union[bytes, None]  # noqa: UP007 -- a runtime alias, kept valid on Python 3.10
+MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]  # noqa: UP007
 
 _MARSHAL_ID = util.MarshalSerializer.serializer_id
 log = Logger()
@@ -53,7 +54,7 @@ def _serializer_or_marshal(serializer_id: int) -> Any:
 class Dispatcher:
     """Runs requests against the objects registered in one factory (the "daemon")."""
 
-    def __init__(self, daemon: "Pyro4ProtocolFactory"):
+    def __init__(self, daemon: Pyro4ProtocolFactory):
         self.daemon = daemon
 
     # -- shared helpers -------------------------------------------------------------------
@@ -97,7 +98,7 @@ class Dispatcher:
 
     # -- the handshake -------------------------------------------------------------------
 
-    def handshake(self, connection: "PyroConnection", msg: wire.Message) -> Any:
+    def handshake(self, connection: PyroConnection, msg: wire.Message) -> Any:
         """Answer a CONNECT: ``(reply, accepted)``, or a Deferred of that pair."""
         ctx = CallContext.for_message(connection, msg)
         try:
@@ -153,7 +154,7 @@ class Dispatcher:
 
     # -- requests -------------------------------------------------------------------------
 
-    def invoke(self, connection: "PyroConnection", msg: wire.Message) -> MaybeDeferredReply:
+    def invoke(self, connection: PyroConnection, msg: wire.Message) -> MaybeDeferredReply:
         """Answer an INVOKE or PING message."""
         ctx = CallContext.for_message(connection, msg)
         if msg.type == wire.MSG_PING:

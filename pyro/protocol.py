@@ -22,7 +22,8 @@ from __future__ import annotations
 import collections
 import enum
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
@@ -44,7 +45,7 @@ __all__ = [
     "Pyro4Protocol",
     "Pyro4ProtocolFactory",
     "Pyro4ServerFactory",
-    "reactor",
+    "reactor",  # noqa: F822 -- resolved lazily by the module __getattr__
 ]
 
 #: Listen backlog for our helpers. Twisted's default of 50 overflows when a thousand Pyro4
@@ -101,7 +102,7 @@ class Pyro4Protocol(Protocol):
     queue.
     """
 
-    factory: "Pyro4ProtocolFactory"
+    factory: Pyro4ProtocolFactory
 
     def __init__(self) -> None:
         self.connection: PyroConnection | None = None
@@ -134,7 +135,7 @@ class Pyro4Protocol(Protocol):
             max_message_size=factory.maxMessageSize,
             allowed_types=_HANDSHAKE_TYPES,
         )
-        factory.connectionMade(self)
+        factory.connectionOpened(self)
 
     def dataReceived(self, data: bytes) -> None:
         assert self.reader is not None
@@ -149,12 +150,12 @@ class Pyro4Protocol(Protocol):
             return
         self._serve_queue()
 
-    def connectionLost(self, reason: Failure = Failure(ConnectionError())) -> None:
+    def connectionLost(self, reason: Failure | None = None) -> None:
         if self.closed:
             return
         self.closed = True
         self._queue.clear()
-        self.factory.connectionLost(self, reason)
+        self.factory.connectionClosed(self, reason)
 
     # -- serving --------------------------------------------------------------------------
 
@@ -319,7 +320,7 @@ class Pyro4ProtocolFactory(ServerFactory):
         elif getattr(address, "host", None) is not None:
             self.setAddress(address.host, address.port)
 
-    def listen(self, endpoint: Any) -> "defer.Deferred[Any]":
+    def listen(self, endpoint: Any) -> defer.Deferred[Any]:
         """Listen on an ``IStreamServerEndpoint``; the first port names the URIs by default.
 
         The factory remembers its ports so :meth:`close` can stop them.
@@ -368,11 +369,13 @@ class Pyro4ProtocolFactory(ServerFactory):
 
     # -- connections ----------------------------------------------------------------------
 
-    def connectionMade(self, protocol: Pyro4Protocol) -> None:
+    def connectionOpened(self, protocol: Pyro4Protocol) -> None:
+        """A client connected (called by the protocol)."""
         self.protocols.add(protocol)
         self._address_from(protocol.transport.getHost())
 
-    def connectionLost(self, protocol: Pyro4Protocol, reason: Failure) -> None:
+    def connectionClosed(self, protocol: Pyro4Protocol, reason: Failure | None) -> None:
+        """A client went away: release its session, streams and tracked resources."""
         self.protocols.discard(protocol)
         for waiter in self._lost_waiters.pop(protocol, ()):
             waiter.callback(None)
@@ -388,7 +391,7 @@ class Pyro4ProtocolFactory(ServerFactory):
         finally:
             conn.release()
 
-    def close(self) -> "defer.Deferred[None]":
+    def close(self) -> defer.Deferred[None]:
         """Stop listening, drop every connection, and forget open item streams.
 
         The Deferred fires when the ports are closed and every connection is gone.
