@@ -1,0 +1,216 @@
+"""Pyro4Protocol as a state machine, driven with Twisted's test doubles (no sockets, no sleeps)."""
+
+from __future__ import annotations
+
+import Pyro4
+from Pyro4 import errors
+from twisted.internet import defer, task
+from twisted.internet.address import IPv4Address
+from twisted.internet.testing import StringTransport
+from twisted.logger import LogLevel, capturedLogs
+from twisted.trial import unittest
+
+from pyro import wire
+from pyro.protocol import MAX_QUEUED_REQUESTS, ConnectionState, Pyro4ProtocolFactory
+
+from .servers import restore_config
+from .wireclient import ScriptedPeer
+
+
+@Pyro4.expose
+class Servant:
+    def __init__(self):
+        self.pending: list[defer.Deferred] = []
+        self.oneway_calls: list[int] = []
+
+    def add(self, a, b):
+        return a + b
+
+    def later(self):
+        d = defer.Deferred()
+        self.pending.append(d)
+        return d
+
+    async def context_after_await(self):
+        before = (Pyro4.current_context.seq, Pyro4.current_context.correlation_id)
+        await self.later()
+        after = (Pyro4.current_context.seq, Pyro4.current_context.correlation_id)
+        Pyro4.current_context.response_annotations["XTRA"] = b"kept"
+        return [before == after, after[0], str(after[1])]
+
+    def count(self, n):
+        return iter(range(n))
+
+    @Pyro4.oneway
+    def fire_and_forget(self, i):
+        self.oneway_calls.append(i)
+        return self.later()
+
+
+class ProtocolTestCase(unittest.TestCase):
+    def setUp(self):
+        self.clock = task.Clock()
+        self.factory = Pyro4ProtocolFactory(reactor=self.clock)
+        self.factory.setAddress("127.0.0.1", 9999)
+        self.servant = Servant()
+        self.uri = self.factory.register(self.servant, "servant")
+        restore_config(self, ONEWAY_THREADED=False)
+
+    def connect(self, handshake=True, **peer_kwargs):
+        protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "127.0.0.1", 5000),
+                                    hostAddress=IPv4Address("TCP", "127.0.0.1", 9999))
+        protocol.makeConnection(transport)
+        peer = ScriptedPeer(**peer_kwargs)
+        if handshake:
+            protocol.dataReceived(peer.connect("servant"))
+            (reply,) = peer.replies(transport)
+            self.assertEqual(reply.type, wire.MSG_CONNECTOK)
+        return protocol, transport, peer
+
+    def test_states_through_a_call(self):
+        protocol, transport, peer = self.connect(handshake=False)
+        self.assertIs(protocol.state, ConnectionState.SERVER)
+        protocol.dataReceived(peer.connect("servant"))
+        self.assertEqual(peer.load(peer.replies(transport)[0]), "hello")
+        self.assertIs(protocol.state, ConnectionState.HEADER)
+        request = peer.invoke("servant", "later")
+        protocol.dataReceived(request[:30])
+        self.assertIs(protocol.state, ConnectionState.DATA)
+        protocol.dataReceived(request[30:])
+        self.assertIs(protocol.state, ConnectionState.RESPONSE)
+        self.servant.pending.pop().callback("done")
+        self.assertEqual(peer.load(peer.replies(transport)[0]), "done")
+        self.assertIs(protocol.state, ConnectionState.HEADER)
+        protocol.connectionLost(None)
+        self.assertIs(protocol.state, ConnectionState.CLOSED)
+
+    def test_annotations_state(self):
+        protocol, transport, peer = self.connect()
+        request = peer.invoke("servant", "add", 1, 2, annotations={"CORR": b"c" * 16})
+        protocol.dataReceived(request[:26])
+        self.assertIs(protocol.state, ConnectionState.ANNOTATIONS)
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "later") + peer.invoke("servant", "add", 1, 2))
+        self.assertEqual(peer.replies(transport), [])  # the second waits for the first
+        self.servant.pending.pop().callback("first")
+        first, second = peer.replies(transport)
+        self.assertEqual((first.seq, peer.load(first)), (1, "first"))
+        self.assertEqual((second.seq, peer.load(second)), (2, 3))
+
+    def test_oneway_does_not_hold_up_the_next_request(self):
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "fire_and_forget", 7, flags=wire.FLAGS_ONEWAY)
+                              + peer.invoke("servant", "add", 2, 2))
+        (reply,) = peer.replies(transport)
+        self.assertEqual((reply.seq, peer.load(reply)), (2, 4))
+        self.assertEqual(self.servant.oneway_calls, [7])
+        self.servant.pending.pop().callback(None)  # its late result is simply dropped
+        self.assertEqual(peer.replies(transport), [])
+
+    def test_current_context_survives_await(self):
+        protocol_a, transport_a, peer_a = self.connect()
+        protocol_b, transport_b, peer_b = self.connect()
+        corr = b"A" * 16
+        protocol_a.dataReceived(peer_a.invoke("servant", "context_after_await",
+                                              annotations={"CORR": corr}))
+        peer_b.seq = 40
+        protocol_b.dataReceived(peer_b.invoke("servant", "context_after_await"))
+        first_pending, second_pending = self.servant.pending
+        second_pending.callback(None)
+        first_pending.callback(None)
+        (reply_a,) = peer_a.replies(transport_a)
+        (reply_b,) = peer_b.replies(transport_b)
+        same_a, seq_a, corr_a = peer_a.load(reply_a)
+        same_b, seq_b, _ = peer_b.load(reply_b)
+        self.assertEqual((same_a, seq_a), (True, 1))
+        self.assertEqual((same_b, seq_b), (True, 41))
+        self.assertEqual(reply_a.annotations["CORR"], corr)
+        self.assertEqual(reply_a.annotations["XTRA"], b"kept")
+        self.assertIn("41414141", corr_a.replace("-", ""))
+
+    def test_invoke_before_handshake_gets_connectfail_and_close(self):
+        protocol, transport, peer = self.connect(handshake=False)
+        with capturedLogs() as events:
+            protocol.dataReceived(peer.invoke("servant", "add", 1, 2))
+        (reply,) = peer.replies(transport)
+        self.assertEqual(reply.type, wire.MSG_CONNECTFAIL)
+        self.assertIn("invalid msg type 4", peer.load(reply))
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse([e for e in events if e["log_level"] >= LogLevel.warn])
+
+    def test_bad_header_after_handshake_closes_cleanly(self):
+        protocol, transport, peer = self.connect()
+        with capturedLogs() as events:
+            protocol.dataReceived(b"NOT A PYRO MESSAGE, JUST GARBAGE BYTES")
+        self.assertEqual(peer.replies(transport), [])
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(len(events), 1)
+        self.assertEqual(events[0]["log_level"], LogLevel.info)
+
+    def test_message_too_large_gets_an_error_then_close(self):
+        self.factory.max_message_size = 100
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "add", "x" * 200, "y")[:wire.HEADER_SIZE])
+        (reply,) = peer.replies(transport)
+        self.assertTrue(reply.flags & wire.FLAGS_EXCEPTION)
+        self.assertIsInstance(peer.load(reply), errors.MessageTooLargeError)
+        self.assertTrue(transport.disconnecting)
+
+    def test_flooding_client_is_paused_then_resumed(self):
+        protocol, transport, peer = self.connect()
+        flood = b"".join(peer.invoke("servant", "later") for _ in range(MAX_QUEUED_REQUESTS + 2))
+        protocol.dataReceived(flood)
+        self.assertEqual(transport.producerState, "paused")
+        while self.servant.pending and transport.producerState == "paused":
+            self.servant.pending.pop().callback(None)
+        self.assertEqual(transport.producerState, "producing")
+
+    def test_connection_lost_mid_call_costs_only_that_call(self):
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "later"))
+        protocol.connectionLost(None)
+        self.servant.pending.pop().callback("too late")  # nothing is written, nothing raised
+        self.assertEqual(peer.replies(transport), [])
+        other, other_transport, other_peer = self.connect()
+        other.dataReceived(other_peer.invoke("servant", "add", 1, 1))
+        self.assertEqual(other_peer.load(other_peer.replies(other_transport)[0]), 2)
+
+    def test_stream_lifetime_on_the_reactor_clock(self):
+        restore_config(self, ITER_STREAM_LIFETIME=10, ITER_STREAM_LINGER=0)
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "count", 3))
+        (reply,) = peer.replies(transport)
+        self.assertTrue(reply.flags & wire.FLAGS_ITEMSTREAMRESULT)
+        stream_id = reply.annotations["STRM"].decode()
+        protocol.dataReceived(peer.invoke("Pyro.Daemon", "get_next_stream_item", stream_id))
+        self.assertEqual(peer.load(peer.replies(transport)[0]), 0)
+        self.clock.advance(11)
+        protocol.dataReceived(peer.invoke("Pyro.Daemon", "get_next_stream_item", stream_id))
+        error = peer.load(peer.replies(transport)[0])
+        self.assertIn("item stream terminated", str(error))
+        self.assertEqual(self.clock.getDelayedCalls(), [])  # housekeeping stops when idle
+
+    def test_stream_lingers_after_disconnect(self):
+        restore_config(self, ITER_STREAM_LIFETIME=0, ITER_STREAM_LINGER=5)
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "count", 3))
+        stream_id = peer.replies(transport)[0].annotations["STRM"].decode()
+        self.clock.advance(100)  # Pyro4's layout uses 0 for "not lingering": leave time 0
+        protocol.connectionLost(None)
+        self.clock.advance(2)
+        self.assertIn(stream_id, self.factory.streaming_responses)
+        self.clock.advance(5)
+        self.assertNotIn(stream_id, self.factory.streaming_responses)
+
+    def test_stream_dropped_at_once_without_linger(self):
+        restore_config(self, ITER_STREAM_LINGER=0)
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "count", 3))
+        peer.replies(transport)
+        self.assertEqual(len(self.factory.streaming_responses), 1)
+        protocol.connectionLost(None)
+        self.assertEqual(self.factory.streaming_responses, {})
+        self.factory.streams.stop()
