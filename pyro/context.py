@@ -11,7 +11,8 @@ before the servant is called, in a worker thread, and before each step of a coro
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable, Generator
+from collections.abc import Callable, Generator
+from typing import Any
 
 from Pyro4.core import current_context
 
@@ -25,7 +26,7 @@ class CallContext:
         self.values = values
 
     @classmethod
-    def for_message(cls, connection: Any, msg: Any) -> "CallContext":
+    def for_message(cls, connection: Any, msg: Any) -> CallContext:
         """The facts Pyro4's daemon records for an incoming message."""
         corr = msg.annotations.get("CORR")
         return cls(

@@ -43,6 +43,22 @@ _MARSHAL_ID = util.MarshalSerializer.serializer_id
 log = Logger()
 
 
+def in_reactor(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark a servant method as quick and non-blocking: it runs in the reactor thread.
+
+    With a thread pool (or for oneway calls under ``ONEWAY_THREADED``) calls normally hop to
+    a worker thread. A method that only touches in-memory state gains nothing from that hop,
+    and if it touches state the reactor thread owns, it must not run elsewhere. Coroutine
+    functions are treated this way without the marker.
+    """
+    function._pyroInReactor = True  # type: ignore[attr-defined]
+    return function
+
+
+def runs_in_reactor(function: Callable[..., Any]) -> bool:
+    return inspect.iscoroutinefunction(function) or getattr(function, "_pyroInReactor", False)
+
+
 def _serializer_or_marshal(serializer_id: int) -> Any:
     """The serializer to answer in: the request's own if we know it at all."""
     try:
@@ -87,9 +103,9 @@ class Dispatcher:
         """Run one servant call: a value, or a Deferred when it finishes later.
 
         With a thread pool, a plain function runs in the pool (it may block); a coroutine
-        function always runs in the reactor thread, since it will not block.
+        function, or one marked :func:`in_reactor`, runs in the reactor thread.
         """
-        if threadpool is not None and not inspect.iscoroutinefunction(function):
+        if threadpool is not None and not runs_in_reactor(function):
             d = threads.deferToThreadPool(
                 self.daemon.reactor, threadpool, ctx.run, function, *args, **kwargs
             )
@@ -104,7 +120,7 @@ class Dispatcher:
         try:
             serializer = self._accepted_serializer(msg)
             data = serializer.deserializeData(msg.data, msg.flags & wire.FLAGS_COMPRESSED)
-            object_id, handshake = data["object"], data["handshake"]
+            object_id, handshake = data.get("object"), data["handshake"]  # no "object" without METADATA
             connection.objectId = object_id
             response = ctx.run(self.daemon.validateHandshake, connection, handshake)
             response = self._settle(response, ctx)
@@ -235,11 +251,9 @@ class Dispatcher:
     def _oneway(self, function: Callable[..., Any], vargs: Any, kwargs: Any,
                 ctx: CallContext) -> None:
         """Start a oneway call and do not wait for it (Pyro4: ``ONEWAY_THREADED``)."""
-        pool = self.daemon.threadpool
-        if pool is None and config.ONEWAY_THREADED:
-            pool = self.daemon.reactor.getThreadPool()
-        if not config.ONEWAY_THREADED:
-            pool = None
+        pool = None
+        if config.ONEWAY_THREADED:
+            pool = self.daemon.threadpool or self.daemon.reactor.getThreadPool()
         d = defer.maybeDeferred(self.call, function, vargs, kwargs, ctx, pool)
         d.addErrback(lambda f: log.debug("oneway call {name} failed: {error!r}",
                                          name=getattr(function, "__name__", function),

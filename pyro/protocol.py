@@ -27,7 +27,7 @@ from typing import Any
 
 from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
-from Pyro4.core import Daemon, DaemonObject
+from Pyro4.core import Daemon, DaemonObject, expose
 from twisted.internet import defer, interfaces
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
@@ -35,7 +35,7 @@ from twisted.python.failure import Failure
 
 from . import wire
 from .connection import PyroConnection
-from .dispatch import Dispatcher
+from .dispatch import Dispatcher, in_reactor
 from .streams import ItemStreams
 
 __all__ = [
@@ -91,6 +91,36 @@ _READ_STATES = {
     wire.ReadState.ANNOTATIONS: ConnectionState.ANNOTATIONS,
     wire.ReadState.DATA: ConnectionState.DATA,
 }
+
+
+@expose
+class TwistedDaemonObject(DaemonObject):
+    """Pyro4's ``Pyro.Daemon`` object, with its bookkeeping methods kept in the reactor thread.
+
+    They read and change the factory's registry and stream table, which the reactor thread
+    owns; and they never block. ``get_next_stream_item`` runs the servant's generator, which
+    may block, so it follows the factory's threading like any servant method.
+    """
+
+    @in_reactor
+    def ping(self) -> None:
+        return super().ping()
+
+    @in_reactor
+    def registered(self) -> list[str]:
+        return super().registered()
+
+    @in_reactor
+    def info(self) -> str:
+        return super().info()
+
+    @in_reactor
+    def get_metadata(self, objectId: str, as_lists: bool = False) -> dict[str, Any]:
+        return super().get_metadata(objectId, as_lists)
+
+    @in_reactor
+    def close_stream(self, streamId: str) -> None:
+        return super().close_stream(streamId)
 
 
 class Pyro4Protocol(Protocol):
@@ -251,7 +281,7 @@ class Pyro4ProtocolFactory(ServerFactory):
 
     def __init__(self, reactor: Any = None, threadpool: Any = None,
                  max_message_size: int | None = None,
-                 interface: Callable[[Any], Any] = DaemonObject):
+                 interface: Callable[[Any], Any] = TwistedDaemonObject):
         self._reactor = reactor
         self.threadpool = threadpool
         self.max_message_size = max_message_size

@@ -1,0 +1,673 @@
+"""Pyro4ProtocolFactory served on a real socket, called by real, unmodified Pyro4 proxies."""
+
+from __future__ import annotations
+
+import threading
+
+import Pyro4
+import Pyro4.errors
+import Pyro4.util
+from Pyro4 import errors
+from Pyro4.core import SerializedBlob
+from Pyro4.message import Message
+from twisted.internet import defer, reactor, task
+from twisted.python.threadpool import ThreadPool
+from twisted.trial import unittest
+
+from pyro.protocol import Pyro4ProtocolFactory
+
+from .servers import call, in_thread, restore_config, serve
+
+
+class Unserializable(Exception):
+    def __init__(self):
+        super().__init__("cannot travel")
+        self.payload = threading.Lock()  # no serializer can send a lock
+
+
+@Pyro4.expose
+class Calculator:
+    def __init__(self):
+        self._value = 1
+        self.secret_calls = 0
+
+    def add(self, a, b):
+        return a + b
+
+    def fail(self):
+        raise ValueError("the servant failed")
+
+    def fail_unserializable(self):
+        raise Unserializable()
+
+    @property
+    def value(self):
+        return self._value
+
+    @value.setter
+    def value(self, new):
+        self._value = new
+
+    def _private(self):
+        self.secret_calls += 1
+
+    @Pyro4.expose
+    def annotate(self):
+        Pyro4.current_context.response_annotations["XTRA"] = b"extra"
+        return str(Pyro4.current_context.correlation_id)
+
+    def blob_info(self, blob):
+        return [blob.info, blob.deserialized()]
+
+    def stream(self, n):
+        for i in range(n):
+            yield i
+
+    def peer(self):
+        return list(Pyro4.current_context.client.sock.getpeername())
+
+
+class Unexposed:
+    def __init__(self):
+        self.ran = False
+
+    def run(self):
+        self.ran = True
+
+
+class FeaturesTest(unittest.TestCase):
+    def setUp(self):
+        self.factory = serve(self)
+        self.calculator = Calculator()
+        self.uri = self.factory.register(self.calculator, "calc")
+
+    @defer.inlineCallbacks
+    def test_call_and_uri(self):
+        self.assertEqual(str(self.uri), "PYRO:calc@%s" % self.factory.locationStr)
+        self.assertEqual((yield call(self.uri, "add", 40, 2)), 42)
+
+    @defer.inlineCallbacks
+    def test_exception_carries_remote_traceback(self):
+        def blocking():
+            with Pyro4.Proxy(self.uri) as proxy:
+                try:
+                    proxy.fail()
+                except ValueError:
+                    return "".join(Pyro4.util.getPyroTraceback())
+
+        text = yield in_thread(blocking)
+        self.assertIn("in fail", text)
+        self.assertIn("the servant failed", text)
+        remote = text.split("Remote traceback:")[1]
+        self.assertNotIn("twisted", remote)
+        self.assertNotIn("dispatch.py", remote)
+
+    @defer.inlineCallbacks
+    def test_unserializable_exception_becomes_pyroerror_naming_it(self):
+        with self.assertRaises(errors.PyroError) as caught:
+            yield call(self.uri, "fail_unserializable")
+        self.assertIn("Unserializable", str(caught.exception))
+        self.assertIn("cannot travel", str(caught.exception))
+
+    @defer.inlineCallbacks
+    def test_unknown_object(self):
+        uri = self.factory.uriFor("nobody")
+        with self.assertRaises(errors.CommunicationError) as caught:  # refused at handshake
+            yield call(uri, "add", 1, 2)
+        self.assertIn("unknown object", str(caught.exception))
+
+    @defer.inlineCallbacks
+    def test_private_dunder_and_unexposed_are_refused_without_running(self):
+        unexposed = Unexposed()
+        self.factory.register(unexposed, "unexposed")
+
+        def blocking():
+            outcomes = []
+            with Pyro4.Proxy(self.uri) as proxy:
+                proxy._pyroBind()
+                for name in ("_private", "__class__", "__init__", "__dict__"):
+                    try:
+                        proxy._pyroInvoke(name, (), {})
+                    except AttributeError as exc:
+                        outcomes.append(str(exc))
+            with Pyro4.Proxy(self.factory.uriFor("unexposed")) as proxy:
+                Pyro4.config.METADATA = False
+                try:
+                    proxy.run()
+                except AttributeError as exc:
+                    outcomes.append(str(exc))
+                finally:
+                    Pyro4.config.METADATA = True
+            return outcomes
+
+        outcomes = yield in_thread(blocking)
+        self.assertEqual(len(outcomes), 5)
+        self.assertTrue(all("private" in o or "unexposed" in o for o in outcomes), outcomes)
+        self.assertEqual(self.calculator.secret_calls, 0)
+        self.assertFalse(unexposed.ran)
+
+    @defer.inlineCallbacks
+    def test_exposed_attributes(self):
+        def blocking():
+            with Pyro4.Proxy(self.uri) as proxy:
+                before = proxy.value
+                proxy.value = 99
+                return before, proxy.value, sorted(proxy._pyroAttrs)
+
+        self.assertEqual((yield in_thread(blocking)), (1, 99, ["value"]))
+        self.assertEqual(self.calculator.value, 99)
+
+    @defer.inlineCallbacks
+    def test_metadata_on_connect(self):
+        def blocking():
+            with Pyro4.Proxy(self.uri) as proxy:
+                proxy._pyroBind()
+                return proxy._pyroMethods, proxy._pyroOneway
+
+        methods, oneway = yield in_thread(blocking)
+        self.assertIn("add", methods)
+        self.assertNotIn("_private", methods)
+
+    @defer.inlineCallbacks
+    def test_batch_stops_at_first_exception(self):
+        def blocking():
+            with Pyro4.Proxy(self.uri) as proxy:
+                batch = Pyro4.batch(proxy)
+                batch.add(1, 2)
+                batch.fail()
+                batch.add(3, 4)
+                results = batch()
+                first = next(results)
+                try:
+                    next(results)
+                except ValueError as exc:
+                    return first, str(exc), list(results)
+
+        self.assertEqual((yield in_thread(blocking)), (3, "the servant failed", []))
+
+    @defer.inlineCallbacks
+    def test_item_stream_and_close_stream(self):
+        lost = defer.Deferred()
+        self.factory.clientDisconnect = lambda conn: lost.callback(None)
+
+        def blocking():
+            with Pyro4.Proxy(self.uri) as proxy:
+                whole = list(proxy.stream(5))
+                partial = proxy.stream(5)
+                first = next(partial)
+                partial.close()
+                return whole, first
+
+        self.assertEqual((yield in_thread(blocking)), ([0, 1, 2, 3, 4], 0))
+        yield lost  # requests are served in order: close_stream came before the disconnect
+        self.assertEqual(self.factory.streaming_responses, {})  # though streams linger (30 s)
+
+    @defer.inlineCallbacks
+    def test_streams_are_dropped_when_their_client_disconnects(self):
+        restore_config(self, ITER_STREAM_LINGER=0)
+        lost = defer.Deferred()
+        self.factory.clientDisconnect = lambda conn: lost.callback(None)
+
+        def blocking():
+            with Pyro4.Proxy(self.uri) as proxy:
+                return next(proxy.stream(5))
+
+        self.assertEqual((yield in_thread(blocking)), 0)
+        yield lost
+        self.assertEqual(self.factory.streaming_responses, {})
+
+    @defer.inlineCallbacks
+    def test_ping_message(self):
+        def blocking():
+            with Pyro4.Proxy(self.uri) as proxy:
+                proxy._pyroBind()
+                Message.ping(proxy._pyroConnection)
+                return proxy.add(1, 1)
+
+        self.assertEqual((yield in_thread(blocking)), 2)
+
+    @defer.inlineCallbacks
+    def test_daemon_object(self):
+        def blocking():
+            with Pyro4.Proxy(self.factory.uriFor(Pyro4.constants.DAEMON_NAME)) as daemon:
+                return (daemon.ping(), sorted(daemon.registered()), daemon.info(),
+                        daemon.get_metadata("calc"))
+
+        ping, registered, info, meta = yield in_thread(blocking)
+        self.assertIsNone(ping)
+        self.assertEqual(registered, ["Pyro.Daemon", "calc"])
+        self.assertIn(self.factory.locationStr, info)
+        self.assertIn("add", meta["methods"])
+
+    @defer.inlineCallbacks
+    def test_correlation_id_and_response_annotations(self):
+        seen = {}
+
+        class AnnotatedProxy(Pyro4.Proxy):
+            def _pyroResponseAnnotations(self, annotations, msgtype):
+                seen.update(annotations)
+
+        def blocking():
+            import uuid
+
+            Pyro4.current_context.correlation_id = uuid.UUID(int=12345)
+            try:
+                with AnnotatedProxy(self.uri) as proxy:
+                    return proxy.annotate()
+            finally:
+                Pyro4.current_context.correlation_id = None
+
+        corr = yield in_thread(blocking)
+        self.assertEqual(corr, "00000000-0000-0000-0000-000000003039")
+        self.assertEqual(seen["XTRA"], b"extra")
+        self.assertEqual(seen["CORR"], (12345).to_bytes(16, "big"))
+
+    @defer.inlineCallbacks
+    def test_keepserialized_blob(self):
+        def blocking():
+            with Pyro4.Proxy(self.uri) as proxy:
+                return proxy.blob_info(SerializedBlob("info", {"payload": [1, 2]}))
+
+        self.assertEqual((yield in_thread(blocking)), ["info", {"payload": [1, 2]}])
+
+    @defer.inlineCallbacks
+    def test_compression(self):
+        restore_config(self, COMPRESSION=True)
+        self.assertEqual((yield call(self.uri, "add", "x" * 5000, "y")), "x" * 5000 + "y")
+
+    @defer.inlineCallbacks
+    def test_every_default_serializer_and_reply_in_kind(self):
+        for name in ("serpent", "json", "marshal"):
+            def blocking(name=name):
+                with Pyro4.Proxy(self.uri) as proxy:
+                    proxy._pyroSerializer = name
+                    return proxy.add([1], [2])
+
+            self.assertEqual((yield in_thread(blocking)), [1, 2], name)
+
+    @defer.inlineCallbacks
+    def test_peer_address_is_the_clients(self):
+        host, port = yield call(self.uri, "peer")
+        self.assertEqual(host, "127.0.0.1")
+        self.assertNotEqual(port, self.factory.ports[0].getHost().port)
+
+    @defer.inlineCallbacks
+    def test_unregister(self):
+        self.factory.unregister("calc")
+        self.assertNotIn("calc", self.factory.objectsById)
+        with self.assertRaises(errors.CommunicationError):
+            yield call(self.uri, "add", 1, 2)
+
+
+class SerializerPolicyTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_pickle_refused_by_default(self):
+        factory = serve(self)
+        uri = factory.register(Calculator(), "calc")
+
+        def blocking():
+            with Pyro4.Proxy(uri) as proxy:
+                proxy._pyroSerializer = "pickle"
+                return proxy.add(1, 2)
+
+        with self.assertRaises(errors.CommunicationError) as caught:
+            yield in_thread(blocking)
+        self.assertIn("serializer that is not accepted: 4", str(caught.exception))
+
+    @defer.inlineCallbacks
+    def test_pickle_dill_msgpack_when_accepted(self):
+        restore_config(self, SERIALIZERS_ACCEPTED={"pickle", "dill", "msgpack", "serpent"})
+        factory = serve(self)  # accepted serializers are read when the factory is made
+        uri = factory.register(Calculator(), "calc")
+        for name in ("pickle", "dill", "msgpack"):
+            def blocking(name=name):
+                with Pyro4.Proxy(uri) as proxy:
+                    proxy._pyroSerializer = name
+                    return proxy.add(1, 2)
+
+            self.assertEqual((yield in_thread(blocking)), 3, name)
+
+
+class HandshakeTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_handshake_value_travels_and_exception_denies(self):
+        class Gatekeeper(Pyro4ProtocolFactory):
+            def validateHandshake(self, conn, data):
+                if data != "let me in":
+                    raise ValueError("go away")
+                return {"welcome": conn.sock.getpeername()[0]}
+
+        factory = serve(self, Gatekeeper())
+        uri = factory.register(Calculator(), "calc")
+        received = []
+
+        class Polite(Pyro4.Proxy):
+            def _pyroValidateHandshake(self, response):
+                received.append(response)
+
+        def blocking(handshake):
+            with Polite(uri) as proxy:
+                proxy._pyroHandshake = handshake
+                return proxy.add(1, 2)
+
+        self.assertEqual((yield in_thread(blocking, "let me in")), 3)
+        self.assertEqual(received, [{"welcome": "127.0.0.1"}])
+        with self.assertRaises(errors.CommunicationError) as caught:
+            yield in_thread(blocking, "hi")
+        self.assertIn("rejected: go away", str(caught.exception))
+
+    @defer.inlineCallbacks
+    def test_asynchronous_validate_handshake(self):
+        class SlowGate(Pyro4ProtocolFactory):
+            async def validateHandshake(self, conn, data):
+                yield_ = task.deferLater(reactor, 0, lambda: data == "ok")
+                if not await yield_:
+                    raise PermissionError("denied later")
+                return "welcome"
+
+        factory = serve(self, SlowGate())
+        uri = factory.register(Calculator(), "calc")
+
+        def blocking(handshake):
+            with Pyro4.Proxy(uri) as proxy:
+                proxy._pyroHandshake = handshake
+                return proxy.add(2, 2)
+
+        self.assertEqual((yield in_thread(blocking, "ok")), 4)
+        with self.assertRaises(errors.CommunicationError) as caught:
+            yield in_thread(blocking, "no")
+        self.assertIn("denied later", str(caught.exception))
+
+    @defer.inlineCallbacks
+    def test_client_disconnect_only_after_handshake(self):
+        disconnects = []
+        lost = defer.Deferred()
+
+        class Watcher(Pyro4ProtocolFactory):
+            def validateHandshake(self, conn, data):
+                if data == "bad":
+                    raise ValueError("no")
+                return "hello"
+
+            def clientDisconnect(self, conn):
+                disconnects.append(conn.objectId)
+                lost.callback(None)
+
+        factory = serve(self, Watcher())
+        uri = factory.register(Calculator(), "calc")
+
+        def refused():
+            with Pyro4.Proxy(uri) as proxy:
+                proxy._pyroHandshake = "bad"
+                try:
+                    proxy._pyroBind()
+                except errors.CommunicationError:
+                    return "refused"
+
+        self.assertEqual((yield in_thread(refused)), "refused")
+        yield call(uri, "add", 1, 1)
+        yield lost
+        self.assertEqual(disconnects, ["calc"])
+
+    @defer.inlineCallbacks
+    def test_hmac_keys(self):
+        factory = serve(self)
+        factory._pyroHmacKey = "secret"  # set after construction, str converted like Pyro4
+        uri = factory.register(Calculator(), "calc")
+
+        def blocking(key):
+            with Pyro4.Proxy(uri) as proxy:
+                proxy._pyroHmacKey = key
+                return proxy.add(1, 2)
+
+        self.assertEqual((yield in_thread(blocking, b"secret")), 3)
+        for wrong in (b"wrong", None):
+            with self.assertRaises((errors.CommunicationError, errors.SecurityError)):
+                yield in_thread(blocking, wrong)
+        self.assertEqual((yield in_thread(blocking, b"secret")), 3)  # still serving
+
+
+@Pyro4.behavior(instance_mode="session")
+@Pyro4.expose
+class SessionCounter:
+    created = 0
+
+    def __init__(self):
+        SessionCounter.created += 1
+        self.count = 0
+
+    def increment(self):
+        self.count += 1
+        return self.count
+
+
+class InstanceModeTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_single_session_percall(self):
+        factory = serve(self)
+
+        def make(mode, creator=None):
+            @Pyro4.behavior(instance_mode=mode, instance_creator=creator)
+            @Pyro4.expose
+            class Counter:
+                def __init__(self):
+                    self.count = 0
+
+                def increment(self):
+                    self.count += 1
+                    return self.count
+
+            return factory.register(Counter)
+
+        uris = {mode: make(mode) for mode in ("single", "session", "percall")}
+
+        def blocking(uri):
+            counts = []
+            for _ in range(2):
+                with Pyro4.Proxy(uri) as proxy:
+                    counts += [proxy.increment(), proxy.increment()]
+            return counts
+
+        self.assertEqual((yield in_thread(blocking, uris["single"])), [1, 2, 3, 4])
+        self.assertEqual((yield in_thread(blocking, uris["session"])), [1, 2, 1, 2])
+        self.assertEqual((yield in_thread(blocking, uris["percall"])), [1, 1, 1, 1])
+
+    @defer.inlineCallbacks
+    def test_instance_creator_and_class_registration(self):
+        factory = serve(self)
+        made = []
+
+        def creator(cls):
+            made.append(cls)
+            return cls()
+
+        SessionCounter._pyroInstancing = ("session", creator)
+        self.addCleanup(delattr, SessionCounter, "_pyroInstancing")
+        uri = factory.register(SessionCounter)
+        self.addCleanup(factory.unregister, SessionCounter)
+        self.assertEqual(SessionCounter._pyroId, uri.object)  # set on the class, like Pyro4
+        self.assertIs(SessionCounter._pyroDaemon, factory)
+        self.assertEqual((yield call(uri, "increment")), 1)
+        self.assertEqual(made, [SessionCounter])
+
+
+@Pyro4.expose
+class Registry:
+    def __init__(self, factory):
+        self.factory = factory
+
+    def make(self):
+        child = Calculator()
+        self.factory.register(child)
+        return child
+
+
+class AutoproxyTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_registered_objects_travel_as_proxies(self):
+        factory = serve(self)
+        uri = factory.register(Registry(factory), "registry")
+
+        def blocking():
+            with Pyro4.Proxy(uri) as registry:
+                child = registry.make()
+                with child:
+                    return type(child).__name__, child.add(5, 5)
+
+        self.assertEqual((yield in_thread(blocking)), ("Proxy", 10))
+
+    def test_proxy_for_and_uri_for(self):
+        factory = Pyro4ProtocolFactory()
+        factory.setAddress("::1", 1234)
+        calc = Calculator()
+        factory.register(calc, "calc")
+        self.assertEqual(str(factory.uriFor(calc)), "PYRO:calc@[::1]:1234")
+        proxy = factory.proxyFor("calc")
+        self.assertIn("add", proxy._pyroMethods)
+        factory.setUnixAddress("/tmp/pyro.sock")
+        self.assertEqual(str(factory.uriFor("calc")), "PYRO:calc@./u:/tmp/pyro.sock")
+
+    def test_register_rules(self):
+        factory = Pyro4ProtocolFactory()
+        factory.setAddress("127.0.0.1", 1)
+        calc = Calculator()
+        factory.register(calc, "calc")
+        with self.assertRaises(errors.DaemonError):
+            factory.register(calc)
+        with self.assertRaises(errors.DaemonError):
+            factory.register(Calculator(), "calc")
+        factory.register(Calculator(), "calc", force=True)
+
+    def test_no_address_is_a_clear_error(self):
+        with self.assertRaises(errors.DaemonError) as caught:
+            Pyro4ProtocolFactory().register(Calculator())
+        self.assertIn("setAddress", str(caught.exception))
+
+
+@Pyro4.expose
+class Gathering:
+    """Each call waits until ``size`` calls are in progress at once: a deadlock if serialised."""
+
+    def __init__(self, size):
+        self.size = size
+        self.waiting: list[defer.Deferred] = []
+
+    def arrive(self, i):
+        d = defer.Deferred()
+        self.waiting.append(d)
+        if len(self.waiting) == self.size:
+            for waiter in self.waiting:
+                waiter.callback(None)
+        return d.addCallback(lambda _: i)
+
+    async def arrive_async(self, i):
+        return await self.arrive(i)
+
+    @Pyro4.oneway
+    async def park(self):
+        self.parked = True
+        await defer.Deferred()  # never fires: a oneway owes nothing, and holds nothing up
+
+    def hello(self):
+        return "next"
+
+
+class AsynchronousServantTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def _gather(self, method, size):
+        reactor.suggestThreadPoolSize(size + 2)
+        self.addCleanup(reactor.suggestThreadPoolSize, 10)
+        factory = serve(self)
+        uri = factory.register(Gathering(size), "gathering")
+        results = yield defer.gatherResults([call(uri, method, i) for i in range(size)])
+        self.assertEqual(sorted(results), list(range(size)))
+
+    def test_deferred_servants_run_concurrently(self):
+        return self._gather("arrive", 12)
+
+    def test_coroutine_servants_run_concurrently(self):
+        return self._gather("arrive_async", 12)
+
+    @defer.inlineCallbacks
+    def test_oneway_returning_a_deferred_holds_nothing_up(self):
+        factory = serve(self)
+        uri = factory.register(Gathering(2), "gathering")
+
+        gathering = factory.objectsById["gathering"]
+
+        def blocking():
+            with Pyro4.Proxy(uri) as proxy:
+                proxy.park()
+                return proxy.hello()
+
+        self.assertEqual((yield in_thread(blocking)), "next")
+        self.assertTrue(gathering.parked)
+
+    @defer.inlineCallbacks
+    def test_blocking_oneway_runs_in_the_reactors_pool_without_a_factory_pool(self):
+        factory = serve(self)
+        servant = Blocking(1)
+        uri = factory.register(servant, "blocking")
+
+        def blocking():
+            with Pyro4.Proxy(uri) as proxy:
+                proxy.hold()  # blocks a worker thread until released
+                try:
+                    return proxy.quick()
+                finally:
+                    servant.oneway_release.set()
+
+        self.assertEqual((yield in_thread(blocking)), "quick")
+
+
+@Pyro4.expose
+class Blocking:
+    def __init__(self, parties):
+        self.barrier = threading.Barrier(parties, timeout=30)
+        self.threads = set()
+        self.oneway_release = threading.Event()
+
+    def meet(self, i):
+        self.threads.add(threading.current_thread().name)
+        self.barrier.wait()  # only returns when all parties block at once: needs threads
+        return i
+
+    @Pyro4.oneway
+    def hold(self):
+        self.oneway_release.wait(30)
+
+    def quick(self):
+        return "quick"
+
+
+class ThreadPoolTest(unittest.TestCase):
+    def setUp(self):
+        self.pool = ThreadPool(minthreads=0, maxthreads=8, name="servants")
+        self.pool.start()
+        self.addCleanup(self.pool.stop)
+
+    @defer.inlineCallbacks
+    def test_blocking_servants_run_in_the_pool(self):
+        reactor.suggestThreadPoolSize(10)
+        factory = serve(self, threadpool=self.pool)
+        servant = Blocking(6)
+        uri = factory.register(servant, "blocking")
+        results = yield defer.gatherResults([call(uri, "meet", i) for i in range(6)])
+        self.assertEqual(sorted(results), list(range(6)))
+        self.assertTrue(all("servants" in name for name in servant.threads), servant.threads)
+
+    @defer.inlineCallbacks
+    def test_blocking_oneway_does_not_stall_the_connection(self):
+        factory = serve(self, threadpool=self.pool)
+        servant = Blocking(1)
+        uri = factory.register(servant, "blocking")
+
+        def blocking():
+            with Pyro4.Proxy(uri) as proxy:
+                proxy.hold()
+                try:
+                    return proxy.quick()
+                finally:
+                    servant.oneway_release.set()
+
+        self.assertEqual((yield in_thread(blocking)), "quick")
