@@ -60,8 +60,7 @@ class Calculator:
         return [blob.info, blob.deserialized()]
 
     def stream(self, n):
-        for i in range(n):
-            yield i
+        yield from range(n)
 
     def peer(self):
         return list(Pyro4.current_context.client.sock.getpeername())

@@ -47,7 +47,7 @@ def test_encode_parse_round_trip(fields, hmac_key):
 def test_any_split_of_a_stream_gives_the_same_messages(batch, data):
     stream = b"".join(wire.encode(**fields) for fields in batch)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=12)))
-    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)])]
+    chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
     reader = wire.MessageReader()
     parsed = [msg for chunk in chunks for msg in reader.feed(chunk)]
     assert [_reencode(m) for m in parsed] == [wire.encode(**fields) for fields in batch]
