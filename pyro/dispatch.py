@@ -180,11 +180,7 @@ class Dispatcher:
         batch = bool(msg.flags & wire.FLAGS_BATCH)
         try:
             serializer = self._accepted_serializer(msg)
-            if msg.flags & wire.FLAGS_KEEPSERIALIZED:
-                object_id, method, vargs, kwargs = self._blob_call(msg)
-            else:
-                object_id, method, vargs, kwargs = serializer.deserializeCall(
-                    msg.data, compressed=msg.flags & wire.FLAGS_COMPRESSED)
+            object_id, method, vargs, kwargs = self._call_data(msg, serializer)
             obj = self.daemon.objectsById.get(object_id)
             if obj is None:
                 log.debug("unknown object requested: {object_id}", object_id=object_id)
@@ -226,10 +222,24 @@ class Dispatcher:
         assert exc_type is not None and exc_value is not None
         return format_remote_traceback(exc_type, exc_value, tb)
 
-    def _blob_call(self, msg: wire.Message) -> tuple[str, str, tuple[Any], dict[str, Any]]:
-        """KEEPSERIALIZED: hand the servant the still-serialized payload (Pyro4's rule)."""
-        blobinfo, object_id, method = marshal.loads(msg.annotations["BLBI"])
-        return object_id, method, (SerializedBlob(blobinfo, msg, is_blob=True),), {}
+    @staticmethod
+    def _call_data(msg: wire.Message, serializer: Any) -> tuple[str, str, Any, Any]:
+        """``(object_id, method, vargs, kwargs)`` of a request, or a clear SerializeError.
+
+        Garbage that a serializer chokes on would otherwise travel back as whatever the
+        serializer raised (a ``UnicodeDecodeError`` holding bytes, say), which the client's
+        serializer may not even be able to rebuild.
+        """
+        try:
+            if msg.flags & wire.FLAGS_KEEPSERIALIZED:
+                # hand the servant the still-serialized payload (Pyro4's rule)
+                blobinfo, object_id, method = marshal.loads(msg.annotations["BLBI"])
+                return object_id, method, (SerializedBlob(blobinfo, msg, is_blob=True),), {}
+            object_id, method, vargs, kwargs = serializer.deserializeCall(
+                msg.data, compressed=msg.flags & wire.FLAGS_COMPRESSED)
+        except Exception as exc:
+            raise errors.SerializeError("invalid call data: %s: %s" % (type(exc).__name__, exc))
+        return object_id, method, vargs, kwargs
 
     async def _batch(self, obj: Any, calls: Any, ctx: CallContext, pool: Any) -> list[Any]:
         """Run batched calls in order; stop at the first exception, which travels wrapped."""
