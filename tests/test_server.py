@@ -670,3 +670,38 @@ class ThreadPoolTest(unittest.TestCase):
                     servant.oneway_release.set()
 
         self.assertEqual((yield in_thread(blocking)), "quick")
+
+
+class OriginalReadmeTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_original_readme_example_runs_as_written(self):
+        import pyro.protocol
+        from Pyro4.socketutil import getInterfaceAddress
+
+        Foo = Calculator
+        factory = pyro.protocol.Pyro4ClientFactory()
+        tcp_port = pyro.protocol.reactor.listenTCP(0, factory)  # the README says 5555
+        self.addCleanup(factory.close)
+        self.addCleanup(tcp_port.stopListening)
+        try:
+            host = getInterfaceAddress("8.8.8.8")  # a UDP connect(): no packet is sent
+        except OSError as exc:
+            raise unittest.SkipTest("this machine has no default route: %s" % exc) from exc
+        port = tcp_port.getHost().port
+        factory.setAddress(host, port)
+        fooUri = factory.register(Foo())
+        self.assertEqual((fooUri.host, fooUri.port), (host, port))
+        self.assertIs(pyro.protocol.Pyro4ServerFactory, pyro.protocol.Pyro4ProtocolFactory)
+        # call it over loopback (the port listens on every interface)
+        loopback = "PYRO:%s@127.0.0.1:%d" % (fooUri.object, port)
+        self.assertEqual((yield call(loopback, "add", 2, 3)), 5)
+
+    def test_importing_installs_no_reactor(self):
+        import subprocess
+        import sys
+
+        code = ("import sys, pyro, pyro.protocol, pyro.wire, pyro.dispatch;"
+                "print('twisted.internet.reactor' in sys.modules)")
+        output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True).stdout
+        self.assertEqual(output.strip(), "False")
