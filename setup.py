@@ -30,7 +30,7 @@ setup(
             "msgpack",
             "dill",
         ],
-        "lint": ["ruff", "mypy"],
+        "lint": ["ruff", "mypy", "mypy-zope"],
     },
     entry_points={"console_scripts": ["twisted-pyro = pyro.__main__:main"]},
     classifiers=[

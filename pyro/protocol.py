@@ -28,7 +28,7 @@ from typing import Any
 from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
 from Pyro4.core import Daemon, DaemonObject, expose
-from twisted.internet import defer, interfaces
+from twisted.internet import defer
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -133,9 +133,10 @@ class Pyro4Protocol(Protocol):
     """
 
     factory: Pyro4ProtocolFactory
+    transport: Any  # set by makeConnection; typed loosely: TCP, UNIX and TLS all differ
+    connection: PyroConnection
 
     def __init__(self) -> None:
-        self.connection: PyroConnection | None = None
         self.reader: wire.MessageReader | None = None
         self.handshaken = False
         self.closed = False
@@ -228,14 +229,14 @@ class Pyro4Protocol(Protocol):
         """A bug of ours, not the servant's: report it once and drop this connection only."""
         self._serving = False
         log.failure("internal error serving {peer}", failure,
-                    peer=self.connection.peer_address if self.connection else None)
+                    peer=self.connection.peer_address)
         self.transport.abortConnection()
 
     def _flow_control(self) -> None:
         """Stop reading from a client that floods us with requests; resume when drained."""
         if self.closed:
             return
-        producer: interfaces.IPushProducer = self.transport  # type: ignore[assignment]
+        producer = self.transport  # an IPushProducer, as every stream transport is
         if not self._paused and len(self._queue) >= MAX_QUEUED_REQUESTS:
             self._paused = True
             producer.pauseProducing()
@@ -245,7 +246,7 @@ class Pyro4Protocol(Protocol):
 
     def _protocol_violation(self, error: wire.WireError) -> None:
         """The byte stream is broken: answer what Pyro4 would answer, then close cleanly."""
-        peer = self.connection.peer_address if self.connection else None
+        peer = self.connection.peer_address
         log.info("closing connection from {peer}: {error}", peer=peer, error=str(error))
         if self.closed:
             return
@@ -277,7 +278,7 @@ class Pyro4ProtocolFactory(ServerFactory):
     :param interface: the class serving the ``Pyro.Daemon`` object, as for Pyro4's Daemon.
     """
 
-    protocol = Pyro4Protocol
+    protocol = Pyro4Protocol  # type: ignore[assignment]
 
     def __init__(self, reactor: Any = None, threadpool: Any = None,
                  max_message_size: int | None = None,
@@ -409,7 +410,7 @@ class Pyro4ProtocolFactory(ServerFactory):
         self.protocols.discard(protocol)
         for waiter in self._lost_waiters.pop(protocol, ()):
             waiter.callback(None)
-        conn = protocol.connection
+        conn = getattr(protocol, "connection", None)  # None if it never got connected
         if conn is None:
             return
         self.streams.client_gone(conn)

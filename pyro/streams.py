@@ -20,7 +20,7 @@ from Pyro4 import errors
 from Pyro4.configuration import config
 from twisted.internet.task import LoopingCall
 
-_LAZY_DICT_ITERATORS = (type({}.keys()), type({}.values()), type({}.items()))
+_LAZY_DICT_ITERATORS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 HOUSEKEEPING_INTERVAL = 1.0
 
 
