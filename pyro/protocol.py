@@ -30,6 +30,7 @@ from Pyro4.configuration import config
 from Pyro4.core import Daemon, DaemonObject, expose
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol, ServerFactory
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -299,6 +300,7 @@ class Pyro4ProtocolFactory(ServerFactory):
         self.natLocationStr: str | None = None
         self.transportServer = "twisted"
         self.protocols: set[Pyro4Protocol] = set()
+        self._housekeeper: LoopingCall | None = None
         self._lost_waiters: dict[Pyro4Protocol, list[defer.Deferred[None]]] = {}
         self.ports: list[Any] = []
         daemon_object = interface(self)
@@ -396,7 +398,25 @@ class Pyro4ProtocolFactory(ServerFactory):
         return {}
 
     def housekeeping(self) -> None:
-        """Kept for Pyro4 compatibility; item-stream cleanup runs on the reactor's clock."""
+        """Override to run periodic cleanup, every ``Pyro4.config.POLLTIMEOUT`` seconds.
+
+        As in Pyro4, this runs while the factory is listening. The timer exists only when a
+        subclass overrides this method. (Item-stream expiry has its own timer.)
+        """
+
+    def startFactory(self) -> None:
+        """The first port started listening: start the housekeeping timer if it is used."""
+        if type(self).housekeeping is not Pyro4ProtocolFactory.housekeeping:
+            self._housekeeper = LoopingCall(self.housekeeping)
+            self._housekeeper.clock = self.reactor
+            self._housekeeper.start(config.POLLTIMEOUT or 2.0, now=False).addErrback(
+                lambda f: log.failure("housekeeping() raised; it will not run again", f))
+
+    def stopFactory(self) -> None:
+        """The last port stopped listening."""
+        if self._housekeeper is not None and self._housekeeper.running:
+            self._housekeeper.stop()
+        self._housekeeper = None
 
     # -- connections ----------------------------------------------------------------------
 

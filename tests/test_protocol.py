@@ -214,3 +214,28 @@ class ProtocolTestCase(unittest.TestCase):
         protocol.connectionLost(None)
         self.assertEqual(self.factory.streaming_responses, {})
         self.factory.streams.stop()
+
+
+class HousekeepingTest(unittest.TestCase):
+    def test_overridden_housekeeping_runs_while_listening(self):
+        clock = task.Clock()
+        calls = []
+
+        class Tidy(Pyro4ProtocolFactory):
+            def housekeeping(self):
+                calls.append(clock.seconds())
+
+        factory = Tidy(reactor=clock)
+        factory.doStart()
+        clock.advance(Pyro4.config.POLLTIMEOUT)
+        clock.advance(Pyro4.config.POLLTIMEOUT)
+        self.assertEqual(len(calls), 2)
+        factory.doStop()
+        self.assertEqual(clock.getDelayedCalls(), [])
+
+    def test_no_timer_without_an_override(self):
+        clock = task.Clock()
+        factory = Pyro4ProtocolFactory(reactor=clock)
+        factory.doStart()
+        self.assertEqual(clock.getDelayedCalls(), [])
+        factory.doStop()

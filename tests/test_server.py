@@ -675,8 +675,9 @@ class ThreadPoolTest(unittest.TestCase):
 class OriginalReadmeTest(unittest.TestCase):
     @defer.inlineCallbacks
     def test_original_readme_example_runs_as_written(self):
-        import pyro.protocol
         from Pyro4.socketutil import getInterfaceAddress
+
+        import pyro.protocol
 
         Foo = Calculator
         factory = pyro.protocol.Pyro4ClientFactory()
