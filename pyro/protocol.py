@@ -135,11 +135,12 @@ class Pyro4Protocol(Protocol):
 
     factory: Pyro4ProtocolFactory
     transport: Any  # set by makeConnection; typed loosely: TCP, UNIX and TLS all differ
-    connection: PyroConnection
+    connection: PyroConnection  # set by connectionMade, with the reader
+    reader: wire.MessageReader
 
     def __init__(self) -> None:
-        self.reader: wire.MessageReader | None = None
         self.handshaken = False
+        self.closing = False  # we decided to hang up (or the peer is gone)
         self.closed = False
         self._serving = False
         self._paused = False
@@ -154,7 +155,6 @@ class Pyro4Protocol(Protocol):
             return ConnectionState.RESPONSE
         if not self.handshaken:
             return ConnectionState.SERVER
-        assert self.reader is not None
         return _READ_STATES.get(self.reader.state, ConnectionState.CLOSED)
 
     # -- Twisted's side -------------------------------------------------------------------
@@ -170,7 +170,8 @@ class Pyro4Protocol(Protocol):
         factory.connectionOpened(self)
 
     def dataReceived(self, data: bytes) -> None:
-        assert self.reader is not None
+        if self.closing:
+            return  # we are hanging up: nothing more from this client is read
         try:
             for msg in self.reader.feed(data):
                 self._queue.append(msg)
@@ -185,7 +186,7 @@ class Pyro4Protocol(Protocol):
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self.closed:
             return
-        self.closed = True
+        self.closed = self.closing = True
         self._queue.clear()
         self.factory.connectionClosed(self, reason)
 
@@ -193,7 +194,7 @@ class Pyro4Protocol(Protocol):
 
     def _serve_queue(self) -> None:
         """Serve queued requests in order until one has to wait for its result."""
-        while self._queue and not self._serving and not self.closed:
+        while self._queue and not self._serving and not self.closing:
             msg = self._queue.popleft()
             if self.handshaken:
                 outcome = self.factory.dispatcher.invoke(self.connection, msg)
@@ -213,29 +214,35 @@ class Pyro4Protocol(Protocol):
         self._serve_queue()
 
     def _send(self, outcome: Any, msg: wire.Message) -> None:
+        if self.closing:
+            return
         if not self.handshaken and msg.type == wire.MSG_CONNECT:
             reply, accepted = outcome
-            if self.closed:
-                return
             self.transport.write(reply)
             if accepted:
                 self.handshaken = True
             else:
-                self._queue.clear()
-                self.transport.loseConnection()
-        elif outcome is not None and not self.closed:
+                self._hang_up()
+        elif outcome is not None:
             self.transport.write(outcome)
+
+    def _hang_up(self) -> None:
+        """Close after what was written so far; serve and read nothing more."""
+        self.closing = True
+        self._queue.clear()
+        self.transport.loseConnection()
 
     def _internal_error(self, failure: Failure, msg: wire.Message) -> None:
         """A bug of ours, not the servant's: report it once and drop this connection only."""
         self._serving = False
+        self.closing = True
         log.failure("internal error serving {peer}", failure,
                     peer=self.connection.peer_address)
         self.transport.abortConnection()
 
     def _flow_control(self) -> None:
         """Stop reading from a client that floods us with requests; resume when drained."""
-        if self.closed:
+        if self.closing:
             return
         producer = self.transport  # an IPushProducer, as every stream transport is
         if not self._paused and len(self._queue) >= MAX_QUEUED_REQUESTS:
@@ -246,20 +253,24 @@ class Pyro4Protocol(Protocol):
             producer.resumeProducing()
 
     def _protocol_violation(self, error: wire.WireError) -> None:
-        """The byte stream is broken: answer what Pyro4 would answer, then close cleanly."""
-        peer = self.connection.peer_address
-        log.info("closing connection from {peer}: {error}", peer=peer, error=str(error))
-        if self.closed:
+        """The byte stream is broken: answer what Pyro4 would answer, then close cleanly.
+
+        Before the handshake that is a CONNECTFAIL with the reason. After it, Pyro4 just
+        closes; we first answer a too-large message with Pyro4's ``MessageTooLargeError``
+        (its header told us the sequence number), unless earlier requests still owe replies.
+        """
+        log.info("closing connection from {peer}: {error}",
+                 peer=self.connection.peer_address, error=str(error))
+        if self.closing:
             return
         dispatcher = self.factory.dispatcher
-        if not self.handshaken:
+        if not self.handshaken and not self._serving:
             self.transport.write(dispatcher.connect_fail(error.message, error.cause))
-        elif isinstance(error.cause, errors.MessageTooLargeError) and error.message is not None:
-            self._queue.clear()
-            if not self._serving:
-                self.transport.write(dispatcher.exception_reply(error.message, error.cause, None, None))
-        self._queue.clear()
-        self.transport.loseConnection()
+        elif (isinstance(error.cause, errors.MessageTooLargeError) and error.message is not None
+              and not self._serving and not self._queue):
+            self.transport.write(
+                dispatcher.exception_reply(error.message, error.cause, None, None))
+        self._hang_up()
 
 
 class Pyro4ProtocolFactory(ServerFactory):

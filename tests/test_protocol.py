@@ -239,3 +239,28 @@ class HousekeepingTest(unittest.TestCase):
         factory.doStart()
         self.assertEqual(clock.getDelayedCalls(), [])
         factory.doStop()
+
+
+class RefusalTest(ProtocolTestCase):
+    def test_nothing_after_a_refused_handshake_is_served(self):
+        class Refusing(Pyro4ProtocolFactory):
+            def validateHandshake(self, conn, data):
+                raise PermissionError("not you")
+
+        self.factory = Refusing(reactor=self.clock)
+        self.factory.setAddress("127.0.0.1", 9999)
+        self.factory.register(self.servant, "servant", force=True)
+        protocol, transport, peer = self.connect(handshake=False)
+        protocol.dataReceived(peer.connect("servant") + peer.invoke("servant", "later"))
+        protocol.dataReceived(peer.invoke("servant", "later"))
+        (reply,) = peer.replies(transport)
+        self.assertEqual((reply.type, peer.load(reply)), (wire.MSG_CONNECTFAIL, "not you"))
+        self.assertEqual(self.servant.pending, [])
+        self.assertTrue(transport.disconnecting)
+
+    def test_garbage_while_a_call_is_pending_drops_the_connection_only(self):
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "later") + b"X" * 24)
+        self.assertTrue(transport.disconnecting)
+        self.servant.pending.pop().callback("late")
+        self.assertEqual(peer.replies(transport), [])
