@@ -47,7 +47,9 @@ class Servant:
         return self.later()
 
 
-class ProtocolTestCase(unittest.TestCase):
+class ProtocolFixture(unittest.TestCase):
+    """A factory on a ``task.Clock`` and connections over ``StringTransport``."""
+
     def setUp(self):
         self.clock = task.Clock()
         self.factory = Pyro4ProtocolFactory(reactor=self.clock)
@@ -68,6 +70,8 @@ class ProtocolTestCase(unittest.TestCase):
             self.assertEqual(reply.type, wire.MSG_CONNECTOK)
         return protocol, transport, peer
 
+
+class ProtocolTestCase(ProtocolFixture):
     def test_states_through_a_call(self):
         protocol, transport, peer = self.connect(handshake=False)
         self.assertIs(protocol.state, ConnectionState.SERVER)
@@ -241,7 +245,7 @@ class HousekeepingTest(unittest.TestCase):
         factory.doStop()
 
 
-class RefusalTest(ProtocolTestCase):
+class RefusalTest(ProtocolFixture):
     def test_nothing_after_a_refused_handshake_is_served(self):
         class Refusing(Pyro4ProtocolFactory):
             def validateHandshake(self, conn, data):
