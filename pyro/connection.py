@@ -81,19 +81,55 @@ class TransportSocket:
 
 
 class PyroConnection:
-    """One client connection, as Pyro4's hooks and servants see it."""
+    """One client connection, as Pyro4's hooks and servants see it.
 
-    def __init__(self, transport: Any):
+    :class:`pyro.protocol.Pyro4Protocol` *is* a ``PyroConnection`` (this class is its base),
+    so hooks and ``current_context.client`` get the connection's protocol object itself. A
+    server may hold tens of thousands of idle connections: one object per connection instead
+    of two, and the parts few connections ever use (the socket view, session servants,
+    tracked resources, the peer address) are made on first use. Code may add attributes of
+    its own, as it could on Pyro4's ``SocketConnection``.
+    """
+
+    def __init__(self, transport: Any = None):
         self.transport = transport
-        self.sock = TransportSocket(transport)
         self.objectId: str | None = None  # the object named in the handshake
-        self.pyroInstances: dict[type, Any] = {}  # instance_mode="session" servants
-        self.tracked_resources: weakref.WeakSet[Any] = weakref.WeakSet()
         self.keep_open = False
-        try:
-            self.peer_address = self.sock.getpeername()
-        except Exception:
-            self.peer_address = None
+        self._sock: TransportSocket | None = None
+        self._instances: dict[type, Any] | None = None
+        self._tracked: weakref.WeakSet[Any] | None = None
+        self._peer: Any = _UNKNOWN
+
+    @property
+    def sock(self) -> TransportSocket:
+        """A socket-like view: ``conn.sock.getpeername()`` works on every transport."""
+        if self._sock is None:
+            self._sock = TransportSocket(self.transport)
+        return self._sock
+
+    @property
+    def pyroInstances(self) -> dict[type, Any]:
+        """Servants of classes registered with ``instance_mode="session"``."""
+        if self._instances is None:
+            self._instances = {}
+        return self._instances
+
+    @property
+    def tracked_resources(self) -> weakref.WeakSet[Any]:
+        """Resources closed when the client disconnects (``current_context.track_resource``)."""
+        if self._tracked is None:
+            self._tracked = weakref.WeakSet()
+        return self._tracked
+
+    @property
+    def peer_address(self) -> Any:
+        """The client's address as ``socket.getpeername()`` gives it (None if unknown)."""
+        if self._peer is _UNKNOWN:
+            try:
+                self._peer = self.sock.getpeername()
+            except Exception:
+                self._peer = None
+        return self._peer
 
     def send(self, data: bytes) -> None:
         self.transport.write(data)
@@ -112,13 +148,16 @@ class PyroConnection:
 
     def release(self) -> None:
         """Forget session servants and close tracked resources, as Pyro4 does on disconnect."""
-        self.pyroInstances.clear()
-        for resource in list(self.tracked_resources):
+        self._instances = None
+        tracked, self._tracked = self._tracked, None
+        for resource in list(tracked or ()):
             try:
                 resource.close()
             except Exception:
                 pass
-        self.tracked_resources.clear()
 
     def __repr__(self) -> str:
         return "<%s to %r>" % (type(self).__name__, self.peer_address)
+
+
+_UNKNOWN = object()

@@ -26,13 +26,17 @@ class CallContext:
         self.values = values
 
     @classmethod
-    def for_message(cls, connection: Any, msg: Any) -> CallContext:
-        """The facts Pyro4's daemon records for an incoming message."""
+    def for_message(cls, connection: Any, msg: Any, handshake: bool = False) -> CallContext:
+        """The facts Pyro4's daemon records for an incoming message.
+
+        Like Pyro4's daemon, a handshake does not record the client's address: that keeps
+        idle connections from paying for an address tuple they never use.
+        """
         corr = msg.annotations.get("CORR")
         return cls(
             {
                 "client": connection,
-                "client_sock_addr": connection.peer_address,
+                "client_sock_addr": None if handshake else connection.peer_address,
                 "seq": msg.seq,
                 "msg_flags": msg.flags,
                 "serializer_id": msg.serializer_id,

@@ -116,11 +116,13 @@ class Dispatcher:
 
     def handshake(self, connection: PyroConnection, msg: wire.Message) -> Any:
         """Answer a CONNECT: ``(reply, accepted)``, or a Deferred of that pair."""
-        ctx = CallContext.for_message(connection, msg)
+        ctx = CallContext.for_message(connection, msg, handshake=True)
         try:
             serializer = self._accepted_serializer(msg)
             data = serializer.deserializeData(msg.data, msg.flags & wire.FLAGS_COMPRESSED)
             object_id, handshake = data.get("object"), data["handshake"]  # no "object" without METADATA
+            if isinstance(object_id, str):
+                object_id = sys.intern(object_id)  # one copy, however many clients hold it
             connection.objectId = object_id
             response = ctx.run(self.daemon.validateHandshake, connection, handshake)
             response = self._settle(response, ctx)
@@ -165,7 +167,7 @@ class Dispatcher:
         flags = wire.FLAGS_COMPRESSED if compressed else 0
         annotations = self._annotations(ctx) if ctx is not None else dict(self.daemon.annotations())
         log.info("handshake refused for {peer}: {reason}",
-                 peer=ctx.values["client_sock_addr"] if ctx else None, reason=str(reason))
+                 peer=ctx.values["client"].peer_address if ctx else None, reason=str(reason))
         return self._encode(wire.MSG_CONNECTFAIL, data, serializer_id, flags, seq, annotations)
 
     # -- requests -------------------------------------------------------------------------
@@ -261,9 +263,9 @@ class Dispatcher:
     def _oneway(self, function: Callable[..., Any], vargs: Any, kwargs: Any,
                 ctx: CallContext) -> None:
         """Start a oneway call and do not wait for it (Pyro4: ``ONEWAY_THREADED``)."""
-        pool = None
-        if config.ONEWAY_THREADED:
-            pool = self.daemon.threadpool or self.daemon.reactor.getThreadPool()
+        pool = self.daemon.threadpool  # with a pool, every call runs there (even oneway)
+        if pool is None and config.ONEWAY_THREADED:
+            pool = self.daemon.reactor.getThreadPool()
         d = defer.maybeDeferred(self.call, function, vargs, kwargs, ctx, pool)
         d.addErrback(lambda f: log.debug("oneway call {name} failed: {error!r}",
                                          name=getattr(function, "__name__", function),

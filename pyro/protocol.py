@@ -19,7 +19,6 @@ coroutines; blocking servants can run in a thread pool (``threadpool=``).
 
 from __future__ import annotations
 
-import collections
 import enum
 import threading
 from collections.abc import Callable
@@ -124,27 +123,34 @@ class TwistedDaemonObject(DaemonObject):
         return super().close_stream(streamId)
 
 
-class Pyro4Protocol(Protocol):
+class Pyro4Protocol(PyroConnection, Protocol):
     """One Pyro4 client connection: bytes in, calls dispatched, replies out, in order.
 
     Requests are answered strictly in the order they arrived (Pyro4 clients check sequence
     numbers), one at a time; requests that arrive while one is being served are queued, and
     reading pauses when too many are queued. Oneway calls owe nothing and never hold up the
     queue.
+
+    The protocol is also the connection object Pyro4's hooks receive (a
+    :class:`~pyro.connection.PyroConnection`: ``sock``, ``objectId``, ``pyroInstances``,
+    ``tracked_resources``, ``getpeercert()``, ``transport``).
     """
 
     factory: Pyro4ProtocolFactory
     transport: Any  # set by makeConnection; typed loosely: TCP, UNIX and TLS all differ
-    connection: PyroConnection  # set by connectionMade, with the reader
-    reader: wire.MessageReader
+    reader: wire.MessageReader  # set by connectionMade
 
     def __init__(self) -> None:
+        PyroConnection.__init__(self)
         self.handshaken = False
         self.closing = False  # we decided to hang up (or the peer is gone)
         self.closed = False
         self._serving = False
         self._paused = False
-        self._queue: collections.deque[wire.Message] = collections.deque()
+        # Requests waiting for the one being served. A plain list, not a deque: it is almost
+        # always empty and never longer than MAX_QUEUED_REQUESTS, and an empty deque costs
+        # 760 bytes on every idle connection (we aim at thousands of those).
+        self._queue: list[wire.Message] = []
 
     @property
     def state(self) -> ConnectionState:
@@ -161,12 +167,7 @@ class Pyro4Protocol(Protocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        self.connection = PyroConnection(self.transport)
-        self.reader = wire.MessageReader(
-            hmac_key=lambda: factory._pyroHmacKey,
-            max_message_size=factory.maxMessageSize,
-            allowed_types=_HANDSHAKE_TYPES,
-        )
+        self.reader = wire.MessageReader(allowed_types=_HANDSHAKE_TYPES, **factory.reader_options)
         factory.connectionOpened(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -195,11 +196,11 @@ class Pyro4Protocol(Protocol):
     def _serve_queue(self) -> None:
         """Serve queued requests in order until one has to wait for its result."""
         while self._queue and not self._serving and not self.closing:
-            msg = self._queue.popleft()
+            msg = self._queue.pop(0)
             if self.handshaken:
-                outcome = self.factory.dispatcher.invoke(self.connection, msg)
+                outcome = self.factory.dispatcher.invoke(self, msg)
             else:
-                outcome = self.factory.dispatcher.handshake(self.connection, msg)
+                outcome = self.factory.dispatcher.handshake(self, msg)
             if isinstance(outcome, defer.Deferred):
                 self._serving = True
                 outcome.addCallback(self._finished, msg)
@@ -237,7 +238,7 @@ class Pyro4Protocol(Protocol):
         self._serving = False
         self.closing = True
         log.failure("internal error serving {peer}", failure,
-                    peer=self.connection.peer_address)
+                    peer=self.peer_address)
         self.transport.abortConnection()
 
     def _flow_control(self) -> None:
@@ -260,7 +261,7 @@ class Pyro4Protocol(Protocol):
         (its header told us the sequence number), unless earlier requests still owe replies.
         """
         log.info("closing connection from {peer}: {error}",
-                 peer=self.connection.peer_address, error=str(error))
+                 peer=self.peer_address, error=str(error))
         if self.closing:
             return
         dispatcher = self.factory.dispatcher
@@ -299,6 +300,9 @@ class Pyro4ProtocolFactory(ServerFactory):
         self.threadpool = threadpool
         self.max_message_size = max_message_size
         self.dispatcher = Dispatcher(self)
+        # every connection's reader asks these (made once here, not once per connection)
+        self.reader_options: dict[str, Any] = {
+            "hmac_key": self.hmacKey, "max_message_size": self.maxMessageSize}
         self.streams = ItemStreams(lambda: self.reactor)
         self.streaming_responses = self.streams.responses  # the name Pyro4's DaemonObject uses
         # Pyro4 reads the accepted serializers once, when a daemon is created:
@@ -325,6 +329,10 @@ class Pyro4ProtocolFactory(ServerFactory):
 
             return reactor
         return self._reactor
+
+    def hmacKey(self) -> bytes | None:
+        """The HMAC key in force now (read per message: it may be set at any time)."""
+        return self.__pyroHmacKey
 
     def maxMessageSize(self) -> int:
         """The message size limit in force now (the factory's, else Pyro4's config)."""
@@ -441,17 +449,14 @@ class Pyro4ProtocolFactory(ServerFactory):
         self.protocols.discard(protocol)
         for waiter in self._lost_waiters.pop(protocol, ()):
             waiter.callback(None)
-        conn = getattr(protocol, "connection", None)  # None if it never got connected
-        if conn is None:
-            return
-        self.streams.client_gone(conn)
+        self.streams.client_gone(protocol)
         try:
             if protocol.handshaken:
-                self.clientDisconnect(conn)
+                self.clientDisconnect(protocol)
         except Exception:
-            log.failure("clientDisconnect({conn}) raised", conn=conn)
+            log.failure("clientDisconnect({conn}) raised", conn=protocol)
         finally:
-            conn.release()
+            protocol.release()
 
     def close(self) -> defer.Deferred[None]:
         """Stop listening, drop every connection, and forget open item streams.

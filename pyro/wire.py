@@ -156,6 +156,9 @@ class MessageReader:
     construction, and ``Pyro4.config.MAX_MESSAGE_SIZE``.
     """
 
+    __slots__ = ("_hmac_key", "_max_message_size", "allowed_types", "_pending",
+                 "_pending_size", "_needed", "_current", "state")  # one per connection: small
+
     def __init__(
         self,
         hmac_key: Callable[[], bytes | None] | bytes | None = None,
@@ -165,7 +168,11 @@ class MessageReader:
         self._hmac_key = hmac_key
         self._max_message_size = max_message_size
         self.allowed_types = allowed_types
-        self._buffer = bytearray()
+        # Bytes received but not yet consumed, as a list of chunks joined only once enough
+        # have arrived: no copying per chunk for large messages, and None (no list at all)
+        # on the many idle connections.
+        self._pending: list[bytes] | None = None
+        self._pending_size = 0
         self._needed = HEADER_SIZE
         self._current: Message | None = None
         self.state = ReadState.HEADER
@@ -185,24 +192,34 @@ class MessageReader:
     @property
     def buffered(self) -> int:
         """How many received bytes are waiting to become (part of) a message."""
-        return len(self._buffer)
+        return self._pending_size
 
     def feed(self, data: bytes) -> Iterator[Message]:
         """Add ``data`` to the stream and yield every message it completes."""
         if self.state is ReadState.BROKEN:
             return
-        self._buffer += data
-        while len(self._buffer) >= self._needed:
-            chunk = bytes(self._buffer[: self._needed])
-            del self._buffer[: self._needed]
+        if self._pending is not None:
+            self._pending.append(data)
+            self._pending_size += len(data)
+            if self._pending_size < self._needed:
+                return
+            data = b"".join(self._pending)
+            self._pending, self._pending_size = None, 0
+        offset, size = 0, len(data)
+        while size - offset >= self._needed:
+            end = offset + self._needed
+            chunk = data[offset:end] if offset or end != size else data
+            offset = end
             try:
                 message = self._advance(chunk)
             except WireError:
                 self.state = ReadState.BROKEN
-                self._buffer.clear()
                 raise
             if message is not None:
                 yield message
+        if offset < size:
+            self._pending = [data[offset:]]
+            self._pending_size = size - offset
 
     def _advance(self, chunk: bytes) -> Message | None:
         """Consume exactly the chunk the current state asked for; move to the next state."""
