@@ -26,7 +26,7 @@ from typing import Any
 
 from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
-from Pyro4.core import Daemon, DaemonObject, expose
+from Pyro4.core import Daemon
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
@@ -35,7 +35,8 @@ from twisted.python.failure import Failure
 
 from . import wire
 from .connection import PyroConnection
-from .dispatch import Dispatcher, in_reactor
+from .daemonobject import TwistedDaemonObject
+from .dispatch import Dispatcher
 from .streams import ItemStreams
 
 __all__ = [
@@ -93,36 +94,6 @@ _READ_STATES = {
 }
 
 
-@expose
-class TwistedDaemonObject(DaemonObject):
-    """Pyro4's ``Pyro.Daemon`` object, with its bookkeeping methods kept in the reactor thread.
-
-    They read and change the factory's registry and stream table, which the reactor thread
-    owns; and they never block. ``get_next_stream_item`` runs the servant's generator, which
-    may block, so it follows the factory's threading like any servant method.
-    """
-
-    @in_reactor
-    def ping(self) -> None:
-        return super().ping()
-
-    @in_reactor
-    def registered(self) -> list[str]:
-        return super().registered()
-
-    @in_reactor
-    def info(self) -> str:
-        return super().info()
-
-    @in_reactor
-    def get_metadata(self, objectId: str, as_lists: bool = False) -> dict[str, Any]:
-        return super().get_metadata(objectId, as_lists)
-
-    @in_reactor
-    def close_stream(self, streamId: str) -> None:
-        return super().close_stream(streamId)
-
-
 class Pyro4Protocol(PyroConnection, Protocol):
     """One Pyro4 client connection: bytes in, calls dispatched, replies out, in order.
 
@@ -146,7 +117,8 @@ class Pyro4Protocol(PyroConnection, Protocol):
         self.closing = False  # we decided to hang up (or the peer is gone)
         self.closed = False
         self._serving = False
-        self._paused = False
+        self._paused = False  # we stopped reading: too many requests queued
+        self._write_blocked = False  # the transport's write buffer is full
         # Requests waiting for the one being served. A plain list, not a deque: it is almost
         # always empty and never longer than MAX_QUEUED_REQUESTS, and an empty deque costs
         # 760 bytes on every idle connection (we aim at thousands of those).
@@ -168,6 +140,7 @@ class Pyro4Protocol(PyroConnection, Protocol):
     def connectionMade(self) -> None:
         factory = self.factory
         self.reader = wire.MessageReader(allowed_types=_HANDSHAKE_TYPES, **factory.reader_options)
+        self.transport.registerProducer(self, True)  # tell us when replies pile up unread
         factory.connectionOpened(self)
 
     def dataReceived(self, data: bytes) -> None:
@@ -195,7 +168,7 @@ class Pyro4Protocol(PyroConnection, Protocol):
 
     def _serve_queue(self) -> None:
         """Serve queued requests in order until one has to wait for its result."""
-        while self._queue and not self._serving and not self.closing:
+        while self._queue and not (self._serving or self._write_blocked or self.closing):
             msg = self._queue.pop(0)
             if self.handshaken:
                 outcome = self.factory.dispatcher.invoke(self, msg)
@@ -226,6 +199,19 @@ class Pyro4Protocol(PyroConnection, Protocol):
                 self._hang_up()
         elif outcome is not None:
             self.transport.write(outcome)
+
+    # -- IPushProducer, for our transport: a client that does not read its replies ----------
+
+    def pauseProducing(self) -> None:
+        """The write buffer is full: serve nothing more until the client reads."""
+        self._write_blocked = True
+
+    def resumeProducing(self) -> None:
+        self._write_blocked = False
+        self._serve_queue()
+
+    def stopProducing(self) -> None:
+        """The connection is going away; ``connectionLost`` follows."""
 
     def _hang_up(self) -> None:
         """Close after what was written so far; serve and read nothing more."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import inspect
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from Pyro4 import errors
@@ -25,8 +25,8 @@ HOUSEKEEPING_INTERVAL = 1.0
 
 
 def is_stream(value: Any) -> bool:
-    """Would Pyro4 stream this result instead of serializing it?"""
-    return isinstance(value, Iterator) or inspect.isgenerator(value)
+    """Would Pyro4 stream this result instead of serializing it? (Async iterators too.)"""
+    return isinstance(value, (Iterator, AsyncIterator)) or inspect.isgenerator(value)
 
 
 class ItemStreams:

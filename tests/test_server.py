@@ -706,3 +706,92 @@ class OriginalReadmeTest(unittest.TestCase):
         output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 check=True).stdout
         self.assertEqual(output.strip(), "False")
+
+
+@Pyro4.expose
+class AsyncStreams:
+    def __init__(self):
+        self.closed = False
+
+    async def ticks(self, n):
+        for i in range(n):
+            await task.deferLater(reactor, 0, lambda: None)
+            yield i
+
+    async def endless(self):
+        try:
+            while True:
+                await task.deferLater(reactor, 0, lambda: None)
+                yield "tick"
+        finally:
+            self.closed = True
+
+
+class AsyncStreamTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_async_generators_stream_to_a_plain_pyro4_client(self):
+        factory = serve(self)
+        servant = AsyncStreams()
+        uri = factory.register(servant, "streams")
+        lost = defer.Deferred()
+        factory.clientDisconnect = lambda conn: lost.callback(None)
+
+        def blocking():
+            with Pyro4.Proxy(uri) as proxy:
+                whole = list(proxy.ticks(4))
+                endless = proxy.endless()
+                first = [next(endless), next(endless)]
+                endless.close()
+                return whole, first
+
+        self.assertEqual((yield in_thread(blocking)), ([0, 1, 2, 3], ["tick", "tick"]))
+        yield lost
+        self.assertEqual(factory.streaming_responses, {})
+        self.assertTrue(servant.closed)
+
+    @defer.inlineCallbacks
+    def test_generators_run_in_the_factorys_pool(self):
+        pool = ThreadPool(minthreads=0, maxthreads=2, name="streams")
+        pool.start()
+        self.addCleanup(pool.stop)
+        factory = serve(self, threadpool=pool)
+
+        @Pyro4.expose
+        class ThreadNames:
+            def names(self, n):
+                for _ in range(n):
+                    yield threading.current_thread().name
+
+        uri = factory.register(ThreadNames(), "names")
+
+        def blocking():
+            with Pyro4.Proxy(uri) as proxy:
+                return list(proxy.names(3))
+
+        names = yield in_thread(blocking)
+        self.assertEqual(len(names), 3)
+        self.assertTrue(all("streams" in name for name in names), names)
+
+
+class BackpressureTest(unittest.TestCase):
+    def test_a_client_that_does_not_read_stops_being_served(self):
+        from twisted.internet.address import IPv4Address
+        from twisted.internet.testing import StringTransport
+
+        from .wireclient import ScriptedPeer
+
+        factory = Pyro4ProtocolFactory(reactor=task.Clock())
+        factory.setAddress("127.0.0.1", 1)
+        factory.register(Calculator(), "calc")
+        protocol = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 2))
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertIs(transport.producer, protocol)
+        peer = ScriptedPeer()
+        protocol.dataReceived(peer.connect("calc"))
+        peer.replies(transport)
+        protocol.pauseProducing()  # what the transport does when its write buffer is full
+        protocol.dataReceived(peer.invoke("calc", "add", 1, 2) + peer.invoke("calc", "add", 3, 4))
+        self.assertEqual(peer.replies(transport), [])
+        protocol.resumeProducing()
+        self.assertEqual([peer.load(m) for m in peer.replies(transport)], [3, 7])

@@ -1,0 +1,95 @@
+"""The ``Pyro.Daemon`` object, served by every factory, as Pyro4's ``DaemonObject``.
+
+Pyro4 clients call it for metadata (``get_metadata``), liveness (``ping``) and item
+streams (``get_next_stream_item`` / ``close_stream``). We subclass Pyro4's own class and
+change only what a reactor needs:
+
+* bookkeeping methods run in the reactor thread, which owns the registry and the stream table
+  (and they never block), even when the factory runs servants in a thread pool;
+* ``get_next_stream_item`` also serves *asynchronous* iterators (``async def`` generators):
+  each item is awaited without blocking the reactor. A synchronous generator runs in the
+  factory's thread pool when it has one, since producing an item may block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from Pyro4 import errors
+from Pyro4.core import DaemonObject, current_context, expose
+from twisted.internet import defer, threads
+
+from .context import CallContext
+from .dispatch import in_reactor
+
+
+@expose
+class TwistedDaemonObject(DaemonObject):
+    """Pyro4's ``DaemonObject``, reactor-aware (see the module docstring)."""
+
+    @in_reactor
+    def ping(self) -> None:
+        return super().ping()
+
+    @in_reactor
+    def registered(self) -> list[str]:
+        return super().registered()
+
+    @in_reactor
+    def info(self) -> str:
+        return super().info()
+
+    @in_reactor
+    def get_metadata(self, objectId: str, as_lists: bool = False) -> dict[str, Any]:
+        return super().get_metadata(objectId, as_lists)
+
+    @in_reactor
+    def close_stream(self, streamId: str) -> None:
+        stream = self.daemon.streaming_responses.pop(streamId, (None,) * 4)[3]
+        if isinstance(stream, AsyncIterator) and hasattr(stream, "aclose"):
+            defer.ensureDeferred(stream.aclose()).addErrback(lambda _: None)
+
+    @in_reactor
+    def get_next_stream_item(self, streamId: str) -> Any:
+        """The next item (a Deferred for asynchronous streams or a threaded factory)."""
+        streams = self.daemon.streaming_responses
+        if streamId not in streams:
+            raise errors.PyroError("item stream terminated")
+        client, created, _, stream = streams[streamId]
+        if client is None:  # its client reconnected after a disconnect: no longer lingering
+            streams[streamId] = (current_context.client, created, 0, stream)
+        if isinstance(stream, AsyncIterator):
+            return defer.ensureDeferred(self._next_async(streamId, stream)).addCallback(
+                self._item_or_end)
+        pool = self.daemon.threadpool
+        if pool is None:
+            return self._next(streamId, stream)
+        context = CallContext(current_context.to_global())
+        return threads.deferToThreadPool(self.daemon.reactor, pool, context.run,
+                                         self._next, streamId, stream)
+
+    def _next(self, streamId: str, stream: Any) -> Any:
+        try:
+            return next(stream)
+        except Exception:  # StopIteration included: the stream is over either way
+            self.daemon.streaming_responses.pop(streamId, None)
+            raise
+
+    async def _next_async(self, streamId: str, stream: Any) -> tuple[bool, Any]:
+        try:
+            return False, await stream.__anext__()
+        except StopAsyncIteration:
+            self.daemon.streaming_responses.pop(streamId, None)
+            return True, None
+        except Exception:
+            self.daemon.streaming_responses.pop(streamId, None)
+            raise
+
+    @staticmethod
+    def _item_or_end(outcome: tuple[bool, Any]) -> Any:
+        ended, item = outcome
+        if ended:
+            # what Pyro4 clients expect at the end (a coroutine may not raise it itself)
+            raise StopIteration
+        return item
