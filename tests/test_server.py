@@ -795,3 +795,33 @@ class BackpressureTest(unittest.TestCase):
         self.assertEqual(peer.replies(transport), [])
         protocol.resumeProducing()
         self.assertEqual([peer.load(m) for m in peer.replies(transport)], [3, 7])
+
+
+class Resource:
+    def __init__(self):
+        self.closed = defer.Deferred()
+
+    def close(self):
+        self.closed.callback("closed")
+
+
+@Pyro4.expose
+class ResourceOwner:
+    def __init__(self):
+        self.resources: list[Resource] = []
+
+    def open(self):
+        resource = Resource()
+        self.resources.append(resource)
+        Pyro4.current_context.track_resource(resource)
+        return len(self.resources)
+
+
+class TrackedResourceTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_tracked_resources_are_closed_when_the_client_goes(self):
+        factory = serve(self)
+        owner = ResourceOwner()
+        uri = factory.register(owner, "owner")
+        self.assertEqual((yield call(uri, "open")), 1)
+        self.assertEqual((yield owner.resources[0].closed), "closed")
