@@ -1,0 +1,675 @@
+"""Call Pyro4 objects from Twisted code: every call returns a ``Deferred``.
+
+Two classes:
+
+``PyroDeferredService``
+    wraps any ``Pyro4.Proxy`` (``PYRO:``, ``PYRONAME:``, ``PYROMETA:``; HMAC key, handshake,
+    serializer, timeout, retries: whatever the proxy was set up with). ``service.method(...)``
+    returns a ``Deferred``. The blocking Pyro4 call runs in a bounded pool of worker threads;
+    the result comes back to the reactor thread with ``reactor.callFromThread``.
+
+``PyroPatientProxy``
+    a ``Pyro4.Proxy`` that waits for its name server, its object or its daemon to appear
+    instead of failing at once. It *blocks* while it waits: give it to a
+    ``PyroDeferredService`` (or use it in a thread of your own), never call it directly from
+    the reactor thread.
+
+Why not Pyro4's own asynchronous proxies (``Pyro4.Proxy._pyroAsync()``)? They start one thread
+*and one new connection* per call, and their ``FutureResult`` calls its ``then`` callbacks in
+that thread. Here a few worker threads each own a copy of the proxy that stays connected
+between calls, so connections are reused and bounded, and callbacks run in the reactor thread,
+where Twisted code expects them.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import Pyro4
+import Pyro4.core
+import Pyro4.errors
+import Pyro4.futures
+import Pyro4.naming
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+__all__ = ["PyroDeferredService", "PyroPatientProxy"]
+
+DEFAULT_MAX_WORKERS = 4
+"""Worker threads (= connections to the server) per service. Small on purpose: Pyro4's thread
+server gives each connection one of its worker threads (40 by default, for all clients)."""
+
+DEFAULT_RETRY_INTERVAL = 2.0
+DEFAULT_MAX_TRIES = 43200  # one day at one try every 2 seconds
+
+_log = Logger(namespace="pyro.proxy")
+
+
+class ReactorForService(Protocol):
+    """What ``PyroDeferredService`` needs from a reactor (``IReactorFromThreads`` and the
+    system event triggers of ``IReactorCore``)."""
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        ...
+
+    def addSystemEventTrigger(self, phase: str, eventType: str, callable: Callable[..., Any],
+                              *args: Any, **kwargs: Any) -> Any:
+        ...
+
+    def removeSystemEventTrigger(self, triggerID: Any) -> None:
+        ...
+
+
+def _globalReactor() -> ReactorForService:
+    """The global reactor, imported when first needed: importing this module installs none."""
+    from twisted.internet import reactor
+
+    return reactor  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------
+# PyroDeferredService
+# --------------------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class _Call:
+    """One call on its way through a worker thread and back.
+
+    ``future`` is Pyro4's own result holder (``Pyro4.futures.FutureResult``): the worker sets
+    its value (or an ``_ExceptionWrapper``), the reactor thread reads it.
+    """
+
+    operation: Callable[..., Any]
+    args: tuple[Any, ...]
+    description: str
+    # Pyro4 sends the *calling thread's* annotations and correlation id with a call; the call
+    # happens in a worker thread, so they are captured in the caller's thread and travel along.
+    annotations: dict[str, bytes]
+    correlationId: uuid.UUID | None
+    deferred: defer.Deferred[Any]
+    future: Pyro4.futures.FutureResult = field(default_factory=Pyro4.futures.FutureResult)
+    cancelled: bool = False
+    responseAnnotations: dict[str, bytes] = field(default_factory=dict)
+
+
+class _DaemonThread(threading.Thread):
+    """A daemon thread: a process that exits without stopping the reactor must not hang on our
+    workers. (The reactor's shutdown trigger still stops them cleanly.)"""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.daemon = True
+
+
+class _Workers:
+    """One generation of worker threads: the pool, and the proxy copies its threads own.
+
+    ``close()`` detaches the current generation and stops it in the background; a later call
+    starts a fresh one, like a Pyro4 proxy that reconnects after ``_pyroRelease()``.
+    """
+
+    def __init__(self, name: str, maxWorkers: int, reactor: ReactorForService) -> None:
+        self.reactor = reactor
+        self.pool = ThreadPool(minthreads=0, maxthreads=maxWorkers, name=name)
+        self.pool.threadFactory = _DaemonThread
+        self.local = threading.local()
+        self.lock = threading.Lock()
+        self.copies: list[Pyro4.Proxy] = []  # a list: proxies compare equal by URI
+        self.pending: set[_Call] = set()
+        self.closed = False  # written in the reactor thread, read by workers
+
+    def interrupt(self) -> None:
+        """Wake up workers blocked on the network, so that stopping never waits for a slow or
+        silent server. ``shutdown()`` (unlike ``close()``) makes a ``recv`` blocked in another
+        thread return; we must not take the proxy's lock, which the blocked worker holds."""
+        with self.lock:
+            copies = list(self.copies)
+        for proxy in copies:
+            connection = proxy._pyroConnection
+            if connection is not None:
+                try:
+                    connection.sock.shutdown(socket.SHUT_RDWR)
+                except (OSError, AttributeError):
+                    pass
+
+    def stop(self) -> None:
+        """Blocking: join the worker threads, then release every proxy copy."""
+        self.pool.stop()
+        with self.lock:
+            copies, self.copies = self.copies, []
+        for proxy in copies:
+            try:
+                proxy._pyroRelease()
+            except Exception:
+                _log.failure("releasing {proxy!r}", proxy=proxy)
+
+
+class _RemoteMethod:
+    """``service.name`` : calling it calls the remote method ``name``."""
+
+    def __init__(self, service: PyroDeferredService, name: str) -> None:
+        self._service = service
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        return self._service.callRemote(self._name, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<remote method {self._name!r} of {self._service!r}>"
+
+
+def _callMethod(proxy: Pyro4.Proxy, method: str, args: tuple[Any, ...],
+                kwargs: dict[str, Any]) -> Any:
+    """Worker thread: one remote method call, through the proxy's own machinery (metadata
+    checks, oneway flags, ``_pyroMaxRetries``), so a subclass's behaviour is kept."""
+    if Pyro4.config.METADATA:
+        if not proxy._pyroMethods and not proxy._pyroAttrs:
+            proxy._pyroGetMetadata()  # connects; the metadata comes with the handshake
+        if method in proxy._pyroAttrs and method not in proxy._pyroMethods:
+            # Pyro4's proxy would *read* the attribute here; calling the value makes no sense.
+            raise AttributeError(
+                f"{method!r} of {proxy._pyroUri} is an exposed attribute, not a method: "
+                f"use service.getattr({method!r})")
+    return getattr(proxy, method)(*args, **kwargs)
+
+
+def _getAttribute(proxy: Pyro4.Proxy, name: str) -> Any:
+    return proxy._pyroInvoke("__getattr__", (name,), None)
+
+
+def _setAttribute(proxy: Pyro4.Proxy, name: str, value: Any) -> None:
+    proxy._pyroInvoke("__setattr__", (name, value), None)
+
+
+def _bind(proxy: Pyro4.Proxy) -> bool:
+    return proxy._pyroBind()
+
+
+def _futureValue(future: Pyro4.futures.FutureResult) -> Any:
+    """The Deferred's first callback: the value, or the remote exception raised again (in the
+    reactor thread), so the errback sees a Failure of the original type, ``_pyroTraceback``
+    and all."""
+    return future.value
+
+
+class PyroDeferredService:
+    """Wrap a ``Pyro4.Proxy`` so that every remote call returns a ``Deferred``.
+
+    ``service.some_method(*args, **kwargs)`` (or ``service.callRemote("some_method", ...)``)
+    returns a ``Deferred`` that fires, in the reactor thread, with the result, or fails with
+    the remote exception (its original type; ``Pyro4.util.getPyroTraceback(failure.type,
+    failure.value, failure.getTracebackObject())`` shows the remote traceback) or with Pyro4's
+    own errors (``CommunicationError``, ``TimeoutError`` when the proxy has ``_pyroTimeout``,
+    ``NamingError``...).
+
+    How: calls go to a ``ThreadPool`` of at most ``max_workers`` threads, started at the first
+    call. Pyro4 proxies must not be shared between threads that call concurrently, so each
+    worker thread makes its own ``copy.copy`` of the wrapped proxy (what Pyro4's async machinery
+    does) and keeps it connected between calls: at most ``max_workers`` connections, reused.
+    Results travel back through a ``Pyro4.futures.FutureResult`` and
+    ``reactor.callFromThread`` (``callLater`` is not thread-safe).
+
+    - ``service.name(...)`` is always a *call*. Exposed remote attributes are read and written
+      with ``service.getattr(name)`` / ``service.setattr(name, value)`` (Deferreds). A remote
+      method whose name clashes with this class's own (``close``, ``getattr``...) is reached
+      with ``callRemote``.
+    - Oneway methods (known from the server's metadata) fire with ``None`` once sent.
+    - ``_pyro*`` attributes read and write through to the wrapped proxy. Writing one (e.g.
+      ``service._pyroTimeout = 5``, ``service._pyroHmacKey = b"k"``) makes every worker re-copy
+      the proxy before its next call, so the new setting reaches connections made earlier.
+      Methods read this way (``_pyroReconnect``...) run in the calling thread and may block;
+      ``_pyroBind()`` and ``_pyroRelease()`` are this class's own and return Deferreds.
+    - ``Deferred.cancel()`` fails the Deferred with ``CancelledError`` at once; a call that has
+      not started yet is never sent, a call in progress has its result dropped.
+    - Pyro4's per-thread call context travels with each call: annotations and the correlation
+      id set in ``Pyro4.current_context`` by the caller are sent (and, as in Pyro4, cleared
+      after the call), and ``Pyro4.current_context.response_annotations`` holds the reply's
+      annotations while the Deferred's callbacks run.
+    - ``close()`` (alias ``_pyroRelease()``) fails calls still outstanding with
+      ``ConnectionClosedError``, breaks connections in use (a hung server cannot hold it up),
+      stops the threads and releases the connections. Reactor shutdown does the same, through
+      a ``before shutdown`` trigger, so it never hangs on worker threads. A call after
+      ``close()`` starts afresh.
+
+    :param proxy: any ``Pyro4.Proxy`` (or subclass whose constructor takes just a URI, since
+        ``Proxy.__copy__`` calls ``type(proxy)(uri)``). The service never uses it for calls
+        itself; it is the template for the workers' copies. A ``PyroPatientProxy`` makes the
+        service wait for a name server or object that is not there yet.
+    :param reactor: provides ``callFromThread`` and system event triggers; ``None`` means the
+        global reactor, looked up at the first call (so importing installs no reactor).
+    :param max_workers: maximum worker threads, hence connections, hence concurrent calls.
+    :param name: the thread pool's name (thread names and logs).
+    """
+
+    # Our own attributes: never forwarded to the proxy nor taken for remote methods.
+    _OWN = frozenset({"_wrapped", "_reactor", "_maxWorkers", "_name", "_workers", "_generation",
+                      "_stopping", "_waiters", "_triggerID"})
+
+    def __init__(self, proxy: Pyro4.Proxy, reactor: ReactorForService | None = None,
+                 max_workers: int = DEFAULT_MAX_WORKERS, name: str | None = None) -> None:
+        if not isinstance(proxy, Pyro4.Proxy):
+            raise TypeError(f"expected a Pyro4.Proxy, got {proxy!r}")
+        if max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+        self._wrapped = proxy
+        self._reactor = reactor
+        self._maxWorkers = max_workers
+        self._name = name or f"PyroDeferredService({proxy._pyroUri})"
+        self._workers: _Workers | None = None
+        self._generation = 0  # bumped by every _pyro* write; workers re-copy when it changed
+        self._stopping: set[_Workers] = set()
+        self._waiters: list[defer.Deferred[None]] = []
+        self._triggerID: tuple[ReactorForService, Any] | None = None
+
+    # -- attribute plumbing ------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Any:
+        # Only called for names not found normally.
+        if name in PyroDeferredService._OWN or (name.startswith("__") and name.endswith("__")):
+            # Dunders (copy, pickle, inspection, Twisted internals probing for __iter__...)
+            # must not turn into remote calls.
+            raise AttributeError(name)
+        if name.startswith("_pyro"):
+            return getattr(self._wrapped, name)
+        return _RemoteMethod(self, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_pyro"):
+            setattr(self._wrapped, name, value)
+            # After the write, so a worker that sees the new generation copies the new value.
+            self._generation += 1
+        else:
+            object.__setattr__(self, name, value)
+
+    def __repr__(self) -> str:
+        state = "running" if self._workers is not None else "idle"
+        return f"<{type(self).__name__} for {self._wrapped._pyroUri}; {state}>"
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def proxy(self) -> Pyro4.Proxy:
+        """The wrapped proxy (the template of the workers' copies)."""
+        return self._wrapped
+
+    @property
+    def max_workers(self) -> int:
+        return self._maxWorkers
+
+    def callRemote(self, method: str, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        """Call the remote ``method``; a Deferred of its result. ``service.method(...)`` is the
+        same thing; use this form for names that clash with this class's attributes."""
+        return self._submit(_callMethod, (method, args, kwargs), f"call {method}")
+
+    def getattr(self, name: str) -> defer.Deferred[Any]:
+        """Read the exposed remote attribute ``name``; a Deferred of its value."""
+        return self._submit(_getAttribute, (name,), f"getattr {name}")
+
+    def setattr(self, name: str, value: Any) -> defer.Deferred[None]:
+        """Write the exposed remote attribute ``name``; a Deferred that fires with ``None``."""
+        return self._submit(_setAttribute, (name, value), f"setattr {name}")
+
+    def _pyroBind(self) -> defer.Deferred[bool]:
+        """Connect one worker's copy now (handshake, metadata): a cheap "is it there?" check.
+        Fires with ``True`` if a new connection was made, ``False`` if it was connected."""
+        return self._submit(_bind, (), "bind")
+
+    def close(self) -> defer.Deferred[None]:
+        """Release everything: fail outstanding calls with ``ConnectionClosedError``, break
+        connections in use, stop the worker threads and close the connections.
+
+        Returns a Deferred that fires (in the reactor thread) when all worker threads of this
+        service have exited, so tests can wait for a clean reactor. Joining threads blocks, so
+        it happens in a short-lived helper thread, never in the reactor thread. Call it from
+        the reactor thread, with the reactor running.
+        """
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            self._stop(workers)
+        if not self._stopping:
+            self._removeTrigger()
+            return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._waiters.append(waiter)
+        return waiter
+
+    _pyroRelease = close
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _submit(self, operation: Callable[..., Any], args: tuple[Any, ...],
+                description: str) -> defer.Deferred[Any]:
+        """Reactor thread: queue ``operation(proxyCopy, *args)`` on a worker thread."""
+        def cancel(deferred: defer.Deferred[Any]) -> None:
+            # Not firing here makes Deferred.cancel() fail it with CancelledError at once.
+            call.cancelled = True
+
+        context = Pyro4.current_context
+        call = _Call(operation, args, description, dict(context.annotations),
+                     context.correlation_id, defer.Deferred(cancel))
+        context.annotations = {}  # Pyro4 clears the caller's annotations after each call
+        call.deferred.addCallback(_futureValue)
+        try:
+            workers = self._start()
+        except Exception:
+            call.deferred.errback()
+            return call.deferred
+        workers.pending.add(call)
+        workers.pool.callInThread(self._work, workers, call, self._generation)
+        return call.deferred
+
+    def _start(self) -> _Workers:
+        if self._workers is None:
+            reactor = self._reactor if self._reactor is not None else _globalReactor()
+            workers = _Workers(self._name, self._maxWorkers, reactor)
+            workers.pool.start()
+            self._workers = workers
+            if self._triggerID is None:
+                self._triggerID = (reactor, reactor.addSystemEventTrigger(
+                    "before", "shutdown", self._closeOnShutdown))
+            _log.debug("{service!r}: started up to {count} worker threads",
+                       service=self, count=self._maxWorkers)
+        return self._workers
+
+    def _proxyFor(self, workers: _Workers, generation: int) -> Pyro4.Proxy:
+        """Worker thread: this thread's copy of the proxy, made anew when a ``_pyro*`` setting
+        changed after it was made."""
+        local = workers.local
+        proxy = getattr(local, "proxy", None)
+        if proxy is not None and local.generation >= generation:
+            return proxy
+        if proxy is not None:
+            with workers.lock:
+                workers.copies = [p for p in workers.copies if p is not proxy]
+            proxy._pyroRelease()
+        # Read the generation before copying: a write that races with the copy bumps it
+        # again afterwards, and the next call copies once more.
+        current = self._generation
+        proxy = copy.copy(self._wrapped)
+        proxy._pyroAsync(False)  # the copy of an async-mode proxy would return FutureResults
+        local.proxy, local.generation = proxy, max(current, generation)
+        with workers.lock:
+            workers.copies.append(proxy)
+        return proxy
+
+    def _work(self, workers: _Workers, call: _Call, generation: int) -> None:
+        """Worker thread: run one call, set its FutureResult, hand it to the reactor thread."""
+        if call.cancelled or workers.closed:
+            call.future.set_cancelled()  # never sent; its Deferred has already failed
+        else:
+            outcome: Any
+            context = Pyro4.current_context
+            try:
+                proxy = self._proxyFor(workers, generation)
+                if workers.closed:  # closed while we copied: this copy was not interrupted
+                    raise Pyro4.errors.ConnectionClosedError(f"{self._name} was closed")
+                context.annotations = call.annotations
+                context.correlation_id = call.correlationId
+                try:
+                    outcome = call.operation(proxy, *call.args)
+                finally:
+                    call.responseAnnotations = context.response_annotations
+                    context.annotations = {}
+                    context.correlation_id = None
+                    context.response_annotations = {}
+            except BaseException as error:  # noqa: B036 - every outcome must reach the Deferred
+                outcome = Pyro4.futures._ExceptionWrapper(error)
+            call.future.value = outcome
+        workers.reactor.callFromThread(self._deliver, workers, call)
+
+    def _deliver(self, workers: _Workers, call: _Call) -> None:
+        """Reactor thread: fire the call's Deferred, unless it was cancelled or closed."""
+        workers.pending.discard(call)
+        if call.deferred.called:
+            _log.debug("{service!r}: dropped the result of {call} (cancelled or closed)",
+                       service=self, call=call.description)
+            return
+        Pyro4.current_context.response_annotations = call.responseAnnotations
+        call.deferred.callback(call.future)
+
+    def _stop(self, workers: _Workers) -> None:
+        workers.closed = True
+        pending, workers.pending = workers.pending, set()
+        for call in pending:
+            if not call.deferred.called:
+                call.deferred.errback(Pyro4.errors.ConnectionClosedError(
+                    f"{self._name} was closed before {call.description} completed"))
+        workers.interrupt()
+        self._stopping.add(workers)
+
+        def stopInThread() -> None:
+            try:
+                workers.stop()
+            finally:
+                workers.reactor.callFromThread(self._stopped, workers)
+
+        threading.Thread(target=stopInThread, name=f"{self._name}-stopper", daemon=True).start()
+
+    def _stopped(self, workers: _Workers) -> None:
+        """Reactor thread: a generation of workers has exited."""
+        self._stopping.discard(workers)
+        _log.debug("{service!r}: worker threads stopped", service=self)
+        if self._stopping:
+            return
+        if self._workers is None:
+            self._removeTrigger()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _removeTrigger(self) -> None:
+        # Without this, the reactor would keep every service ever used alive until shutdown.
+        if self._triggerID is not None and self._workers is None:
+            (reactor, triggerID), self._triggerID = self._triggerID, None
+            reactor.removeSystemEventTrigger(triggerID)
+
+    def _closeOnShutdown(self) -> defer.Deferred[None]:
+        # The reactor is firing this trigger: it must not be removed any more.
+        self._triggerID = None
+        return self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# PyroPatientProxy
+# --------------------------------------------------------------------------------------------
+
+def _isPermanent(error: BaseException | None) -> bool:
+    """Errors that waiting cannot cure: protocol and security errors. Pyro4 wraps them: a wrong
+    HMAC key arrives as a CommunicationError caused by a SecurityError, or, from the name
+    server, as a NamingError caused by that CommunicationError; so follow the causes."""
+    permanent = (Pyro4.errors.ProtocolError, Pyro4.errors.SecurityError)
+    for _ in range(5):
+        if error is None:
+            return False
+        if isinstance(error, permanent):
+            return True
+        error = error.__cause__
+    return False
+
+
+class PyroPatientProxy(Pyro4.Proxy):
+    """A ``Pyro4.Proxy`` that waits for its name server, object or daemon to show up.
+
+    .. warning:: **This proxy BLOCKS its caller while it waits** (by default up to a day).
+       Never call it from the reactor thread: wrap it in a ``PyroDeferredService``, which runs
+       it in worker threads, or use it from a thread of your own.
+
+    Whenever it has to connect (first call, ``_pyroBind()``, metadata, after a lost
+    connection), it tries to resolve its URI through the name server (``PYRONAME:`` /
+    ``PYROMETA:``) and to connect and handshake; when that fails with a naming or
+    communication error it sleeps and tries again, at most once every ``retry_interval``
+    seconds, ``max_tries`` times, then raises ``NamingError`` (the name server or name never
+    appeared) or ``CommunicationError`` (the object's daemon never answered) naming the URI.
+    Protocol and security errors (a wrong HMAC key...) are raised at once: waiting will not fix
+    them. Once connected, calls behave exactly as with ``Pyro4.Proxy``; a lost connection is
+    reconnected patiently at the next call. A proxy bound to a direct ``PYRO:`` URI that it got
+    from the name server falls back to the name server when that address stops answering (the
+    object may have moved, e.g. to a new port after a restart).
+
+    It logs (``twisted.logger``, namespace ``pyro.proxy``) when it finds the name server, when
+    it loses it, and when it starts waiting or gives up.
+
+    Settings are attributes, so that ``copy.copy`` (used by Pyro4's async machinery and by
+    ``PyroDeferredService``) keeps them: ``_pyroRetryInterval``, ``_pyroMaxTries``,
+    ``_pyroSleep`` (the function used to wait: inject a fake one in tests).
+
+    :param retry_interval: seconds between the starts of two tries.
+    :param max_tries: how many tries before giving up (at least 1; 1 means no patience).
+    :param sleep: ``sleep(seconds)``; ``time.sleep`` by default.
+    """
+
+    # Pyro4's Proxy.__setattr__ accepts only its own attribute names (anything else is taken
+    # for a remote attribute, which needs a connection); these are ours. Class defaults as
+    # well, because Proxy.__getattr__ would fetch remote metadata for a missing one (e.g. on
+    # an instance made by unpickling, which skips __init__).
+    _pyroPatientAttributes = frozenset(
+        {"_pyroRetryInterval", "_pyroMaxTries", "_pyroSleep", "_pyroPatientUri",
+         "_pyroNameServerFound"})
+    _pyroRetryInterval: float = DEFAULT_RETRY_INTERVAL
+    _pyroMaxTries: int = DEFAULT_MAX_TRIES
+    _pyroSleep: Callable[[float], None] = staticmethod(time.sleep)  # type: ignore[assignment]
+    _pyroPatientUri: Pyro4.URI | None = None  # the URI as given, before any binding
+    _pyroNameServerFound: bool | None = None  # None: not asked yet
+
+    def __init__(self, uri: str | Pyro4.URI, connected_socket: Any = None,
+                 retry_interval: float = DEFAULT_RETRY_INTERVAL,
+                 max_tries: int = DEFAULT_MAX_TRIES,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        if max_tries < 1:
+            raise ValueError("max_tries must be at least 1")
+        if retry_interval < 0:
+            raise ValueError("retry_interval must not be negative")
+        self._pyroRetryInterval = retry_interval
+        self._pyroMaxTries = max_tries
+        self._pyroSleep = sleep
+        super().__init__(uri, connected_socket)
+        self._pyroPatientUri = Pyro4.URI(self._pyroUri)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in PyroPatientProxy._pyroPatientAttributes:
+            object.__setattr__(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def __copy__(self) -> PyroPatientProxy:
+        duplicate = super().__copy__()
+        duplicate._pyroRetryInterval = self._pyroRetryInterval
+        duplicate._pyroMaxTries = self._pyroMaxTries
+        duplicate._pyroSleep = self._pyroSleep
+        if self._pyroPatientUri is not None:
+            duplicate._pyroPatientUri = Pyro4.URI(self._pyroPatientUri)
+        duplicate._pyroNameServerFound = self._pyroNameServerFound  # log changes, not copies
+        return duplicate
+
+    def _pyroReconnect(self, tries: int | None = None) -> None:
+        """Release the connection and connect again, patiently: ``tries`` tries (default
+        ``_pyroMaxTries``), ``_pyroRetryInterval`` apart, waiting with ``_pyroSleep``."""
+        self._pyroRelease()
+        with self._Proxy__pyroConnLock:
+            self._pyroPatientlyConnect(replaceUri=False, maxTries=tries or self._pyroMaxTries)
+
+    def _Proxy__pyroCreateConnection(self, replaceUri: bool = False,
+                                     connected_socket: Any = None) -> bool:
+        # Pyro4 funnels every connection (first call, _pyroBind, metadata, reconnects) through
+        # the name-mangled Proxy.__pyroCreateConnection; Python looks the mangled name up on
+        # the instance's class, so this override catches them all.
+        if connected_socket is not None:
+            return super()._Proxy__pyroCreateConnection(replaceUri, connected_socket)
+        with self._Proxy__pyroConnLock:
+            if self._pyroConnection is not None:
+                return False
+            return self._pyroPatientlyConnect(replaceUri, self._pyroMaxTries)
+
+    def _pyroPatientlyConnect(self, replaceUri: bool, maxTries: int) -> bool:
+        """Connect, trying up to ``maxTries`` times; called with the connection lock held."""
+        logical = self._pyroPatientUri or self._pyroUri
+        began = time.monotonic()
+        lastError: Pyro4.errors.PyroError | None = None
+        for attempt in range(1, maxTries + 1):
+            started = time.monotonic()
+            try:
+                return self._pyroConnectOnce(replaceUri, retrying=attempt > 1)
+            except (Pyro4.errors.NamingError, Pyro4.errors.CommunicationError) as error:
+                if _isPermanent(error):
+                    raise
+                lastError = error
+            if attempt == 1 and maxTries > 1:
+                _log.info("{uri} is not available yet ({error}); trying again every {interval}s"
+                          " up to {tries} times", uri=str(logical), error=lastError,
+                          interval=self._pyroRetryInterval, tries=maxTries)
+            else:
+                _log.debug("{uri}: try {attempt} of {tries} failed: {error}", uri=str(logical),
+                           attempt=attempt, tries=maxTries, error=lastError)
+            if attempt < maxTries:
+                self._pyroSleep(max(0.0, self._pyroRetryInterval -
+                                    (time.monotonic() - started)))
+        assert lastError is not None
+        kind = (Pyro4.errors.NamingError if isinstance(lastError, Pyro4.errors.NamingError)
+                else Pyro4.errors.CommunicationError)
+        direct = "" if self._pyroUri == logical else f" (last bound to {self._pyroUri})"
+        message = (f"gave up on {logical}{direct} after {maxTries} tries in "
+                   f"{time.monotonic() - began:.1f}s: {lastError}")
+        _log.warn("{message}", message=message)
+        raise kind(message) from lastError
+
+    def _pyroConnectOnce(self, replaceUri: bool, retrying: bool) -> bool:
+        """Resolve (through the name server, logging what happens to it), then let Pyro4's own
+        code connect to the resolved URI; no second lookup."""
+        previous: Pyro4.URI = self._pyroUri  # type: ignore[has-type]
+        logical = self._pyroPatientUri or previous
+        # After a failure, a proxy bound to an address it got from the name server asks the
+        # name server again: the object may have moved.
+        source = logical if retrying and logical.protocol != "PYRO" else previous
+        target = self._pyroResolve(source)
+        self._pyroUri = target  # Pyro4 resolves self._pyroUri; a PYRO: URI resolves to itself
+        try:
+            connected = super()._Proxy__pyroCreateConnection(replaceUri)
+        except BaseException:
+            self._pyroUri = previous
+            raise
+        if not replaceUri and previous.protocol != "PYRO":
+            # Not bound: keep the logical URI, so that the next connection resolves again
+            # (what Pyro4 does). A bound proxy keeps the fresh direct address.
+            self._pyroUri = previous
+        return connected
+
+    def _pyroResolve(self, uri: Pyro4.URI) -> Pyro4.URI:
+        """``Pyro4.core._resolve``, split so that we know whether the name server answered."""
+        if uri.protocol == "PYRO":
+            return uri
+        try:
+            nameserver = Pyro4.naming.locateNS(uri.host, uri.port, hmac_key=self._pyroHmacKey)
+        except Pyro4.errors.NamingError:
+            self._pyroNameServerLost(uri)
+            raise
+        if not self._pyroNameServerFound:
+            _log.info("found the name server {ns} for {uri}", ns=str(nameserver._pyroUri),
+                      uri=str(uri))
+            self._pyroNameServerFound = True
+        with nameserver:
+            try:
+                if uri.protocol == "PYRONAME":
+                    return nameserver.lookup(uri.object)
+                candidates = nameserver.list(metadata_all=uri.object)
+            except Pyro4.errors.CommunicationError:
+                self._pyroNameServerLost(uri)
+                raise
+        if not candidates:
+            raise Pyro4.errors.NamingError(
+                f"no registrations available with desired metadata properties {uri.object}")
+        return Pyro4.URI(random.choice(list(candidates.values())))
+
+    def _pyroNameServerLost(self, uri: Pyro4.URI) -> None:
+        if self._pyroNameServerFound:
+            _log.warn("lost the name server for {uri}", uri=str(uri))
+        self._pyroNameServerFound = False
+
