@@ -1,7 +1,9 @@
 """twisted-pyro: Pyro4 and Twisted, working together.
 
 - :mod:`pyro.protocol` serves Pyro4 objects from a Twisted reactor to unmodified Pyro4 clients.
-- :mod:`pyro.proxy` calls Pyro4 objects from Twisted code; every call returns a Deferred.
+- :mod:`pyro.proxy` calls Pyro4 objects from Twisted code through worker threads; every call
+  returns a Deferred.
+- :mod:`pyro.client` is a native Twisted Pyro4 client (no threads): calls return Deferreds.
 - :mod:`pyro.wire` is Pyro4's wire protocol as plain Python (no I/O, no Twisted).
 
 Importing this package installs no reactor.

@@ -1,0 +1,43 @@
+"""A native Twisted Pyro4 client: Deferreds from the reactor thread, no threads at all.
+
+``pyro.proxy`` wraps Pyro4's blocking ``Proxy`` in threads. This package speaks the wire
+protocol itself, on top of the sans-IO :mod:`pyro.wire`, so that a Twisted program can call
+thousands of Pyro4 objects concurrently without a thread per call::
+
+    from pyro.client import DeferredProxy
+
+    proxy = DeferredProxy("PYRONAME:example.thing")        # or PYRO:obj@host:port
+    total = await proxy.add(1, 2)                          # any remote method → Deferred
+    async for item in await proxy.numbers(10): ...         # item streams
+    await proxy.close()
+
+Three layers, one module each, each testable on its own:
+
+- :mod:`pyro.client.protocol`: :class:`PyroClientProtocol` is one connection: the CONNECT
+  handshake, then pipelined INVOKE requests matched to replies by sequence number (Pyro4
+  servers answer in order); :class:`ItemStream` reads item streams on it.
+- :mod:`pyro.client.proxy`: :class:`DeferredProxy` owns a small pool of such connections to
+  one server, a bound on calls in flight, timeouts, cancellation, reconnection with backoff,
+  and Pyro4's proxy behaviour (metadata, oneway, attributes, batches, annotations).
+- :mod:`pyro.client.naming`: :func:`resolve` / :func:`locate_ns` turn ``PYRONAME:`` /
+  ``PYROMETA:`` URIs into ``PYRO:`` URIs through a Pyro4 name server, using the same client,
+  optionally patiently.
+
+Everything Pyro4 already does well is reused: its serializers (``Pyro4.util``), ``URI``,
+errors, and ``futures._ExceptionWrapper`` for batches. Call everything from the reactor thread.
+"""
+
+from .naming import locate_ns, resolve
+from .protocol import ClientState, ItemStream, PyroClientProtocol
+from .proxy import Batch, DeferredProxy, default_endpoint
+
+__all__ = [
+    "Batch",
+    "ClientState",
+    "DeferredProxy",
+    "ItemStream",
+    "PyroClientProtocol",
+    "default_endpoint",
+    "locate_ns",
+    "resolve",
+]

@@ -1,0 +1,407 @@
+"""One Pyro4 client connection: the handshake, then pipelined calls matched to replies.
+
+This is the thin Twisted shell around :mod:`pyro.wire` on the client side: bytes in,
+messages out, each reply handed to the call waiting for it. It knows nothing of pools,
+names or retries (that is :mod:`pyro.client.proxy`).
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+from collections.abc import Callable
+from typing import Any
+
+import Pyro4
+from Pyro4 import constants, errors, util
+from Pyro4.configuration import config
+from twisted.internet import defer
+from twisted.internet.protocol import Protocol
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .. import wire
+
+__all__ = ["ClientState", "ItemStream", "PyroClientProtocol"]
+
+log = Logger()
+
+_HANDSHAKE_REPLIES = frozenset({wire.MSG_CONNECTOK, wire.MSG_CONNECTFAIL})
+_RESULT_REPLIES = frozenset({wire.MSG_RESULT})
+
+
+def _timeout_error(result: Any, timeout: float) -> Any:
+    """``Deferred.addTimeout`` hook: a timed-out call fails as Pyro4's proxy would."""
+    if isinstance(result, Failure) and result.check(defer.CancelledError):
+        return Failure(errors.TimeoutError("call timed out after %s seconds" % timeout))
+    return result
+
+
+def with_timeout(d: defer.Deferred[Any], timeout: float | None, clock: Any) -> None:
+    """Fail ``d`` with ``Pyro4.errors.TimeoutError`` after ``timeout`` seconds on ``clock``."""
+    if timeout:
+        d.addTimeout(timeout, clock, onTimeoutCancel=_timeout_error)
+
+
+class ClientState(enum.Enum):
+    """Where a client connection is in its life."""
+
+    HANDSHAKE = "handshake"  #: CONNECT sent; waiting for CONNECTOK / CONNECTFAIL
+    READY = "ready"  #: handshake done; INVOKE requests may be pipelined
+    CLOSED = "closed"  #: broken or lost; every waiting call has been failed
+
+
+class _Call:
+    """One request and the Deferred its caller holds.
+
+    A call is *done* once its Deferred fired or was cancelled; a reply that arrives for a done
+    call is dropped (after its sequence number was checked, so the pipeline stays in sync).
+    """
+
+    __slots__ = ("object_id", "method", "vargs", "kwargs", "flags", "annotations", "check",
+                 "timeout", "deferred", "data", "data_object_id", "serializer", "sent", "done",
+                 "on_done")
+
+    def __init__(self, object_id: str | None, method: str, vargs: Any, kwargs: Any,
+                 flags: int = 0, annotations: dict[str, bytes] | None = None,
+                 check: str | None = None, timeout: float | None = None):
+        self.object_id = object_id  # None: the proxy's own object (metadata rules apply)
+        self.method = method
+        self.vargs = vargs
+        self.kwargs = kwargs
+        self.flags = flags
+        self.annotations = annotations or {}
+        self.check = check  # "method", "attr" or None: what metadata must allow
+        self.timeout = timeout
+        self.deferred: defer.Deferred[Any] = defer.Deferred(self._cancelled)
+        self.data: bytes | None = None
+        self.data_object_id: str | None = None
+        self.serializer: Any = None
+        self.sent = False
+        self.done = False
+        self.on_done: Callable[[_Call], None] | None = None
+
+    def prepare(self, serializer: Any, object_id: str) -> None:
+        """Serialize now, so arguments are captured at call time, as Pyro4 does."""
+        data, compressed = serializer.serializeCall(object_id, self.method, self.vargs,
+                                                    self.kwargs, compress=config.COMPRESSION)
+        self.data, self.data_object_id, self.serializer = data, object_id, serializer
+        self.flags = (self.flags & ~wire.FLAGS_COMPRESSED) | (
+            wire.FLAGS_COMPRESSED if compressed else 0)
+
+    def _cancelled(self, _: defer.Deferred[Any]) -> None:
+        self._finish()  # the Deferred then fails with CancelledError by itself
+
+    def _finish(self) -> bool:
+        if self.done:
+            return False
+        self.done = True
+        hook, self.on_done = self.on_done, None
+        if hook is not None:
+            hook(self)
+        return True
+
+    def succeed(self, result: Any) -> None:
+        if self._finish():
+            self.deferred.callback(result)
+
+    def fail(self, reason: BaseException | Failure) -> None:
+        if self._finish():
+            self.deferred.errback(reason if isinstance(reason, Failure) else Failure(reason))
+
+
+class PyroClientProtocol(Protocol):
+    """One Pyro4 client connection: handshake, then pipelined calls, replies matched in order.
+
+    Pyro4 servers (and ours) serve one request at a time per connection and answer in order,
+    so the next reply must carry the oldest outstanding sequence number. Anything else (an
+    out-of-sequence reply, bytes that are not a Pyro4 message, an HMAC mismatch) means the
+    stream can no longer be trusted: every waiting call fails with that Pyro4 error and the
+    connection is aborted. A lost connection fails them with ``ConnectionClosedError``.
+
+    :ivar ready: fires with the protocol after CONNECTOK; fails with ``CommunicationError``.
+    """
+
+    transport: Any  # set by makeConnection; TCP, UNIX and TLS transports all differ
+
+    def __init__(self, object_id: str, serializer: Any, hmac_key: bytes | None = None,
+                 handshake: Any = "hello", annotations: dict[str, bytes] | None = None,
+                 location: str = "?", clock: Any = None):
+        self.object_id = object_id
+        self.serializer = serializer
+        self.hmac_key = hmac_key
+        self.handshake = handshake
+        self.annotations = annotations or {}
+        self.location = location
+        self.clock = clock
+        self.state = ClientState.HANDSHAKE
+        self.want_metadata = bool(config.METADATA)  # read when connecting, as Pyro4 does
+        self.metadata: dict[str, Any] | None = None
+        self.handshake_response: Any = None
+        self.ready: defer.Deferred[PyroClientProtocol] = defer.Deferred(self._cancel_handshake)
+        self.reader = wire.MessageReader(hmac_key=lambda: self.hmac_key,
+                                         allowed_types=_HANDSHAKE_REPLIES)
+        self._seq = 0
+        self._pending: collections.deque[tuple[int, _Call]] = collections.deque()
+        self._lost = False
+        self._lost_waiters: list[defer.Deferred[None]] = []
+
+    @property
+    def load(self) -> int:
+        """Replies still owed on this connection (abandoned calls included: they occupy it)."""
+        return len(self._pending)
+
+    # -- Twisted's side -------------------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        data: dict[str, Any] = {"handshake": self.handshake}
+        flags = 0
+        if self.want_metadata:
+            data["object"] = self.object_id
+            flags = wire.FLAGS_META_ON_CONNECT
+        try:
+            payload, compressed = self.serializer.serializeData(data, config.COMPRESSION)
+            if compressed:
+                flags |= wire.FLAGS_COMPRESSED
+            frame = wire.encode(wire.MSG_CONNECT, payload, self.serializer.serializer_id, flags,
+                                self._seq, self.annotations, self.hmac_key)
+        except Exception as exc:
+            self._abort(exc)
+            return
+        self.transport.write(frame)
+
+    def dataReceived(self, data: bytes) -> None:
+        try:
+            for msg in self.reader.feed(data):
+                if self.state is ClientState.HANDSHAKE:
+                    self._handshake_reply(msg)
+                elif self.state is ClientState.READY:
+                    self._reply(msg)
+                if self.state is ClientState.CLOSED:
+                    return
+        except wire.WireError as error:
+            self._abort(error.cause)
+
+    def connectionLost(self, reason: Failure | None = None) -> None:
+        if self.state is not ClientState.CLOSED:
+            what = ("connection closed before the handshake completed"
+                    if self.state is ClientState.HANDSHAKE else "connection lost")
+            why = reason.getErrorMessage() if reason is not None else "unknown reason"
+            self._fail_all(errors.ConnectionClosedError(
+                "%s to %s: %s" % (what, self.location, why)))
+        self._lost = True
+        waiters, self._lost_waiters = self._lost_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    # -- API used by DeferredProxy and ItemStream -----------------------------------------
+
+    def when_lost(self) -> defer.Deferred[None]:
+        """A Deferred that fires once the transport is really gone (for clean shutdowns)."""
+        if self._lost:
+            return defer.succeed(None)
+        waiter: defer.Deferred[None] = defer.Deferred()
+        self._lost_waiters.append(waiter)
+        return waiter
+
+    def close(self, reason: BaseException | None = None) -> None:
+        """Close politely (writes already made are flushed first).
+
+        With a ``reason``, calls still waiting for a reply fail with it at once, rather than
+        with ``ConnectionClosedError`` when the transport is gone.
+        """
+        if reason is not None and self.state is not ClientState.CLOSED:
+            self._fail_all(reason)
+        if self.transport is not None and not self._lost:
+            self.transport.loseConnection()
+
+    def send(self, call: _Call) -> None:
+        """Write ``call`` (already serialized) with the next sequence number.
+
+        A oneway call succeeds with ``None`` once it is handed to the transport; any other
+        call waits for its reply in the pipeline.
+        """
+        if self.state is not ClientState.READY:
+            call.fail(errors.ConnectionClosedError("connection to %s is %s" % (
+                self.location, self.state.value)))
+            return
+        self._seq = (self._seq + 1) & 0xFFFF
+        try:
+            frame = wire.encode(wire.MSG_INVOKE, call.data or b"", call.serializer.serializer_id,
+                                call.flags, self._seq, call.annotations, self.hmac_key)
+        except Exception:
+            call.fail(Failure())  # e.g. MessageTooLargeError: this call only
+            return
+        oneway = call.flags & wire.FLAGS_ONEWAY
+        if not oneway:
+            self._pending.append((self._seq, call))
+        self.transport.write(frame)
+        if oneway:
+            call.succeed(None)
+
+    def call(self, object_id: str, method: str, vargs: Any, kwargs: Any, flags: int = 0,
+             timeout: float | None = None) -> defer.Deferred[Any]:
+        """A call pinned to this connection (item streams, metadata), serialized here."""
+        call = _Call(object_id, method, vargs, kwargs, flags, timeout=timeout)
+        try:
+            call.prepare(self.serializer, object_id)
+        except Exception:
+            return defer.fail()
+        with_timeout(call.deferred, timeout, self.clock)
+        self.send(call)
+        return call.deferred
+
+    # -- replies --------------------------------------------------------------------------
+
+    def _handshake_reply(self, msg: wire.Message) -> None:
+        try:
+            response: Any = "?"
+            if msg.data:
+                response = util.get_serializer_by_id(msg.serializer_id).deserializeData(
+                    msg.data, compressed=msg.flags & wire.FLAGS_COMPRESSED)
+            if msg.type == wire.MSG_CONNECTFAIL:
+                raise errors.CommunicationError(
+                    "connection to %s rejected: %s" % (self.location, response))
+            if msg.flags & wire.FLAGS_META_ON_CONNECT:
+                self.metadata = response["meta"]
+                response = response["handshake"]
+        except Exception as exc:
+            self._abort(exc)
+            return
+        self.handshake_response = response
+        self.reader.allowed_types = _RESULT_REPLIES
+        self.state = ClientState.READY
+        self.ready.callback(self)
+
+    def _reply(self, msg: wire.Message) -> None:
+        if not self._pending:
+            self._abort(errors.ProtocolError(
+                "unexpected reply with seq %d: no call is waiting for one" % msg.seq))
+            return
+        seq, call = self._pending[0]
+        if msg.seq != seq:
+            self._abort(errors.ProtocolError(
+                "invoke: reply sequence out of sync, got %d expected %d" % (msg.seq, seq)))
+            return
+        self._pending.popleft()
+        if call.done:
+            return  # cancelled or timed out: the reply is dropped
+        Pyro4.current_context.response_annotations = msg.annotations
+        try:
+            ok, value = self._decode(msg, call)
+        except Exception:
+            call.fail(Failure())  # this reply only; the stream itself is still in sync
+            return
+        if ok:
+            call.succeed(value)
+        else:
+            call.fail(value)
+
+    def _decode(self, msg: wire.Message, call: _Call) -> tuple[bool, Any]:
+        serializer = call.serializer
+        if msg.serializer_id != serializer.serializer_id:
+            return False, errors.SerializeError(
+                "invalid serializer in response: %d" % msg.serializer_id)
+        data = serializer.deserializeData(msg.data,
+                                          compressed=msg.flags & wire.FLAGS_COMPRESSED)
+        if msg.flags & wire.FLAGS_ITEMSTREAMRESULT:
+            stream_id = bytes(msg.annotations.get("STRM", b"")).decode()
+            if not stream_id:
+                return False, errors.ProtocolError("result of call is an iterator, but the "
+                                                   "server is not configured to allow streaming")
+            return True, ItemStream(stream_id, self, call.timeout)
+        if msg.flags & wire.FLAGS_EXCEPTION:
+            if isinstance(data, BaseException):
+                return False, data  # _pyroTraceback came along as an attribute
+            return False, errors.ProtocolError("exception reply is not an exception: %r" % (data,))
+        return True, data
+
+    # -- failure --------------------------------------------------------------------------
+
+    def _cancel_handshake(self, _: defer.Deferred[Any]) -> None:
+        self.state = ClientState.CLOSED
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    def _abort(self, error: BaseException) -> None:
+        """The stream is unusable: fail everyone with ``error`` and drop the connection."""
+        log.warn("closing Pyro4 connection to {location}: {error}",
+                 location=self.location, error=str(error))
+        self._fail_all(error)
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    def _fail_all(self, error: BaseException) -> None:
+        state, self.state = self.state, ClientState.CLOSED
+        if state is ClientState.HANDSHAKE and not self.ready.called:
+            if not isinstance(error, errors.CommunicationError):
+                cause, error = error, errors.CommunicationError(
+                    "cannot connect to %s: %s" % (self.location, error))
+                error.__cause__ = cause
+            self.ready.errback(error)
+        pending, self._pending = self._pending, collections.deque()
+        for _, call in pending:
+            call.fail(error)
+
+
+class ItemStream:
+    """The client side of a Pyro4 item stream (a servant returned an iterator or generator).
+
+    Items are fetched one call at a time, on the connection that returned the stream (the
+    server ties the stream to it). Two ways to consume it::
+
+        async for item in stream: ...          # in a coroutine (ensureDeferred)
+
+        item = yield stream.next()             # Deferred per item (inlineCallbacks)
+
+    At the end, ``next()`` fails with ``StopAsyncIteration`` (not ``StopIteration``, which
+    Python turns into ``RuntimeError`` when it leaves a generator or coroutine). ``close()``
+    tells the server to drop the stream early; a lost connection ends it with
+    ``ConnectionClosedError``.
+    """
+
+    def __init__(self, stream_id: str, protocol: PyroClientProtocol,
+                 timeout: float | None = None):
+        self.stream_id = stream_id
+        self._protocol = protocol
+        self._timeout = timeout
+        self._done = False
+
+    def next(self) -> defer.Deferred[Any]:
+        """The next item; fails with ``StopAsyncIteration`` at the end."""
+        if self._done:
+            return defer.fail(StopAsyncIteration())
+        if self._protocol.state is not ClientState.READY:
+            self._done = True
+            return defer.fail(errors.ConnectionClosedError(
+                "the connection for this item stream has been closed"))
+        d = self._protocol.call(constants.DAEMON_NAME, "get_next_stream_item",
+                                [self.stream_id], {}, timeout=self._timeout)
+        return d.addErrback(self._ended)
+
+    def _ended(self, failure: Failure) -> Failure:
+        # After StopIteration, a request that was already pipelined behind it gets the
+        # server's "item stream terminated": that is the same end, not an error.
+        if failure.check(StopIteration, GeneratorExit) or (
+                self._done and failure.check(errors.PyroError)):
+            self._done = True
+            return Failure(StopAsyncIteration())
+        return failure
+
+    def close(self) -> defer.Deferred[None]:
+        """Ask the server to drop the stream (a oneway call, as Pyro4 does)."""
+        if self._done or self._protocol.state is not ClientState.READY:
+            self._done = True
+            return defer.succeed(None)
+        self._done = True
+        return self._protocol.call(constants.DAEMON_NAME, "close_stream", [self.stream_id], {},
+                                   flags=wire.FLAGS_ONEWAY)
+
+    def __aiter__(self) -> ItemStream:
+        return self
+
+    def __anext__(self) -> defer.Deferred[Any]:
+        return self.next()
+
+    def __repr__(self) -> str:
+        return "<%s %s>" % (type(self).__name__, self.stream_id)

@@ -1,0 +1,574 @@
+"""The Deferred proxy: a pool of pipelined connections to one Pyro4 server.
+
+It adds to :class:`~pyro.client.protocol.PyroClientProtocol` what a program needs from a
+proxy: Pyro4's behaviour (metadata, oneway, attributes, batches, annotations), bounds on
+connections and calls in flight, timeouts, cancellation, name resolution, and reconnection
+with backoff after failures (Twisted's ``ClientService`` is the model).
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import Pyro4
+from Pyro4 import constants, errors, futures, util
+from Pyro4.configuration import config
+from Pyro4.core import URI
+from twisted.internet import defer
+from twisted.internet.abstract import isIPAddress, isIPv6Address
+from twisted.internet.endpoints import (
+    HostnameEndpoint,
+    TCP4ClientEndpoint,
+    TCP6ClientEndpoint,
+    UNIXClientEndpoint,
+)
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .. import wire
+from .naming import default_backoff, resolve
+from .protocol import ClientState, PyroClientProtocol, _Call, with_timeout
+
+__all__ = ["Batch", "DeferredProxy", "default_endpoint"]
+
+log = Logger()
+
+_DEFAULT: Any = object()  # "use the proxy's setting"
+
+
+class _ProtocolFactory(Factory):
+    noisy = False
+
+    def __init__(self, build: Callable[[], PyroClientProtocol]):
+        self._build = build
+
+    def buildProtocol(self, addr: Any) -> PyroClientProtocol:
+        protocol = self._build()
+        protocol.factory = self
+        return protocol
+
+
+def default_endpoint(reactor: Any, uri: URI, timeout: float = 30.0) -> Any:
+    """The Twisted client endpoint for a ``PYRO:`` URI: TCP (v4/v6) or a UNIX socket.
+
+    IP literals connect directly, and so does ``localhost`` (as ``127.0.0.1``, or ``::1`` when
+    ``Pyro4.config.PREFER_IP_VERSION`` is 6); other host names go through
+    ``HostnameEndpoint`` and so through the reactor's name resolver (Twisted's default one
+    uses a thread pool). Pass your own ``endpoint_factory`` to :class:`DeferredProxy` for TLS
+    or anything else.
+    """
+    if uri.sockname:
+        return UNIXClientEndpoint(reactor, uri.sockname, timeout=timeout)
+    host, port = uri.host, uri.port
+    if host == "localhost" and config.PREFER_IP_VERSION in (4, 6):
+        # Pyro4's default NS_HOST; its sockets resolve it for the preferred IP version.
+        # Mapping it here spares a resolver thread for the most common name of all.
+        host = "127.0.0.1" if config.PREFER_IP_VERSION == 4 else "::1"
+    if isIPv6Address(host):
+        return TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
+    if isIPAddress(host):
+        return TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
+    return HostnameEndpoint(reactor, host, port, timeout=timeout)
+
+
+class DeferredProxy:
+    """A Pyro4 proxy whose calls return Deferreds: ``proxy.method(*args, **kwargs)``.
+
+    :param uri: ``PYRO:``, ``PYRONAME:`` or ``PYROMETA:`` URI (string or ``Pyro4.URI``).
+    :param reactor: defaults to the global reactor, looked up when needed.
+    :param hmac_key: shared secret (also used for the name server, as Pyro4 does).
+    :param serializer: a Pyro4 serializer name; default ``Pyro4.config.SERIALIZER`` per call.
+    :param max_connections: connections this proxy may open to its server; requests are
+        pipelined on each. Calls issued together may then run concurrently and out of order
+        on the server; use 1 for strict ordering or for ``instance_mode="session"`` servants.
+    :param max_in_flight: calls sent but not answered, across connections; more are queued
+        (a cancelled or timed-out call frees its slot at once).
+    :param timeout: seconds per call (queueing, connecting and the reply); ``None``: none.
+    :param handshake: the data sent in the CONNECT handshake (Pyro4's ``_pyroHandshake``).
+    :param correlation_id: a ``uuid.UUID`` sent as ``CORR`` with every message; default
+        ``Pyro4.current_context.correlation_id`` at call time.
+    :param ns_uri: the name server for ``PYRONAME:``/``PYROMETA:`` (default: the URI's
+        location, else ``Pyro4.config.NS_HOST``/``NS_PORT``; there is no broadcast lookup).
+    :param patient: keep retrying the name server (with ``backoff``) while it is not up or
+        the name is not registered yet, at most ``patient_tries`` times per resolution.
+    :param backoff: ``f(failed_attempts) -> seconds``; after a failed connection attempt no
+        new one is made before that delay has passed (calls made meanwhile wait for it).
+    :param endpoint_factory: ``f(reactor, uri, timeout) -> IStreamClientEndpoint``.
+    :param connect_timeout: seconds for the TCP connection, and again for the handshake
+        reply (a server that accepts but never answers fails with ``TimeoutError``).
+
+    Every public name of this class (``call``, ``invoke``, ``getattr``, ``setattr``,
+    ``batch``, ``connect``, ``close``, ``uri``, ``timeout``) shadows a remote method of that
+    name: reach those with ``proxy.call("close")``. Names starting with ``_`` are never remote
+    (Pyro4 refuses them anyway).
+    """
+
+    def __init__(self, uri: str | URI, reactor: Any = None, hmac_key: bytes | str | None = None,
+                 serializer: str | None = None, max_connections: int = 4,
+                 max_in_flight: int = 64, timeout: float | None = None,
+                 handshake: Any = "hello", correlation_id: Any = None,
+                 ns_uri: str | URI | None = None, patient: bool = False,
+                 patient_tries: int = 20, backoff: Callable[[int], float] | None = None,
+                 endpoint_factory: Callable[[Any, URI, float], Any] | None = None,
+                 connect_timeout: float = 30.0):
+        self.uri = uri if isinstance(uri, URI) else URI(uri)
+        self.timeout = timeout
+        self._reactor = reactor
+        if hmac_key and not isinstance(hmac_key, bytes):
+            hmac_key = hmac_key.encode("utf-8")
+        self._hmac_key: bytes | None = hmac_key or None
+        self._serializer_name = serializer
+        self._get_serializer()  # fail early on an unknown serializer, as Pyro4's Proxy does
+        self._max_connections = max(1, max_connections)
+        self._max_in_flight = max(1, max_in_flight)
+        self._per_connection = max(1, math.ceil(self._max_in_flight / self._max_connections))
+        self._handshake = handshake
+        self._correlation_id = correlation_id
+        self._ns_uri = ns_uri
+        self._patient = patient
+        self._patient_tries = patient_tries
+        self._backoff = backoff or default_backoff()
+        self._endpoint_factory = endpoint_factory or default_endpoint
+        self._connect_timeout = connect_timeout
+        # metadata, under Pyro4's Proxy names
+        self._pyroMethods: set[str] = set()
+        self._pyroAttrs: set[str] = set()
+        self._pyroOneway: set[str] = set()
+        # the pool
+        self._ready: list[PyroClientProtocol] = []  # usable (READY) connections
+        self._connections: set[PyroClientProtocol] = set()  # every one not gone yet
+        self._resolved: URI | None = self.uri if self.uri.protocol == "PYRO" else None
+        self._queue: collections.deque[_Call] = collections.deque()
+        self._bind_waiters: list[defer.Deferred[None]] = []
+        self._in_flight = 0
+        self._attempt: defer.Deferred[Any] | None = None
+        self._attempt_waiters: list[defer.Deferred[None]] = []
+        self._failures = 0
+        self._next_attempt = 0.0
+        self._retry_call: Any = None
+        self._closing = False
+        self._dispatching = False
+        self._redispatch = False
+
+    @property
+    def _clock(self) -> Any:
+        if self._reactor is None:
+            from twisted.internet import reactor
+
+            return reactor
+        return self._reactor
+
+    # -- calling --------------------------------------------------------------------------
+
+    def __getattr__(self, name: str) -> Callable[..., defer.Deferred[Any]]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _RemoteMethod(self, name)
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        """``proxy.call("name", ...)`` is ``proxy.name(...)``, for names the proxy shadows."""
+        return self._invoke(None, method, args, kwargs, check="method")
+
+    def invoke(self, method: str, vargs: Iterable[Any] = (), kwargs: dict[str, Any] | None = None,
+               *, timeout: float | None = _DEFAULT, oneway: bool = False) -> defer.Deferred[Any]:
+        """Call ``method`` with a per-call ``timeout`` (or force ``oneway``)."""
+        flags = wire.FLAGS_ONEWAY if oneway else 0
+        return self._invoke(None, method, tuple(vargs), kwargs or {}, flags, "method", timeout)
+
+    def getattr(self, name: str) -> defer.Deferred[Any]:
+        """Read an exposed remote attribute (a ``@property`` on the servant)."""
+        return self._invoke(None, "__getattr__", (name,), None, check="attr")
+
+    def setattr(self, name: str, value: Any) -> defer.Deferred[None]:
+        """Write an exposed remote attribute."""
+        return self._invoke(None, "__setattr__", (name, value), None, check="attr")
+
+    def batch(self) -> Batch:
+        """Collect calls and send them as one Pyro4 batch message: see :class:`Batch`."""
+        return Batch(self)
+
+    def _invoke(self, object_id: str | None, method: str, vargs: Any, kwargs: Any,
+                flags: int = 0, check: str | None = None,
+                timeout: float | None = _DEFAULT) -> defer.Deferred[Any]:
+        if timeout is _DEFAULT:
+            timeout = self.timeout
+        call = _Call(object_id, method, vargs, kwargs, flags, self._pyroAnnotationsNow(),
+                     check, timeout)
+        if self._closing:
+            call.fail(errors.ConnectionClosedError("the proxy is closing"))
+            return call.deferred
+        known_id = object_id or (self._resolved.object if self._resolved else None)
+        if known_id is not None:
+            try:
+                call.prepare(self._get_serializer(), known_id)
+            except Exception:
+                call.fail(Failure())  # the caller's serialization error fails this call only
+                return call.deferred
+        with_timeout(call.deferred, timeout, self._clock)
+        call.on_done = self._call_done
+        self._queue.append(call)
+        self._dispatch()
+        return call.deferred
+
+    def _get_serializer(self) -> Any:
+        return util.get_serializer(self._serializer_name or config.SERIALIZER)
+
+    def _pyroAnnotations(self) -> dict[str, bytes]:
+        """Override to add annotations to every request (Pyro4's hook of the same name)."""
+        return {}
+
+    def _pyroValidateHandshake(self, response: Any) -> Any:
+        """Override to vet the server's handshake response; raise (or fail) to refuse it."""
+
+    def _pyroAnnotationsNow(self, clear: bool = True) -> dict[str, bytes]:
+        # Pyro4's rule: the context's annotations are used once, by the next call
+        context = Pyro4.current_context
+        annotations = dict(context.annotations or {})
+        correlation_id = self._correlation_id or context.correlation_id
+        if correlation_id:
+            annotations["CORR"] = correlation_id.bytes
+        else:
+            annotations.pop("CORR", None)
+        annotations.update(self._pyroAnnotations())
+        if clear:
+            context.annotations = {}
+        return annotations
+
+    # -- the pool -------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        """Send queued calls while the bounds allow; open connections when all are busy."""
+        if self._dispatching:
+            self._redispatch = True  # re-entered from a callback: the outer loop goes again
+            return
+        self._dispatching = True
+        try:
+            self._redispatch = True
+            while self._redispatch:
+                self._redispatch = False
+                self._dispatch_once()
+        finally:
+            self._dispatching = False
+
+    def _prune(self) -> list[PyroClientProtocol]:
+        # A broken connection is CLOSED at once, before its transport is gone: stop using it.
+        self._ready = [p for p in self._ready if p.state is ClientState.READY]
+        return self._ready
+
+    def _dispatch_once(self) -> None:
+        while self._queue and self._in_flight < self._max_in_flight:
+            protocol = min(self._prune(), key=lambda p: p.load, default=None)
+            if protocol is None or protocol.load > 0:
+                self._maybe_open()
+            if protocol is None or protocol.load >= self._per_connection:
+                return
+            self._send(self._queue.popleft(), protocol)
+        if self._bind_waiters and not self._prune():
+            self._maybe_open()
+
+    def _send(self, call: _Call, protocol: PyroClientProtocol) -> None:
+        call.sent = True
+        self._in_flight += 1
+        object_id = call.object_id or protocol.object_id
+        if call.object_id is None and call.check:
+            error = self._metadata_error(call)
+            if error is not None:
+                call.fail(error)
+                return
+            if call.method in self._pyroOneway and call.check == "method":
+                call.flags |= wire.FLAGS_ONEWAY
+        if call.data is None or call.data_object_id != object_id:
+            try:
+                call.prepare(self._get_serializer(), object_id)
+            except Exception:
+                call.fail(Failure())
+                return
+        protocol.send(call)
+
+    def _metadata_error(self, call: _Call) -> AttributeError | None:
+        if not (self._pyroMethods or self._pyroAttrs):
+            return None  # no metadata (METADATA off): let the server decide
+        if call.check == "attr":
+            name = call.vargs[0]
+            if name not in self._pyroAttrs:
+                return AttributeError("remote object '%s' has no exposed attribute '%s'"
+                                      % (self.uri, name))
+        elif call.method not in self._pyroMethods:
+            return AttributeError("remote object '%s' has no exposed attribute or method '%s'"
+                                  % (self.uri, call.method))
+        return None
+
+    def _call_done(self, call: _Call) -> None:
+        if call.sent:
+            self._in_flight -= 1
+        else:
+            try:
+                self._queue.remove(call)
+            except ValueError:
+                pass
+        self._dispatch()
+
+    def _maybe_open(self) -> None:
+        if self._attempt is not None or self._closing:
+            return
+        if len(self._ready) >= self._max_connections:
+            return
+        now = self._clock.seconds()
+        if now < self._next_attempt:  # backing off: try again when the delay is over
+            if self._retry_call is None:
+                self._retry_call = self._clock.callLater(self._next_attempt - now, self._retry)
+            return
+        attempt = defer.Deferred.fromCoroutine(self._open())
+        if self._attempt is None and not attempt.called:
+            self._attempt = attempt
+        attempt.addCallbacks(self._connected, self._connect_failed)
+
+    def _retry(self) -> None:
+        self._retry_call = None
+        self._dispatch()
+
+    async def _open(self) -> PyroClientProtocol:
+        uri = self._resolved
+        if uri is None:
+            uri = await resolve(self.uri, reactor=self._reactor, hmac_key=self._hmac_key,
+                                ns_uri=self._ns_uri, patient=self._patient,
+                                max_tries=self._patient_tries, backoff=self._backoff,
+                                timeout=self.timeout)
+            self._resolved = uri
+        location = uri.location
+
+        def build() -> PyroClientProtocol:
+            return PyroClientProtocol(uri.object, self._get_serializer(), self._hmac_key,
+                                      self._handshake, self._pyroAnnotationsNow(clear=False),
+                                      location, self._clock)
+
+        endpoint = self._endpoint_factory(self._clock, uri, self._connect_timeout)
+        try:
+            protocol = await endpoint.connect(_ProtocolFactory(build))
+        except defer.CancelledError:
+            raise
+        except Exception as exc:
+            raise errors.CommunicationError("cannot connect to %s: %s" % (location, exc)) from exc
+        wait = self._connect_timeout
+
+        def no_handshake(result: Any, timeout: float) -> Any:
+            if isinstance(result, Failure) and result.check(defer.CancelledError):
+                return Failure(errors.TimeoutError(
+                    "cannot connect to %s: no handshake reply within %s seconds"
+                    % (location, timeout)))
+            return result
+
+        try:
+            # a server that accepts but never answers must not hold queued calls forever
+            await protocol.ready.addTimeout(wait, self._clock, onTimeoutCancel=no_handshake)
+            metadata = protocol.metadata
+            if metadata is None and protocol.want_metadata:  # a server without META_ON_CONNECT
+                metadata = await protocol.call(constants.DAEMON_NAME, "get_metadata",
+                                               [uri.object], {"as_lists": True},
+                                               timeout=self.timeout or wait)
+            self._process_metadata(metadata)
+            await defer.maybeDeferred(self._pyroValidateHandshake, protocol.handshake_response)
+        except BaseException:
+            protocol.close()
+            await protocol.when_lost()
+            raise
+        return protocol
+
+    def _process_metadata(self, metadata: dict[str, Any] | None) -> None:
+        if not metadata:
+            return
+        self._pyroOneway = set(metadata["oneway"])
+        self._pyroMethods = set(metadata["methods"])
+        self._pyroAttrs = set(metadata["attrs"])
+        if not self._pyroMethods and not self._pyroAttrs:
+            raise errors.PyroError("remote object doesn't expose any methods or attributes. "
+                                   "Did you forget setting @expose on them?")
+
+    def _attempt_over(self) -> None:
+        self._attempt = None
+        waiters, self._attempt_waiters = self._attempt_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+
+    def _connected(self, protocol: PyroClientProtocol) -> None:
+        if self._closing:  # close() raced the end of the attempt: drop it, close() waits
+            waiters, self._attempt_waiters = self._attempt_waiters, []
+            self._attempt = None
+            protocol.close()
+            for waiter in waiters:
+                protocol.when_lost().chainDeferred(waiter)
+            return
+        self._attempt_over()
+        self._failures, self._next_attempt = 0, 0.0
+        self._ready.append(protocol)
+        self._connections.add(protocol)
+        protocol.when_lost().addCallback(self._lost, protocol)
+        log.debug("connected to {uri} ({count} connections)", uri=str(self.uri),
+                  count=len(self._ready))
+        waiters, self._bind_waiters = self._bind_waiters, []
+        for waiter in waiters:
+            waiter.callback(None)
+        self._dispatch()
+
+    def _connect_failed(self, failure: Failure) -> None:
+        self._attempt_over()
+        if self._closing:
+            return
+        self._failures += 1
+        delay = self._backoff(self._failures)
+        self._next_attempt = self._clock.seconds() + delay
+        log.info("cannot reach {uri}: {error}; next attempt in {delay:.2f} s",
+                 uri=str(self.uri), error=failure.getErrorMessage(), delay=delay)
+        if self._prune():
+            return  # the connections we have keep serving the queue
+        self._resolved = self.uri if self.uri.protocol == "PYRO" else None
+        calls, self._queue = list(self._queue), collections.deque()
+        waiters, self._bind_waiters = self._bind_waiters, []
+        for call in calls:
+            call.fail(failure.value)
+        for waiter in waiters:
+            waiter.errback(failure.value)
+
+    def _lost(self, _: Any, protocol: PyroClientProtocol) -> None:
+        self._connections.discard(protocol)
+        if protocol in self._ready:
+            self._ready.remove(protocol)
+        if not self._ready and self._attempt is None and self.uri.protocol != "PYRO":
+            self._resolved = None  # the next connection resolves the name again
+        self._dispatch()
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    def connect(self) -> defer.Deferred[None]:
+        """Fires when at least one connection is up (Pyro4's ``_pyroBind``, without threads).
+
+        It fails like a call would (``CommunicationError``, ``NamingError``); use it to wait
+        for a server, or to learn the metadata (``_pyroMethods``...) before calling.
+        """
+        if self._prune():
+            return defer.succeed(None)
+
+        def cancel(waiter: defer.Deferred[None]) -> None:
+            if waiter in self._bind_waiters:
+                self._bind_waiters.remove(waiter)
+
+        waiter: defer.Deferred[None] = defer.Deferred(cancel)
+        self._bind_waiters.append(waiter)
+        self._dispatch()
+        return waiter
+
+    def close(self) -> defer.Deferred[None]:
+        """Close every connection; fires when they are gone (so trial's reactor is clean).
+
+        Queued and in-flight calls fail with ``ConnectionClosedError``. Like Pyro4's
+        ``_pyroRelease``, a later call opens a new connection.
+        """
+        self._closing = True
+        if self._retry_call is not None:
+            self._retry_call.cancel()
+            self._retry_call = None
+        closed = errors.ConnectionClosedError("the proxy was closed")
+        calls, self._queue = list(self._queue), collections.deque()
+        waiters, self._bind_waiters = self._bind_waiters, []
+        for call in calls:
+            call.fail(closed)
+        for waiter in waiters:
+            waiter.errback(closed)
+        waits: list[defer.Deferred[Any]] = []
+        if self._attempt is not None:
+            done: defer.Deferred[None] = defer.Deferred()
+            self._attempt_waiters.append(done)
+            waits.append(done)
+            self._attempt.cancel()
+        for protocol in list(self._connections):  # broken ones too: wait until gone
+            waits.append(protocol.when_lost())
+            protocol.close(closed)
+
+        def closed_now(_: Any) -> None:
+            self._closing = False
+            self._failures, self._next_attempt = 0, 0.0
+
+        return defer.gatherResults(waits).addCallback(closed_now)
+
+    async def __aenter__(self) -> DeferredProxy:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return "<%s.%s for %s; %d connections, %d in flight, %d queued>" % (
+            type(self).__module__, type(self).__name__, self.uri, len(self._ready),
+            self._in_flight, len(self._queue))
+
+
+class _RemoteMethod:
+    """``proxy.name``: calling it calls the remote method."""
+
+    __slots__ = ("_proxy", "_name")
+
+    def __init__(self, proxy: DeferredProxy, name: str):
+        self._proxy, self._name = proxy, name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        return self._proxy._invoke(None, self._name, args, kwargs, check="method")
+
+    def __repr__(self) -> str:
+        return "<remote method %s of %s>" % (self._name, self._proxy.uri)
+
+
+class Batch:
+    """Calls collected on a proxy and sent as one message (Pyro4's ``batch``)::
+
+        batch = proxy.batch()
+        batch.add(1, 2)
+        batch.fail("oops")
+        results = await batch.send()
+
+    ``send()`` fires with the list of results. As in Pyro4 the server stops at the first
+    exception: the Deferred then fails with that exception (its original type, with
+    ``_pyroTraceback``), and the results of the calls before it are in its attribute
+    ``_pyroBatchResults``. ``send(oneway=True)`` fires with ``None`` once written.
+    """
+
+    def __init__(self, proxy: DeferredProxy):
+        self._proxy = proxy
+        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            self._calls.append((name, args, kwargs))
+
+        return record
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def send(self, oneway: bool = False,
+             timeout: float | None = _DEFAULT) -> defer.Deferred[list[Any] | None]:
+        """Send the collected calls (and start a new, empty batch)."""
+        calls, self._calls = self._calls, []
+        flags = wire.FLAGS_BATCH | (wire.FLAGS_ONEWAY if oneway else 0)
+        d = self._proxy._invoke(None, "<batch>", calls, None, flags, None, timeout)
+        return d if oneway else d.addCallback(self._unwrap)
+
+    @staticmethod
+    def _unwrap(results: Any) -> Any:
+        collected: list[Any] = []
+        for result in results:
+            if isinstance(result, futures._ExceptionWrapper):
+                exception = result.exception
+                try:
+                    exception._pyroBatchResults = collected
+                except AttributeError:
+                    pass
+                return Failure(exception)
+            collected.append(result)
+        return collected

@@ -1,0 +1,354 @@
+"""The native client against real servers: Pyro4's own daemons (thread and multiplex) and ours.
+
+One test body, three servers: :class:`ClientTests` holds the tests, the subclasses at the
+bottom say which server they run against. Everything listens on 127.0.0.1, port 0, and is
+stopped by cleanups that wait (proxies are closed before their server stops: trial runs
+cleanups last-in first-out).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import Pyro4
+from Pyro4 import errors
+from twisted.internet import defer, reactor, task, threads
+from twisted.trial.unittest import TestCase
+
+from pyro.client import DeferredProxy, ItemStream, locate_ns, resolve
+from pyro.protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
+
+from . import peers, servers
+
+ALL_SERIALIZERS = {"serpent", "json", "marshal", "msgpack", "pickle"}
+
+
+def async_test(function: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
+    """Let trial run an ``async def`` test (a coroutine driven by the reactor)."""
+    @functools.wraps(function)
+    def wrapper(self: Any) -> defer.Deferred[Any]:
+        return defer.ensureDeferred(function(self))
+    return wrapper
+
+
+@Pyro4.expose
+class Servant:
+    def __init__(self) -> None:
+        self._value = 1
+        self.remembered: list[Any] = []
+
+    def add(self, a: Any, b: Any = 0) -> Any:
+        return a + b
+
+    def echo(self, value: Any) -> Any:
+        return value
+
+    def fail(self, message: str) -> None:
+        raise ValueError(message)
+
+    @property
+    def value(self) -> Any:
+        return self._value
+
+    @value.setter
+    def value(self, value: Any) -> None:
+        self._value = value
+
+    @Pyro4.oneway
+    def remember(self, value: Any) -> None:
+        self.remembered.append(value)
+
+    def recall(self) -> list[Any]:
+        return list(self.remembered)
+
+    def count(self, n: int) -> Any:
+        return (i for i in range(n))
+
+    def correlation(self) -> str:
+        return str(Pyro4.current_context.correlation_id)
+
+
+async def _eventually(check: Callable[[], Any], tries: int = 200) -> Any:
+    """Poll an async ``check`` until it returns something truthy (for oneway side effects)."""
+    for _ in range(tries):
+        result = await check()
+        if result:
+            return result
+        await task.deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError("condition never became true")
+
+
+async def _failure_of(d: defer.Deferred[Any]) -> BaseException:
+    try:
+        result = await d
+    except BaseException as exc:  # noqa: BLE001 -- the point is to return it
+        return exc
+    raise AssertionError("expected a failure, got %r" % (result,))
+
+
+class ClientTests:
+    """The tests; a subclass provides :meth:`serve` (one of the three servers)."""
+
+    servertype = "?"
+
+    def serve(self, obj: Any, hmac_key: bytes | None = None,
+              accepted: set[str] | None = None) -> Any:
+        raise NotImplementedError
+
+    def proxy(self, uri: Any, **kwargs: Any) -> DeferredProxy:
+        proxy = DeferredProxy(uri, **kwargs)
+        self.addCleanup(proxy.close)  # type: ignore[attr-defined]
+        return proxy
+
+    @async_test
+    async def test_calls(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        self.assertEqual(await proxy.add(1, 2), 3)
+        self.assertEqual(await proxy.add("a", b="b"), "ab")
+        self.assertEqual(await proxy.call("echo", [1, 2]), [1, 2])
+        self.assertEqual(await proxy.invoke("add", (2, 3), timeout=10), 5)
+        self.assertIn("add", proxy._pyroMethods)
+
+    @async_test
+    async def test_remote_exception_keeps_type_and_traceback(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        exc = await _failure_of(proxy.fail("boom"))
+        self.assertIsInstance(exc, ValueError)
+        self.assertEqual(str(exc), "boom")
+        remote = "".join(Pyro4.util.getPyroTraceback(type(exc), exc, exc.__traceback__))
+        self.assertIn("Remote traceback", remote)
+        self.assertIn("raise ValueError(message)", remote)
+        self.assertEqual(await proxy.add(1, 1), 2)  # the connection is still fine
+
+    @async_test
+    async def test_unknown_method_fails_locally(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        exc = await _failure_of(proxy.no_such_method())
+        self.assertIsInstance(exc, AttributeError)
+        self.assertRaises(AttributeError, lambda: proxy._private)
+
+    @async_test
+    async def test_attributes(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        self.assertEqual(await proxy.getattr("value"), 1)
+        self.assertIsNone(await proxy.setattr("value", 5))
+        self.assertEqual(await proxy.getattr("value"), 5)
+        self.assertIsInstance(await _failure_of(proxy.getattr("nope")), AttributeError)
+
+    @async_test
+    async def test_oneway(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        await proxy.connect()
+        self.assertIn("remember", proxy._pyroOneway)
+        self.assertIsNone(await proxy.remember(42))
+        self.assertEqual(await _eventually(proxy.recall), [42])
+
+    @async_test
+    async def test_batch(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        batch = proxy.batch()
+        batch.add(1, 2)
+        batch.echo("x")
+        self.assertEqual(await batch.send(), [3, "x"])
+        batch.add(1, 1)
+        batch.fail("in a batch")
+        batch.add(2, 2)
+        exc = await _failure_of(batch.send())
+        self.assertIsInstance(exc, ValueError)
+        self.assertEqual(exc._pyroBatchResults, [2])
+        self.assertIn("in a batch", "".join(Pyro4.util.getPyroTraceback(
+            type(exc), exc, exc.__traceback__)))
+        batch.remember("batched")
+        self.assertIsNone(await batch.send(oneway=True))
+        self.assertEqual(await _eventually(proxy.recall), ["batched"])
+
+    @async_test
+    async def test_item_streams(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        stream = await proxy.count(4)
+        self.assertIsInstance(stream, ItemStream)
+        self.assertEqual([item async for item in stream], [0, 1, 2, 3])
+        self.assertIsInstance(await _failure_of(stream.next()), StopAsyncIteration)
+        stream = await proxy.count(10)
+        self.assertEqual(await stream.next(), 0)
+        self.assertEqual(await stream.next(), 1)
+        self.assertIsNone(await stream.close())
+        self.assertIsInstance(await _failure_of(stream.next()), StopAsyncIteration)
+        self.assertEqual(await proxy.add(1, 2), 3)
+
+    @async_test
+    async def test_hmac(self) -> None:
+        uri = self.serve(Servant(), hmac_key=b"secret")
+        self.assertEqual(await self.proxy(uri, hmac_key="secret").add(1, 2), 3)
+        exc = await _failure_of(self.proxy(uri).add(1, 2))
+        self.assertIsInstance(exc, errors.CommunicationError)
+        exc = await _failure_of(self.proxy(uri, hmac_key=b"wrong").add(1, 2))
+        self.assertIsInstance(exc, errors.CommunicationError)
+
+    @async_test
+    async def test_serializers(self) -> None:
+        uri = self.serve(Servant(), accepted=ALL_SERIALIZERS)
+        for name in ("serpent", "json", "marshal", "msgpack", "pickle"):
+            proxy = self.proxy(uri, serializer=name)
+            value = [1, "two", {"three": 3.0}]
+            self.assertEqual(await proxy.echo(value), value, name)
+            self.assertIsInstance(await _failure_of(proxy.fail(name)), ValueError)
+            stream = await proxy.count(2)
+            self.assertEqual([item async for item in stream], [0, 1], name)
+
+    @async_test
+    async def test_pickle_refused_by_default(self) -> None:
+        proxy = self.proxy(self.serve(Servant()), serializer="pickle")
+        exc = await _failure_of(proxy.add(1, 2))
+        self.assertIsInstance(exc, errors.CommunicationError)
+        self.assertIn("rejected", str(exc))
+        self.assertIn("not accepted", str(exc))
+
+    @async_test
+    async def test_hundred_calls_in_flight(self) -> None:
+        proxy = self.proxy(self.serve(Servant()), max_in_flight=100)
+        calls = [proxy.add(i, 1000) for i in range(100)]
+        self.assertEqual(await defer.gatherResults(calls), [i + 1000 for i in range(100)])
+        self.assertLessEqual(len(proxy._ready), 4)
+
+    @async_test
+    async def test_correlation_id(self) -> None:
+        correlation_id = uuid.uuid4()
+        proxy = self.proxy(self.serve(Servant()), correlation_id=correlation_id)
+        self.assertEqual(await proxy.correlation(), str(correlation_id))
+
+    @async_test
+    async def test_timeout(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        # a timeout long enough not to fire: the call succeeds, no timer is left behind
+        self.assertEqual(await proxy.invoke("add", (1, 2), timeout=30), 3)
+
+    @async_test
+    async def test_pyroname_through_a_real_name_server(self) -> None:
+        uri = self.serve(Servant())
+        ns = peers.serve_pyro4_nameserver(self)
+        ns.register_name("test.thing", uri, metadata={"kind:servant"})
+        proxy = self.proxy(ns.pyroname("test.thing"))
+        self.assertEqual(await proxy.add(2, 3), 5)
+        self.assertEqual(await proxy.add(3, 3), 6)
+        proxy = self.proxy(ns.pyrometa("kind:servant"))
+        self.assertEqual(await proxy.add(2, 2), 4)
+        resolved = await resolve("PYRONAME:test.thing", ns_uri=ns.uri)
+        self.assertEqual(str(resolved), str(uri))
+        exc = await _failure_of(self.proxy(ns.pyroname("test.missing")).add(1, 1))
+        self.assertIsInstance(exc, errors.NamingError)
+
+
+class OurServerTests(ClientTests, TestCase):
+    servertype = "twisted"
+
+    def serve(self, obj: Any, hmac_key: bytes | None = None,
+              accepted: set[str] | None = None) -> Any:
+        with peers.config_changed(**({"SERIALIZERS_ACCEPTED": accepted} if accepted else {})):
+            factory = Pyro4ProtocolFactory()
+        factory._pyroHmacKey = hmac_key
+        servers.serve(self, factory)
+        return factory.register(obj)
+
+    @async_test
+    async def test_server_goes_away_and_comes_back(self) -> None:
+        factory = servers.serve(self)
+        servant = Servant()
+        uri = factory.register(servant, "servant")
+        proxy = self.proxy(uri, backoff=lambda attempt: 0.0)
+        self.assertEqual(await proxy.add(1, 2), 3)
+        await factory.close()
+        exc = await _failure_of(proxy.add(1, 2))
+        self.assertIsInstance(exc, errors.CommunicationError)
+        port = reactor.listenTCP(uri.port, factory, interface="127.0.0.1",
+                                 backlog=DEFAULT_BACKLOG)
+        factory.ports.append(port)
+        self.assertEqual(await proxy.add(2, 2), 4)
+
+    @async_test
+    async def test_unix_socket(self) -> None:
+        from twisted.internet.endpoints import UNIXServerEndpoint
+
+        directory = tempfile.mkdtemp(prefix="pyro-client-")
+        self.addCleanup(shutil.rmtree, directory, True)  # runs last (cleanups are LIFO)
+        factory = Pyro4ProtocolFactory()
+        self.addCleanup(factory.close)
+        path = os.path.join(directory, "pyro.sock")
+        await factory.listen(UNIXServerEndpoint(reactor, path))
+        uri = factory.register(Servant())
+        self.assertEqual(uri.sockname, path)
+        self.assertEqual(await self.proxy(uri).add(1, 2), 3)
+
+    @async_test
+    async def test_server_closes_mid_call(self) -> None:
+        factory = servers.serve(self)
+        waiting: defer.Deferred[Any] = defer.Deferred()
+
+        @Pyro4.expose
+        class Hanging:
+            def hang(self) -> defer.Deferred[Any]:
+                return waiting
+
+            def ping(self) -> str:
+                return "pong"
+
+        proxy = self.proxy(factory.register(Hanging()), max_connections=1)
+        calls = [proxy.hang(), proxy.ping(), proxy.ping()]
+        await task.deferLater(reactor, 0.05, lambda: None)
+        for protocol in list(factory.protocols):
+            protocol.transport.loseConnection()
+        for call in calls:
+            self.assertIsInstance(await _failure_of(call), errors.ConnectionClosedError)
+        waiting.callback(None)
+        self.assertEqual(await proxy.ping(), "pong")  # a later call reconnects
+
+
+class Pyro4ThreadServerTests(ClientTests, TestCase):
+    servertype = "thread"
+
+    def serve(self, obj: Any, hmac_key: bytes | None = None,
+              accepted: set[str] | None = None) -> Any:
+        config = {"SERIALIZERS_ACCEPTED": accepted} if accepted else {}
+        peer = peers.serve_pyro4(self, self.servertype, obj, hmac_key=hmac_key, **config)
+        return peer.uris[0]
+
+
+class Pyro4MultiplexServerTests(Pyro4ThreadServerTests):
+    servertype = "multiplex"
+
+
+class WithoutAServerTests(TestCase):
+    @async_test
+    async def test_nobody_listening(self) -> None:
+        proxy = DeferredProxy("PYRO:thing@127.0.0.1:%d" % peers.free_port())
+        self.addCleanup(proxy.close)
+        exc = await _failure_of(proxy.add(1, 2))
+        self.assertIsInstance(exc, errors.CommunicationError)
+        self.assertIn("cannot connect", str(exc))
+
+    @async_test
+    async def test_no_name_server(self) -> None:
+        exc = await _failure_of(locate_ns("127.0.0.1", peers.free_port()))
+        self.assertIsInstance(exc, errors.NamingError)
+
+    @async_test
+    async def test_patient_proxy_waits_for_the_name_server(self) -> None:
+        port = peers.free_port()
+        proxy = DeferredProxy("PYRONAME:late.thing@127.0.0.1:%d" % port, patient=True,
+                              patient_tries=200, backoff=lambda attempt: 0.02)
+        self.addCleanup(proxy.close)
+        call = proxy.add(20, 22)
+        await task.deferLater(reactor, 0.2, lambda: None)
+        self.assertFalse(call.called)  # still waiting, no thread involved
+        factory = servers.serve(self)
+        uri = factory.register(Servant())
+        ns = await threads.deferToThread(peers.start_pyro4_nameserver, port=port)
+        self.addCleanup(lambda: threads.deferToThread(ns.stop))
+        ns.register_name("late.thing", uri)
+        self.assertEqual(await call, 42)

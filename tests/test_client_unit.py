@@ -1,0 +1,703 @@
+"""The native client, deterministically: MemoryReactorClock, StringTransport, no sockets, no sleeps.
+
+The "server" here is a script: :class:`Peer` reads what the client wrote to its
+``StringTransport`` (with :mod:`pyro.wire` and Pyro4's serializers) and feeds bytes back, so
+each test decides exactly what arrives when: replies out of order, garbage, CONNECTFAIL,
+a refused connection, a lost connection, a clock that jumps.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from Pyro4 import constants, errors, util
+from twisted.internet import defer
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import TestCase
+
+from pyro import wire
+from pyro.client import ClientState, DeferredProxy, ItemStream, PyroClientProtocol
+
+URI = "PYRO:obj@127.0.0.1:9999"
+NS_URI = "PYRO:Pyro.NameServer@127.0.0.1:9090"
+META = {"methods": ["add", "echo", "count", "fire"], "oneway": ["fire"], "attrs": ["value"]}
+NS_META = {"methods": ["lookup", "list", "ping"], "oneway": [], "attrs": []}
+SERPENT = util.get_serializer("serpent")
+
+
+class Peer:
+    """The server end of one connection the client made through the memory reactor."""
+
+    def __init__(self, reactor: MemoryReactorClock, index: int, hmac_key: bytes | None = None):
+        host, port, factory, _, _ = reactor.tcpClients[index]
+        self.address = (host, port)
+        self.connector = reactor.connectors[index]
+        self.factory = factory
+        self.hmac_key = hmac_key
+        self.reader = wire.MessageReader(hmac_key=hmac_key)
+        self.transport: StringTransport | None = None
+        self.protocol: Any = None
+        self._seen = 0
+
+    def accept(self) -> Peer:
+        self.protocol = self.factory.buildProtocol(IPv4Address("TCP", *self.address))
+        self.transport = StringTransport()
+        self.protocol.makeConnection(self.transport)
+        return self
+
+    def refuse(self) -> None:
+        self.factory.clientConnectionFailed(self.connector, Failure(ConnectionRefusedError()))
+
+    def received(self) -> list[wire.Message]:
+        """The messages the client wrote since the last look."""
+        assert self.transport is not None
+        data = self.transport.value()
+        new, self._seen = data[self._seen:], len(data)
+        return list(self.reader.feed(new))
+
+    @staticmethod
+    def call_of(msg: wire.Message) -> Any:
+        return util.get_serializer_by_id(msg.serializer_id).deserializeCall(msg.data)
+
+    def connect_ok(self, meta: dict[str, Any] | None = META) -> wire.Message:
+        (connect,) = self.received()
+        assert connect.type == wire.MSG_CONNECT
+        if meta is None:
+            self.send(wire.MSG_CONNECTOK, "hello", connect.seq)
+        else:
+            self.send(wire.MSG_CONNECTOK, {"handshake": "hello", "meta": meta}, connect.seq,
+                      wire.FLAGS_META_ON_CONNECT)
+        return connect
+
+    def send(self, msg_type: int, value: Any, seq: int, flags: int = 0,
+             annotations: dict[str, bytes] | None = None, serializer: Any = SERPENT) -> None:
+        data, _ = serializer.serializeData(value)
+        self.raw(wire.encode(msg_type, data, serializer.serializer_id, flags, seq, annotations,
+                             self.hmac_key))
+
+    def reply(self, request: wire.Message, value: Any, flags: int = 0, **kwargs: Any) -> None:
+        self.send(wire.MSG_RESULT, value, request.seq, flags, **kwargs)
+
+    def raw(self, data: bytes) -> None:
+        self.protocol.dataReceived(data)
+
+    def lose(self) -> None:
+        self.protocol.connectionLost(Failure(ConnectionDone()))
+
+
+class ClientUnitTests(TestCase):
+    def setUp(self) -> None:
+        self.reactor = MemoryReactorClock()
+
+    def tearDown(self) -> None:
+        self.assertEqual(self.reactor.getDelayedCalls(), [], "a timer was left behind")
+
+    def proxy(self, uri: str = URI, **kwargs: Any) -> DeferredProxy:
+        kwargs.setdefault("backoff", lambda attempt: 10.0 * attempt)
+        return DeferredProxy(uri, reactor=self.reactor, **kwargs)
+
+    def peer(self, index: int = -1, **kwargs: Any) -> Peer:
+        return Peer(self.reactor, index, **kwargs)
+
+    def connected(self, proxy: DeferredProxy, **kwargs: Any) -> Peer:
+        """Let the proxy's pending connection attempt succeed, handshake included."""
+        del proxy
+        peer = self.peer(**kwargs).accept()
+        peer.connect_ok()
+        return peer
+
+    def close(self, proxy: DeferredProxy, *peers: Peer) -> None:
+        d = proxy.close()
+        for peer in peers:
+            if peer.transport is not None and not peer.protocol._wrappedProtocol._lost:
+                peer.lose()
+        self.successResultOf(d)
+
+    # -- the happy path -------------------------------------------------------------------
+
+    def test_handshake_then_pipelined_calls(self) -> None:
+        correlation_id = uuid.uuid4()
+        proxy = self.proxy(correlation_id=correlation_id)
+        first, second = proxy.add(1, 2), proxy.add(3, b=4)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.assertEqual(self.reactor.tcpClients[0][:2], ("127.0.0.1", 9999))
+        peer = self.peer().accept()
+        connect = peer.connect_ok()
+        self.assertEqual(connect.flags & wire.FLAGS_META_ON_CONNECT, wire.FLAGS_META_ON_CONNECT)
+        self.assertEqual(connect.serializer_id, SERPENT.serializer_id)
+        self.assertEqual(connect.annotations["CORR"], correlation_id.bytes)
+        self.assertEqual(SERPENT.deserializeData(connect.data),
+                         {"handshake": "hello", "object": "obj"})
+        one, two = peer.received()  # both written before any reply: pipelined
+        self.assertEqual((one.seq, two.seq), (1, 2))
+        self.assertEqual(peer.call_of(one), ("obj", "add", (1, 2), {}))
+        self.assertEqual(peer.call_of(two), ("obj", "add", (3,), {"b": 4}))
+        self.assertNoResult(first)
+        peer.reply(one, 3)
+        self.assertEqual(self.successResultOf(first), 3)
+        self.assertNoResult(second)
+        peer.reply(two, 7)
+        self.assertEqual(self.successResultOf(second), 7)
+        self.assertEqual(proxy._pyroMethods, set(META["methods"]))
+        self.close(proxy, peer)
+
+    def test_hmac_on_every_message(self) -> None:
+        proxy = self.proxy(hmac_key=b"key")
+        d = proxy.echo("x")
+        peer = self.peer(hmac_key=b"key").accept()
+        connect = peer.connect_ok()  # the reader checked the HMAC
+        self.assertIn("HMAC", connect.annotations)
+        (call,) = peer.received()
+        peer.reply(call, "x")
+        self.assertEqual(self.successResultOf(d), "x")
+        self.close(proxy, peer)
+
+    def test_reply_with_a_bad_hmac_fails_the_calls(self) -> None:
+        proxy = self.proxy(hmac_key=b"key")
+        d = proxy.echo("x")
+        peer = self.peer(hmac_key=b"key").accept()
+        peer.connect_ok()
+        (call,) = peer.received()
+        peer.hmac_key = b"other"
+        peer.reply(call, "x")
+        self.failureResultOf(d, errors.SecurityError)
+        self.assertTrue(peer.transport.disconnected)
+        self.close(proxy, peer)
+
+    def test_oneway_fires_once_written_and_keeps_sequence(self) -> None:
+        proxy = self.proxy()
+        fired = proxy.fire(1)
+        added = proxy.add(1, 1)
+        peer = self.connected(proxy)
+        self.assertIsNone(self.successResultOf(fired))
+        oneway, call = peer.received()
+        self.assertTrue(oneway.flags & wire.FLAGS_ONEWAY)
+        self.assertFalse(call.flags & wire.FLAGS_ONEWAY)
+        self.assertEqual(call.seq, oneway.seq + 1)
+        peer.reply(call, 2)
+        self.assertEqual(self.successResultOf(added), 2)
+        self.close(proxy, peer)
+
+    def test_attributes_and_metadata_checks(self) -> None:
+        proxy = self.proxy()
+        value, setting = proxy.getattr("value"), proxy.setattr("value", 3)
+        missing, unknown = proxy.getattr("nope"), proxy.nope()
+        peer = self.connected(proxy)
+        self.failureResultOf(missing, AttributeError)
+        self.failureResultOf(unknown, AttributeError)
+        get, put = peer.received()
+        self.assertEqual(peer.call_of(get), ("obj", "__getattr__", ("value",), None))
+        self.assertEqual(peer.call_of(put), ("obj", "__setattr__", ("value", 3), None))
+        peer.reply(get, 1)
+        peer.reply(put, None)
+        self.assertEqual(self.successResultOf(value), 1)
+        self.assertIsNone(self.successResultOf(setting))
+        self.close(proxy, peer)
+
+    def test_metadata_fetched_when_the_server_does_not_piggyback_it(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        peer = self.peer().accept()
+        peer.connect_ok(meta=None)
+        (get_metadata,) = peer.received()
+        self.assertEqual(peer.call_of(get_metadata),
+                         (constants.DAEMON_NAME, "get_metadata", ["obj"], {"as_lists": True}))
+        peer.reply(get_metadata, META)
+        (call,) = peer.received()
+        peer.reply(call, 3)
+        self.assertEqual(self.successResultOf(d), 3)
+        self.close(proxy, peer)
+
+    def test_remote_exception(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, "x")
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        exc = TypeError("unsupported operand")
+        exc._pyroTraceback = ["Traceback (most recent call last):\n", "TypeError: boom\n"]
+        peer.reply(call, exc, wire.FLAGS_EXCEPTION)
+        failure = self.failureResultOf(d, TypeError)
+        self.assertEqual(failure.value._pyroTraceback, exc._pyroTraceback)
+        self.close(proxy, peer)
+
+    def test_batch(self) -> None:
+        proxy = self.proxy()
+        batch = proxy.batch()
+        batch.add(1, 2)
+        batch.echo("x")
+        d = batch.send()
+        peer = self.connected(proxy)
+        (msg,) = peer.received()
+        self.assertTrue(msg.flags & wire.FLAGS_BATCH)
+        self.assertEqual(peer.call_of(msg)[1:3],
+                         ("<batch>", [("add", (1, 2), {}), ("echo", ("x",), {})]))
+        from Pyro4.futures import _ExceptionWrapper
+        peer.reply(msg, [3, _ExceptionWrapper(ValueError("no"))], wire.FLAGS_BATCH)
+        failure = self.failureResultOf(d, ValueError)
+        self.assertEqual(failure.value._pyroBatchResults, [3])
+        self.close(proxy, peer)
+
+    def test_item_stream(self) -> None:
+        proxy = self.proxy()
+        d = proxy.count(3)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, errors.ProtocolError("result of call is an iterator"),
+                   wire.FLAGS_EXCEPTION | wire.FLAGS_ITEMSTREAMRESULT,
+                   annotations={"STRM": b"stream-1"})
+        stream = self.successResultOf(d)
+        self.assertIsInstance(stream, ItemStream)
+        item = stream.next()
+        (get_next,) = peer.received()
+        self.assertEqual(peer.call_of(get_next),
+                         (constants.DAEMON_NAME, "get_next_stream_item", ["stream-1"], {}))
+        peer.reply(get_next, 0)
+        self.assertEqual(self.successResultOf(item), 0)
+        end = stream.next()
+        (get_next,) = peer.received()
+        peer.reply(get_next, StopIteration(), wire.FLAGS_EXCEPTION)
+        self.failureResultOf(end, StopAsyncIteration)
+        self.failureResultOf(stream.next(), StopAsyncIteration)
+        self.successResultOf(stream.close())
+        self.assertEqual(peer.received(), [])  # an ended stream needs no close_stream
+        other = ItemStream("stream-2", peer.protocol._wrappedProtocol)
+        self.successResultOf(other.close())
+        (close,) = peer.received()
+        self.assertTrue(close.flags & wire.FLAGS_ONEWAY)
+        self.assertEqual(peer.call_of(close)[1:3], ("close_stream", ["stream-2"]))
+        self.close(proxy, peer)
+
+    def test_item_stream_without_id(self) -> None:
+        proxy = self.proxy()
+        d = proxy.count(3)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, errors.ProtocolError("iterator"),
+                   wire.FLAGS_EXCEPTION | wire.FLAGS_ITEMSTREAMRESULT)
+        self.failureResultOf(d, errors.ProtocolError)
+        self.close(proxy, peer)
+
+    # -- failures -------------------------------------------------------------------------
+
+    def test_out_of_sequence_reply_fails_all_and_closes(self) -> None:
+        proxy = self.proxy()
+        first, second = proxy.add(1, 2), proxy.add(3, 4)
+        peer = self.connected(proxy)
+        _, two = peer.received()
+        peer.reply(two, 7)
+        for d in (first, second):
+            failure = self.failureResultOf(d, errors.ProtocolError)
+            self.assertIn("out of sync", str(failure.value))
+        self.assertTrue(peer.transport.disconnected)
+        later = proxy.add(5, 6)  # goes to a new connection, at once (not a connect failure)
+        peer.lose()
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        fresh = self.connected(proxy)
+        (call,) = fresh.received()
+        self.assertEqual(call.seq, 1)
+        fresh.reply(call, 11)
+        self.assertEqual(self.successResultOf(later), 11)
+        self.close(proxy, fresh)
+
+    def test_close_waits_for_a_broken_connection_too(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        peer.raw(b"\0" * 24)  # garbage: the connection is broken, its transport not gone
+        self.failureResultOf(d, errors.ProtocolError)
+        closed = proxy.close()
+        self.assertNoResult(closed)
+        peer.lose()
+        self.successResultOf(closed)
+
+    def test_localhost_needs_no_resolver(self) -> None:
+        from Pyro4.core import URI as PyroURI
+
+        from pyro.client import default_endpoint
+        endpoint = default_endpoint(self.reactor, PyroURI("PYRO:x@localhost:1"))
+        self.assertEqual((endpoint._host, endpoint._port), ("127.0.0.1", 1))
+
+    def test_unexpected_reply_when_nothing_is_waiting(self) -> None:
+        proxy = self.proxy()
+        d = proxy.fire(1)
+        peer = self.connected(proxy)
+        self.successResultOf(d)
+        peer.send(wire.MSG_RESULT, 1, 1)
+        self.assertTrue(peer.transport.disconnected)
+        self.close(proxy, peer)
+
+    def test_garbage_fails_all_and_closes(self) -> None:
+        proxy = self.proxy()
+        calls = [proxy.add(1, 2), proxy.add(3, 4)]
+        peer = self.connected(proxy)
+        peer.raw(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        for d in calls:
+            self.failureResultOf(d, errors.ProtocolError)
+        self.assertTrue(peer.transport.disconnected)
+        self.close(proxy, peer)
+
+    def test_garbage_during_the_handshake(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        peer = self.peer().accept()
+        peer.raw(b"SSH-2.0-OpenSSH_9.6\r\n" + b"\0" * 8)
+        self.assertNoResult(d)  # the attempt waits until the transport is really gone
+        peer.lose()
+        self.failureResultOf(d, errors.CommunicationError)
+        self.close(proxy, peer)
+        self.reactor.advance(10)  # the backoff window passes without leaving a timer
+
+    def test_connectfail_reports_the_reason_and_backs_off(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        peer = self.peer().accept()
+        (connect,) = peer.received()
+        peer.send(wire.MSG_CONNECTFAIL, "go away", connect.seq,
+                  serializer=util.get_serializer("marshal"))
+        peer.lose()
+        failure = self.failureResultOf(d, errors.CommunicationError)
+        self.assertIn("rejected: go away", str(failure.value))
+        later = proxy.add(3, 4)  # within the backoff window: waits for the next attempt
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.reactor.advance(9.9)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.reactor.advance(0.1)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        fresh = self.connected(proxy)
+        (call,) = fresh.received()
+        fresh.reply(call, 7)
+        self.assertEqual(self.successResultOf(later), 7)
+        self.close(proxy, fresh)
+
+    def test_refused_connections_back_off_more_each_time(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        self.peer().refuse()
+        failure = self.failureResultOf(d, errors.CommunicationError)
+        self.assertIn("cannot connect to 127.0.0.1:9999", str(failure.value))
+        d = proxy.add(1, 2)
+        self.reactor.advance(10)
+        self.peer().refuse()
+        self.failureResultOf(d, errors.CommunicationError)
+        d = proxy.add(1, 2)
+        self.reactor.advance(19)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.reactor.advance(1)
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, 3)
+        self.assertEqual(self.successResultOf(d), 3)
+        peer.lose()  # the server goes away: the next call reconnects at once (reset)
+        d = proxy.add(1, 2)
+        self.assertEqual(len(self.reactor.tcpClients), 4)
+        self.peer().refuse()
+        self.failureResultOf(d, errors.CommunicationError)
+        self.close(proxy)
+
+    def test_connect_waits_for_a_connection(self) -> None:
+        proxy = self.proxy()
+        bound = proxy.connect()
+        self.assertNoResult(bound)
+        peer = self.connected(proxy)
+        self.assertIsNone(self.successResultOf(bound))
+        self.assertIsNone(self.successResultOf(proxy.connect()))
+        self.close(proxy, peer)
+
+    def test_server_closes_mid_call(self) -> None:
+        proxy = self.proxy()
+        calls = [proxy.add(1, 2), proxy.add(3, 4)]
+        peer = self.connected(proxy)
+        peer.lose()
+        for d in calls:
+            failure = self.failureResultOf(d, errors.ConnectionClosedError)
+            self.assertIn("connection lost", str(failure.value))
+        later = proxy.add(1, 1)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        fresh = self.connected(proxy)
+        (call,) = fresh.received()
+        fresh.reply(call, 2)
+        self.assertEqual(self.successResultOf(later), 2)
+        self.close(proxy, fresh)
+
+    def test_timeout_drops_the_late_reply(self) -> None:
+        proxy = self.proxy(timeout=5)
+        d = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        self.reactor.advance(5)
+        failure = self.failureResultOf(d, errors.TimeoutError)
+        self.assertIn("timed out", str(failure.value))
+        later = proxy.invoke("add", (2, 2), timeout=None)
+        (next_call,) = peer.received()
+        peer.reply(call, 3)  # late: dropped, the pipeline stays in sync
+        peer.reply(next_call, 4)
+        self.assertEqual(self.successResultOf(later), 4)
+        self.close(proxy, peer)
+
+    def test_timeout_while_connecting(self) -> None:
+        proxy = self.proxy(timeout=5)
+        d = proxy.add(1, 2)
+        self.reactor.advance(5)
+        self.failureResultOf(d, errors.TimeoutError)
+        peer = self.connected(proxy)  # the attempt goes on and the connection is kept
+        self.assertEqual(peer.received(), [])
+        self.close(proxy, peer)
+
+    def test_cancel_in_flight_and_queued(self) -> None:
+        proxy = self.proxy()
+        queued = proxy.add(0, 0)
+        queued.cancel()
+        self.failureResultOf(queued, defer.CancelledError)
+        d = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        (call,) = peer.received()  # the cancelled call was never sent
+        d.cancel()
+        self.failureResultOf(d, defer.CancelledError)
+        later = proxy.add(2, 2)
+        (next_call,) = peer.received()
+        peer.reply(call, 3)
+        peer.reply(next_call, 4)
+        self.assertEqual(self.successResultOf(later), 4)
+        self.close(proxy, peer)
+
+    def test_bound_on_calls_in_flight(self) -> None:
+        proxy = self.proxy(max_connections=1, max_in_flight=2)
+        calls = [proxy.add(i, 0) for i in range(3)]
+        peer = self.connected(proxy)
+        first, second = peer.received()
+        peer.reply(first, 0)
+        (third,) = peer.received()
+        self.assertEqual(peer.call_of(third)[2], (2, 0))
+        peer.reply(second, 1)
+        peer.reply(third, 2)
+        self.assertEqual([self.successResultOf(d) for d in calls], [0, 1, 2])
+        self.close(proxy, peer)
+
+    def test_pool_opens_connections_while_busy(self) -> None:
+        proxy = self.proxy(max_connections=2, max_in_flight=4)
+        calls = [proxy.add(i, 0) for i in range(6)]
+        one = self.connected(proxy)
+        self.assertEqual(len(one.received()), 2)  # two per connection
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        two = self.connected(proxy)
+        requests = two.received()
+        self.assertEqual(len(requests), 2)
+        self.assertEqual(len(self.reactor.tcpClients), 2)  # never more than max_connections
+        two.reply(requests[0], "x")
+        (more,) = two.received()
+        self.assertEqual(more.seq, 3)
+        self.close(proxy, one, two)
+        for d in calls[:2] + calls[3:]:
+            self.failureResultOf(d, errors.ConnectionClosedError)
+        self.assertEqual(self.successResultOf(calls[2]), "x")
+
+    def test_serialization_error_fails_only_that_call(self) -> None:
+        proxy = self.proxy(serializer="json")
+        bad, good = proxy.echo(object()), proxy.add(1, 2)
+        self.failureResultOf(bad, errors.SerializeError)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        self.assertEqual(call.serializer_id, util.get_serializer("json").serializer_id)
+        peer.send(wire.MSG_RESULT, 3, call.seq, serializer=util.get_serializer("json"))
+        self.assertEqual(self.successResultOf(good), 3)
+        self.close(proxy, peer)
+
+    def test_reply_in_the_wrong_serializer_fails_that_call(self) -> None:
+        proxy = self.proxy()
+        d, later = proxy.add(1, 2), proxy.add(2, 2)
+        peer = self.connected(proxy)
+        one, two = peer.received()
+        peer.send(wire.MSG_RESULT, 3, one.seq, serializer=util.get_serializer("marshal"))
+        self.failureResultOf(d, errors.SerializeError)
+        peer.reply(two, 4)
+        self.assertEqual(self.successResultOf(later), 4)
+        self.close(proxy, peer)
+
+    def test_close_waits_for_the_connections(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        closed = proxy.close()
+        failure = self.failureResultOf(d, errors.ConnectionClosedError)  # at once
+        self.assertIn("proxy was closed", str(failure.value))
+        self.assertTrue(peer.transport.disconnecting)
+        self.assertNoResult(closed)
+        self.failureResultOf(proxy.add(1, 1), errors.ConnectionClosedError)  # closing
+        peer.lose()
+        self.successResultOf(closed)
+        # like Pyro4's _pyroRelease: the proxy may be used again, on a new connection
+        again = proxy.add(2, 2)
+        fresh = self.connected(proxy)
+        (call,) = fresh.received()
+        fresh.reply(call, 4)
+        self.assertEqual(self.successResultOf(again), 4)
+        self.close(proxy, fresh)
+
+    def test_handshake_timeout(self) -> None:
+        proxy = self.proxy(connect_timeout=30)
+        d = proxy.add(1, 2)
+        peer = self.peer().accept()  # accepts, then never answers the CONNECT
+        self.reactor.advance(30)
+        self.assertTrue(peer.transport.disconnected)
+        peer.lose()
+        failure = self.failureResultOf(d, errors.TimeoutError)
+        self.assertIn("no handshake reply", str(failure.value))
+        self.close(proxy)
+        self.reactor.advance(10)  # let the backoff window pass
+
+    def test_stream_end_with_pipelined_requests(self) -> None:
+        proxy = self.proxy()
+        d = proxy.count(1)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, errors.ProtocolError("iterator"),
+                   wire.FLAGS_EXCEPTION | wire.FLAGS_ITEMSTREAMRESULT,
+                   annotations={"STRM": b"s"})
+        stream = self.successResultOf(d)
+        first, second = stream.next(), stream.next()
+        one, two = peer.received()
+        peer.reply(one, StopIteration(), wire.FLAGS_EXCEPTION)
+        peer.reply(two, errors.PyroError("item stream terminated"), wire.FLAGS_EXCEPTION)
+        self.failureResultOf(first, StopAsyncIteration)
+        self.failureResultOf(second, StopAsyncIteration)
+        self.close(proxy, peer)
+
+    def test_stream_on_a_lost_connection(self) -> None:
+        proxy = self.proxy()
+        d = proxy.count(1)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, errors.ProtocolError("iterator"),
+                   wire.FLAGS_EXCEPTION | wire.FLAGS_ITEMSTREAMRESULT,
+                   annotations={"STRM": b"s"})
+        stream = self.successResultOf(d)
+        pending = stream.next()
+        peer.lose()
+        self.failureResultOf(pending, errors.ConnectionClosedError)
+        self.failureResultOf(stream.next(), errors.ConnectionClosedError)
+        self.close(proxy)
+
+    def test_close_while_connecting(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        self.successResultOf(proxy.close())
+        self.failureResultOf(d, errors.ConnectionClosedError)
+
+    def test_close_during_the_handshake(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        peer = self.peer().accept()
+        closed = proxy.close()
+        self.failureResultOf(d, errors.ConnectionClosedError)
+        self.assertTrue(peer.transport.disconnected)
+        self.assertNoResult(closed)
+        peer.lose()
+        self.successResultOf(closed)
+
+    def test_protocol_state(self) -> None:
+        protocol = PyroClientProtocol("obj", SERPENT, location="here")
+        self.assertIs(protocol.state, ClientState.HANDSHAKE)
+        transport = StringTransport()
+        protocol.makeConnection(transport)
+        self.assertNoResult(protocol.ready)
+        protocol.connectionLost(Failure(ConnectionDone()))
+        self.assertIs(protocol.state, ClientState.CLOSED)
+        failure = self.failureResultOf(protocol.ready, errors.ConnectionClosedError)
+        self.assertIn("before the handshake", str(failure.value))
+
+    # -- the name server ------------------------------------------------------------------
+
+    def answer_ns(self, name: str, found: str) -> Peer:
+        """Play the name server on the latest connection: handshake, then one lookup."""
+        ns = self.peer().accept()
+        connect = ns.connect_ok(meta=NS_META)
+        self.assertEqual(SERPENT.deserializeData(connect.data)["object"],
+                         constants.NAMESERVER_NAME)
+        (lookup,) = ns.received()
+        self.assertEqual(ns.call_of(lookup),
+                         (constants.NAMESERVER_NAME, "lookup", (name,), {}))
+        from Pyro4.core import URI as PyroURI
+        ns.reply(lookup, PyroURI(found))
+        ns.lose()  # the resolver closed its name server proxy
+        return ns
+
+    def test_pyroname_resolution(self) -> None:
+        proxy = self.proxy("PYRONAME:thing", ns_uri=NS_URI)
+        d = proxy.add(1, 2)
+        self.assertEqual(self.reactor.tcpClients[-1][:2], ("127.0.0.1", 9090))
+        self.answer_ns("thing", "PYRO:obj@127.0.0.1:9999")
+        self.assertEqual(self.reactor.tcpClients[-1][:2], ("127.0.0.1", 9999))
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, 3)
+        self.assertEqual(self.successResultOf(d), 3)
+        self.close(proxy, peer)
+
+    def test_name_server_from_pyro4_config(self) -> None:
+        from . import peers
+        peers.patch_config(self, NS_HOST="127.0.0.1", NS_PORT=9191)
+        proxy = self.proxy("PYRONAME:thing")
+        d = proxy.add(1, 2)
+        self.assertEqual(self.reactor.tcpClients[-1][:2], ("127.0.0.1", 9191))
+        self.peer().refuse()
+        self.failureResultOf(d, errors.NamingError)
+        self.close(proxy)
+        self.reactor.advance(10)
+
+    def test_pyrometa_resolution(self) -> None:
+        proxy = self.proxy("PYROMETA:kind:a,kind:b", ns_uri=NS_URI)
+        d = proxy.add(1, 2)
+        ns = self.peer().accept()
+        ns.connect_ok(meta=NS_META)
+        (listing,) = ns.received()
+        _, method, _, kwargs = ns.call_of(listing)
+        self.assertEqual((method, set(kwargs["metadata_all"])), ("list", {"kind:a", "kind:b"}))
+        ns.reply(listing, {"thing": "PYRO:obj@127.0.0.1:9999"})
+        ns.lose()
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, 3)
+        self.assertEqual(self.successResultOf(d), 3)
+        self.close(proxy, peer)
+
+    def test_patient_mode_retries_the_name_server(self) -> None:
+        proxy = self.proxy("PYRONAME:thing@127.0.0.1:9090", patient=True, patient_tries=3,
+                           backoff=lambda attempt: 5.0)
+        d = proxy.add(1, 2)
+        self.peer().refuse()  # no name server yet
+        self.assertNoResult(d)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.reactor.advance(5)
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.answer_ns("thing", "PYRO:obj@127.0.0.1:9999")
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, 3)
+        self.assertEqual(self.successResultOf(d), 3)
+        self.close(proxy, peer)
+
+    def test_patient_mode_gives_up_after_max_tries(self) -> None:
+        proxy = self.proxy("PYRONAME:thing@127.0.0.1:9090", patient=True, patient_tries=2,
+                           backoff=lambda attempt: 5.0)
+        d = proxy.add(1, 2)
+        self.peer().refuse()
+        self.reactor.advance(5)
+        self.peer().refuse()
+        failure = self.failureResultOf(d, errors.NamingError)
+        self.assertIn("Failed to locate the nameserver", str(failure.value))
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.close(proxy)
+        self.reactor.advance(10)
+
+    def test_close_while_patiently_waiting(self) -> None:
+        proxy = self.proxy("PYRONAME:thing@127.0.0.1:9090", patient=True,
+                           backoff=lambda attempt: 5.0)
+        d = proxy.add(1, 2)
+        self.peer().refuse()
+        self.successResultOf(proxy.close())
+        self.failureResultOf(d, errors.ConnectionClosedError)
