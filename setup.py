@@ -35,7 +35,6 @@ setup(
     entry_points={"console_scripts": ["twisted-pyro = pyro.__main__:main"]},
     classifiers=[
         "Framework :: Twisted",
-        "License :: OSI Approved :: Apache Software License",
         "Programming Language :: Python :: 3",
     ],
 )

@@ -825,3 +825,22 @@ class TrackedResourceTest(unittest.TestCase):
         uri = factory.register(owner, "owner")
         self.assertEqual((yield call(uri, "open")), 1)
         self.assertEqual((yield owner.resources[0].closed), "closed")
+
+
+@Pyro4.expose
+class Bulk:
+    def blob(self, size):
+        return "x" * size
+
+
+class LargeReplyTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_replies_larger_than_the_socket_buffer_arrive_whole(self):
+        factory = serve(self)
+        uri = factory.register(Bulk(), "bulk")
+
+        def blocking():
+            with Pyro4.Proxy(uri) as proxy:
+                return [len(proxy.blob(size)) for size in (8_000_000, 10, 3_000_000, 20)]
+
+        self.assertEqual((yield in_thread(blocking)), [8_000_000, 10, 3_000_000, 20])
