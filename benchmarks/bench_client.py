@@ -1,0 +1,816 @@
+#!/usr/bin/env python
+"""Side-by-side client benchmark: our Deferred clients against Pyro4's own proxies.
+
+Usage::
+
+    python benchmarks/bench_client.py [--quick] [--duration S] [--rounds N] [--only 1,2]
+                                      [--servers multiplex,ours] [--burst N]
+                                      [--burst-connections N] [--slow S] [--json PATH]
+                                      [--profile VARIANT]
+
+Servers are the ones ``bench_server.py`` starts (imported from it, not copied): Pyro4's
+multiplex daemon (``SERVERTYPE="multiplex"``) and ours (``pyro.protocol.Pyro4ProtocolFactory``
+on the epoll reactor), each in its own process on 127.0.0.1 port 0. Every client measurement
+runs in a fresh process of its own (``multiprocessing``, *spawn*) with Twisted's epoll reactor
+installed, so thread counts and CPU times belong to that client alone.
+
+(1) small-call throughput, ``add(1, 2)``, for ``--duration`` seconds per run, median of
+    ``--rounds`` runs (variant order rotated per round), against each server:
+
+    * ``blocking``: a plain blocking ``Pyro4.Proxy`` in a loop (one call at a time);
+    * ``async``:    Pyro4's own asynchronous proxy (``proxy._pyroAsync()``): every call
+                    returns a ``FutureResult``; 100 kept outstanding (a new call as soon as
+                    one completes);
+    * ``pds4``, ``pds8``: ``pyro.proxy.PyroDeferredService`` with 4 / 8 worker threads and
+                    100 calls in flight;
+    * ``dp``:       ``pyro.client.DeferredProxy`` (``max_connections=4``,
+                    ``max_in_flight=100``) with 100 calls in flight;
+    * ``dp1``:      the same on a single pipelined connection (diagnostic).
+
+    Every proxy has a 30 s call timeout (``_pyroTimeout`` / ``timeout``), as real code would.
+    Each run also reports the client's and the server's CPU time per call (user+sys, from
+    ``/proc``) and the most threads the client process had.
+    Targets: PyroDeferredService >= 5x Pyro4's async proxy; DeferredProxy with 100 in flight
+    >= 3x the blocking Pyro4.Proxy loop, on the same daemon (Pyro4's multiplex daemon is the
+    judged one; ours is shown alongside).
+
+(2) ``--burst`` (10,000) concurrent calls from one ``DeferredProxy`` to ``slow(--slow)`` on our
+    server, a ``task.deferLater`` Deferred (no server thread either). Our server (like Pyro4's)
+    answers the requests of one connection one after the other, so the calls only overlap if
+    they travel on different connections: ``max_connections = max_in_flight = 10,000`` (one
+    call per connection; ``--burst-connections`` for fewer, pipelined). Two bursts on the same
+    proxy: *cold* (one connection open; the pool grows during the burst) and *warm* (again,
+    with the connections the first burst left open). All calls are issued at once, so all
+    their Deferreds are outstanding together; how many are on the wire at once depends on how
+    fast the pool opens connections, and is reported. Also: successes, wall time from issuing
+    the first call to the last reply, client CPU, and the client's threads
+    (``threading.active_count()`` and the kernel's count) sampled every 1,000 calls issued and
+    every 50 ms: no thread per call.
+
+Only 127.0.0.1 is used; every loop is bounded in count and time; every child process is
+stopped at the end, also on errors, and exits by itself when its parent disappears.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import ctypes
+import json
+import multiprocessing
+import os
+import pstats
+import queue
+import resource
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import Pyro4  # noqa: E402
+from bench_server import (  # noqa: E402 -- the server benchmark's helpers, shared
+    REPLY_TIMEOUT,
+    ServerProc,
+    _f,
+    _ratio,
+    cpu_seconds,
+    listen_overflows,
+    load_average,
+    machine_facts,
+    raise_nofile,
+    start_servers,
+    stop_servers,
+)
+
+SERVER_KINDS = ("multiplex", "ours")
+SERVER_LABELS = {"multiplex": "Pyro4 multiplex daemon", "ours": "ours (Twisted epoll)"}
+WINDOW = 100  # calls kept in flight by the concurrent clients
+CALL_TIMEOUT = 30.0
+WARMUP_SECONDS = 0.4
+CELL_LIMIT = 120.0  # a client process gives up after this long beyond its planned work
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "blocking": {"kind": "blocking", "short": "blocking",
+                 "label": "blocking Pyro4.Proxy loop (1 call at a time)"},
+    "async": {"kind": "async", "short": "async",
+              "label": "Pyro4 async proxy (_pyroAsync), %d outstanding" % WINDOW},
+    "pds4": {"kind": "pds", "workers": 4, "short": "PDS4",
+             "label": "PyroDeferredService max_workers=4, %d in flight" % WINDOW},
+    "pds8": {"kind": "pds", "workers": 8, "short": "PDS8",
+             "label": "PyroDeferredService max_workers=8, %d in flight" % WINDOW},
+    "dp": {"kind": "dp", "connections": 4, "short": "DP",
+           "label": "DeferredProxy max_connections=4, %d in flight" % WINDOW},
+    "dp1": {"kind": "dp", "connections": 1, "short": "DP1",
+            "label": "DeferredProxy max_connections=1, %d in flight" % WINDOW},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# measuring inside a client process
+
+
+def proc_status(*fields: str) -> list[int]:
+    """Integer fields of /proc/self/status (threads, context switches)."""
+    found = dict.fromkeys(fields, -1)
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            if name in found:
+                found[name] = int(value.split()[0])
+    return [found[f] for f in fields]
+
+
+def os_threads() -> int:
+    """Threads of this process as the kernel counts them."""
+    return proc_status("Threads")[0]
+
+
+def context_switches() -> int:
+    """Voluntary + involuntary context switches of this process so far, all its threads
+    included, also those that have exited (getrusage)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw + usage.ru_nivcsw
+
+
+class Meter:
+    """One measured window: wall time, this process's CPU, the server's CPU, threads."""
+
+    def __init__(self, server_pid: int):
+        self.server_pid = server_pid
+        self.py_threads = threading.active_count()
+        self.kernel_threads = os_threads()
+        self.errors: list[str] = []
+
+    def start(self) -> None:
+        self.server_cpu0 = cpu_seconds(self.server_pid)
+        self.switches0 = context_switches()
+        self.times0 = os.times()
+        self.cpu0 = time.process_time()
+        self.t0 = time.perf_counter()
+
+    def sample_threads(self) -> None:
+        self.py_threads = max(self.py_threads, threading.active_count())
+        self.kernel_threads = max(self.kernel_threads, os_threads())
+
+    def error(self, what: Any) -> None:
+        if len(self.errors) < 5:
+            self.errors.append(str(what)[:300])
+
+    def result(self, calls: int, elapsed: float, error_count: int) -> dict[str, Any]:
+        cpu = time.process_time() - self.cpu0
+        times = os.times()
+        server_cpu = cpu_seconds(self.server_pid) - self.server_cpu0
+        switches = context_switches() - self.switches0  # threads that exited are not counted
+        per_call = 1e6 / max(1, calls)
+        return {"calls": calls, "elapsed": elapsed, "rate": calls / elapsed if elapsed else 0.0,
+                "client_us": cpu * per_call,
+                "client_user_us": (times.user - self.times0.user) * per_call,
+                "client_sys_us": (times.system - self.times0.system) * per_call,
+                "switches_per_call": switches / max(1, calls),
+                "server_us": server_cpu / max(1, calls) * 1e6,
+                "threads": self.py_threads, "kernel_threads": self.kernel_threads,
+                "errors": error_count, "error_samples": self.errors}
+
+
+def run_blocking(uri: str, server_pid: int, duration: float, spec: dict[str, Any]) -> Any:
+    proxy = Pyro4.Proxy(uri)
+    proxy._pyroTimeout = CALL_TIMEOUT
+    try:
+        proxy._pyroBind()
+        add = proxy.add
+        warm_until = time.perf_counter() + WARMUP_SECONDS
+        for _ in range(100_000):
+            add(1, 2)
+            if time.perf_counter() >= warm_until:
+                break
+        meter = Meter(server_pid)
+        calls = errors = 0
+        meter.start()
+        deadline = meter.t0 + duration
+        now = meter.t0
+        while now < deadline and calls < 100_000_000:
+            if add(1, 2) != 3:
+                errors += 1
+            calls += 1
+            now = time.perf_counter()
+        meter.sample_threads()
+        return meter.result(calls, now - meter.t0, errors)
+    finally:
+        proxy._pyroRelease()
+
+
+def run_async(uri: str, server_pid: int, duration: float, spec: dict[str, Any]) -> Any:
+    """Pyro4's async proxy: a thread and a fresh connection per call (Pyro4's design)."""
+    proxy = Pyro4.Proxy(uri)
+    proxy._pyroTimeout = CALL_TIMEOUT
+    proxy._pyroBind()  # metadata once; the per-call copies inherit it
+    proxy._pyroAsync()
+    done: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def issue() -> None:
+        future = proxy.add(1, 2)
+        future.iferror(done.put)
+        future.then(done.put)
+
+    def window(seconds: float, meter: Meter | None) -> tuple[int, int, float]:
+        calls = errors = outstanding = 0
+        start = time.perf_counter()
+        deadline = start + seconds
+        last = start
+        for _ in range(WINDOW):
+            issue()
+            outstanding += 1
+        while outstanding and calls < 10_000_000:
+            try:
+                value = done.get(timeout=CALL_TIMEOUT + 5)
+            except queue.Empty:
+                raise RuntimeError("async proxy: no completion in %.0f s" % CALL_TIMEOUT)
+            outstanding -= 1
+            if value != 3:
+                errors += 1
+                if meter is not None:
+                    meter.error(repr(value))
+            now = time.perf_counter()
+            if now < deadline:
+                calls += 1
+                last = now
+                if meter is not None and calls % 64 == 0:
+                    meter.sample_threads()
+                issue()
+                outstanding += 1
+        return calls, errors, last - start
+
+    window(WARMUP_SECONDS, None)
+    meter = Meter(server_pid)
+    meter.start()
+    calls, errors, _ = window(duration, meter)
+    return meter.result(calls, duration, errors)
+
+
+async def drive_window(reactor: Any, call: Callable[[], Any], seconds: float,
+                       meter: Meter | None) -> tuple[int, int]:
+    """Keep WINDOW Deferred calls in flight for ``seconds``; completions inside the window
+    are counted; then wait for the outstanding ones."""
+    from twisted.internet import defer
+
+    finished: defer.Deferred[None] = defer.Deferred()
+    state = {"calls": 0, "errors": 0, "outstanding": 0}
+    deadline = time.perf_counter() + seconds
+
+    def issue() -> None:
+        state["outstanding"] += 1
+        call().addCallbacks(ok, failed)
+
+    def ok(value: Any) -> None:
+        if value != 3:
+            state["errors"] += 1
+            if meter is not None:
+                meter.error(repr(value))
+        after()
+
+    def failed(failure: Any) -> None:
+        state["errors"] += 1
+        if meter is not None:
+            meter.error(failure.getErrorMessage())
+        after()
+
+    def after() -> None:
+        state["outstanding"] -= 1
+        if time.perf_counter() < deadline and state["calls"] < 10_000_000:
+            state["calls"] += 1
+            if meter is not None and state["calls"] % 256 == 0:
+                meter.sample_threads()
+            issue()
+        elif not state["outstanding"] and not finished.called:
+            finished.callback(None)
+
+    for _ in range(WINDOW):
+        issue()
+    await finished.addTimeout(seconds + CALL_TIMEOUT + 10, reactor)
+    return state["calls"], state["errors"]
+
+
+async def run_pds(reactor: Any, uri: str, server_pid: int, duration: float,
+                  spec: dict[str, Any]) -> Any:
+    from pyro.proxy import PyroDeferredService
+
+    wrapped = Pyro4.Proxy(uri)
+    wrapped._pyroTimeout = CALL_TIMEOUT
+    service = PyroDeferredService(wrapped, reactor=reactor, max_workers=spec["workers"])
+    try:
+        await drive_window(reactor, lambda: service.add(1, 2), WARMUP_SECONDS, None)
+        meter = Meter(server_pid)
+        meter.start()
+        calls, errors = await drive_window(reactor, lambda: service.add(1, 2), duration, meter)
+        return meter.result(calls, duration, errors)
+    finally:
+        await service.close()
+
+
+async def run_dp(reactor: Any, uri: str, server_pid: int, duration: float,
+                 spec: dict[str, Any]) -> Any:
+    from pyro.client import DeferredProxy
+
+    proxy = DeferredProxy(uri, reactor=reactor, max_connections=spec["connections"],
+                          max_in_flight=WINDOW, timeout=CALL_TIMEOUT)
+    try:
+        await proxy.connect()
+        await drive_window(reactor, lambda: proxy.add(1, 2), WARMUP_SECONDS, None)
+        meter = Meter(server_pid)
+        meter.start()
+        calls, errors = await drive_window(reactor, lambda: proxy.add(1, 2), duration, meter)
+        result = meter.result(calls, duration, errors)
+        result["connections"] = len(proxy._connections)
+        return result
+    finally:
+        await proxy.close()
+
+
+async def burst_phase(reactor: Any, proxy: Any, server_pid: int, count: int, slow: float,
+                      timeout: float) -> dict[str, Any]:
+    """``count`` concurrent ``slow(slow)`` calls issued at once; sampled every 50 ms."""
+    from twisted.internet import defer, task
+
+    meter = Meter(server_pid)
+    peak = {"in_flight": 0, "connections": 0}
+    open_before = len(proxy._ready)
+
+    def sample() -> None:
+        meter.sample_threads()
+        peak["in_flight"] = max(peak["in_flight"], proxy._in_flight)
+        peak["connections"] = max(peak["connections"], len(proxy._ready))
+
+    sampler = task.LoopingCall(sample)
+    sampler.clock = reactor
+    times: list[float] = []
+    errors = 0
+    meter.start()
+    t0 = meter.t0
+
+    def ok(value: Any) -> None:
+        nonlocal errors
+        times.append(time.perf_counter() - t0)
+        if value != slow:
+            errors += 1
+            meter.error(repr(value))
+
+    def failed(failure: Any) -> None:
+        nonlocal errors
+        errors += 1
+        meter.error(failure.getErrorMessage())
+
+    calls = []
+    for i in range(count):
+        calls.append(proxy.slow(slow).addCallbacks(ok, failed))
+        if i % 1000 == 999:
+            sample()
+    issued = time.perf_counter() - t0
+    sampler.start(0.05, now=True)
+    try:
+        await defer.gatherResults(calls).addTimeout(timeout + 30, reactor)
+    finally:
+        sampler.stop()
+    sample()
+    result = meter.result(len(times), time.perf_counter() - t0, errors)
+    result.update(
+        ok=len(times) - errors, wall=max(times) if times else None,
+        first=min(times) if times else None,
+        median=statistics.median(times) if times else None, issued_s=issued,
+        peak_in_flight=peak["in_flight"], peak_connections=peak["connections"],
+        open_before=open_before, client_cpu_s=result["client_us"] * max(1, result["calls"]) / 1e6)
+    return result
+
+
+async def run_burst(reactor: Any, uri: str, server_pid: int, duration: float,
+                    spec: dict[str, Any]) -> Any:
+    """Two bursts of ``spec["count"]`` concurrent ``slow(spec["slow"])`` calls (cold, warm)."""
+    from pyro.client import DeferredProxy
+
+    proxy = DeferredProxy(uri, reactor=reactor, max_connections=spec["connections"],
+                          max_in_flight=spec["in_flight"], timeout=spec["timeout"])
+    out: dict[str, Any] = {"count": spec["count"], "slow": spec["slow"],
+                           "connections_limit": spec["connections"],
+                           "in_flight_limit": spec["in_flight"]}
+    try:
+        await proxy.connect()
+        assert await proxy.add(1, 2) == 3
+        for phase in ("cold", "warm"):
+            out[phase] = await burst_phase(reactor, proxy, server_pid, spec["count"],
+                                           spec["slow"], spec["timeout"])
+        return out
+    finally:
+        t0 = time.perf_counter()
+        await proxy.close()
+        out["close_s"] = time.perf_counter() - t0
+
+
+SYNC_RUNNERS = {"blocking": run_blocking, "async": run_async}
+REACTOR_RUNNERS = {"pds": run_pds, "dp": run_dp, "burst": run_burst}
+
+
+def client_main(conn: Any, spec: dict[str, Any], uri: str, server_pid: int, duration: float,
+                profile_path: str | None) -> None:
+    """A client process: one measurement, its result through ``conn``, then exit."""
+    raise_nofile()
+    # Never outlive the parent, nor the planned work by much; no watchdog thread (this
+    # process's threads are counted): the kernel kills us when the parent dies
+    # (PR_SET_PDEATHSIG), SIGALRM's default action after the time limit.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    signal.alarm(int(duration + 2 * CELL_LIMIT))
+    profiler = cProfile.Profile() if profile_path else None
+    try:
+        from twisted.internet import epollreactor
+
+        epollreactor.install()
+        from twisted.internet import reactor as installed
+
+        reactor: Any = installed
+        if profiler is not None:
+            profiler.enable()
+        if spec["kind"] in SYNC_RUNNERS:
+            result = SYNC_RUNNERS[spec["kind"]](uri, server_pid, duration, spec)
+        else:
+            result = _run_in_reactor(reactor, REACTOR_RUNNERS[spec["kind"]], uri, server_pid,
+                                     duration, spec)
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(profile_path)
+        result["reactor"] = "%s.%s" % (type(reactor).__module__, type(reactor).__name__)
+        conn.send(("result", result))
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+    finally:
+        conn.close()
+        os._exit(0)  # Pyro4's async threads are daemons; no need to wait for them
+
+
+def _run_in_reactor(reactor: Any, runner: Any, uri: str, server_pid: int, duration: float,
+                    spec: dict[str, Any]) -> Any:
+    from twisted.internet import defer
+
+    outcome: dict[str, Any] = {}
+
+    def start() -> None:
+        d = defer.ensureDeferred(runner(reactor, uri, server_pid, duration, spec))
+
+        def done(result: Any) -> None:
+            outcome["result"] = result
+
+        def failed(failure: Any) -> None:
+            outcome["error"] = failure.getTraceback()
+
+        d.addCallbacks(done, failed)
+        d.addBoth(lambda _: reactor.stop())
+
+    def give_up() -> None:
+        outcome.setdefault("error", "gave up after %.0f s" % (duration + CELL_LIMIT))
+        reactor.stop()
+
+    reactor.callWhenRunning(start)
+    limit = reactor.callLater(duration + CELL_LIMIT, give_up)
+    reactor.run(installSignalHandlers=False)
+    if limit.active():
+        limit.cancel()
+    if "error" in outcome:
+        raise RuntimeError(outcome["error"])
+    return outcome["result"]
+
+
+def run_client(ctx: Any, spec: dict[str, Any], server: ServerProc, duration: float,
+               profile_path: str | None = None) -> dict[str, Any]:
+    """Run one measurement in a fresh client process; its result dict."""
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=client_main, name="bench-client-" + spec["kind"],
+                       args=(child, spec, server.uri, server.pid, duration, profile_path),
+                       daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if not parent.poll(duration + CELL_LIMIT + REPLY_TIMEOUT):
+            raise RuntimeError("client %s did not answer" % spec["kind"])
+        answer = parent.recv()
+        if answer[0] == "error":
+            raise RuntimeError("client %s failed:\n%s" % (spec["kind"], answer[1]))
+        return answer[1]
+    finally:
+        proc.join(10.0)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(3.0)
+        parent.close()
+
+
+# --------------------------------------------------------------------------------------------
+# the two measurements
+
+
+def measure_throughput(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc],
+                       results: dict[str, Any]) -> None:
+    print("\n== (1) add(1, 2) throughput, %s s per run, %d round(s), median ==" % (
+        opts.duration, opts.rounds), flush=True)
+    servers = start_servers(ctx, opts.servers, 16, registry)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        names = list(VARIANTS)
+        for rnd in range(opts.rounds):
+            order = names[rnd % len(names):] + names[:rnd % len(names)]
+            for kind in opts.servers:
+                for name in order:
+                    before = listen_overflows()
+                    got = run_client(ctx, VARIANTS[name], servers[kind], opts.duration)
+                    after = listen_overflows()
+                    got["listen_overflows"] = (after - before if None not in (before, after)
+                                               else None)
+                    runs.setdefault("%s/%s" % (kind, name), []).append(got)
+                    print("  %-22s %-50s round %d: %8.0f calls/s  client %4.0f us/call "
+                          "(user %3.0f, sys %3.0f, %4.1f switches)  server %4.0f us/call  "
+                          "threads %3d (kernel %3d)%s%s" % (
+                              SERVER_LABELS[kind], VARIANTS[name]["label"], rnd + 1,
+                              got["rate"], got["client_us"], got["client_user_us"],
+                              got["client_sys_us"], got["switches_per_call"],
+                              got["server_us"], got["threads"], got["kernel_threads"],
+                              "  errors %d %s" % (got["errors"], got["error_samples"])
+                              if got["errors"] else "",
+                              "  SYNs dropped %d" % got["listen_overflows"]
+                              if got["listen_overflows"] else ""), flush=True)
+    finally:
+        stop_servers(servers, registry)
+    summary = {}
+    for key, got in runs.items():
+        summary[key] = {
+            "rate": statistics.median(g["rate"] for g in got),
+            "client_us": statistics.median(g["client_us"] for g in got),
+            "client_user_us": statistics.median(g["client_user_us"] for g in got),
+            "client_sys_us": statistics.median(g["client_sys_us"] for g in got),
+            "switches_per_call": statistics.median(g["switches_per_call"] for g in got),
+            "server_us": statistics.median(g["server_us"] for g in got),
+            "threads": max(g["threads"] for g in got),
+            "kernel_threads": max(g["kernel_threads"] for g in got),
+            "errors": sum(g["errors"] for g in got),
+            "runs": got,
+        }
+    results["throughput"] = summary
+
+
+def measure_burst(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc],
+                  results: dict[str, Any]) -> None:
+    print("\n== (2) %d concurrent slow(%s) calls from one DeferredProxy to ours ==" % (
+        opts.burst, opts.slow), flush=True)
+    servers = start_servers(ctx, ["ours"], 16, registry)
+    spec = {"kind": "burst", "count": opts.burst, "slow": opts.slow,
+            "connections": opts.burst_connections, "in_flight": opts.burst,
+            "timeout": 60.0 + opts.burst * opts.slow / opts.burst_connections}
+    try:
+        got = run_client(ctx, spec, servers["ours"], spec["timeout"] * 2 + 60)
+    finally:
+        stop_servers(servers, registry)
+    for phase in ("cold", "warm"):
+        r = got[phase]
+        print("  %s (%d connections open before): %d/%d ok in %s s (first reply %s s, median "
+              "%s s; calls issued in %.3f s); peak %d sent and unanswered, %d connections; "
+              "threads: %d Python, %d kernel (max); client CPU %.2f s%s" % (
+                  phase, r["open_before"], r["ok"], opts.burst, _f(r["wall"], 3), _f(r["first"], 3),
+                  _f(r["median"], 3), r["issued_s"], r["peak_in_flight"],
+                  r["peak_connections"], r["threads"], r["kernel_threads"], r["client_cpu_s"],
+                  ("; errors %d %s" % (r["errors"], r["error_samples"])) if r["errors"] else ""),
+              flush=True)
+    print("  closing the proxy (%d connections): %.2f s" % (
+        max(got["cold"]["peak_connections"], got["warm"]["peak_connections"]), got["close_s"]),
+        flush=True)
+    results["burst"] = got
+
+
+def run_profile(ctx: Any, opts: argparse.Namespace) -> None:
+    """One variant against Pyro4's multiplex daemon with the client under cProfile."""
+    registry: list[ServerProc] = []
+    path = os.path.join(tempfile.gettempdir(), "bench_client_%s.prof" % opts.profile)
+    if opts.profile == "burst":
+        spec = {"kind": "burst", "count": opts.burst, "slow": opts.slow,
+                "connections": opts.burst_connections, "in_flight": opts.burst,
+                "timeout": 60.0 + opts.burst * opts.slow / opts.burst_connections}
+        kind = "ours"
+    else:
+        spec, kind = VARIANTS[opts.profile], opts.servers[0]
+    try:
+        servers = start_servers(ctx, [kind], 16, registry)
+        got = run_client(ctx, spec, servers[kind], opts.duration if opts.profile != "burst"
+                         else spec["timeout"] * 2 + 60, path)
+        print("%s against %s under cProfile (not comparable): %s" % (
+            opts.profile, kind, {k: v for k, v in got.items() if k not in ("runs",)}))
+    finally:
+        for server in list(registry):
+            server.stop()
+    stats = pstats.Stats(path)
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(30)
+    print("profile written to", path)
+
+
+# --------------------------------------------------------------------------------------------
+# report
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("PASS" if ok else "MISS")
+
+
+def report(results: dict[str, Any], opts: argparse.Namespace) -> str:
+    kinds = list(opts.servers)
+    header = ["measurement"] + [SERVER_LABELS[k] for k in kinds] + [
+        "ratio on " + ("multiplex" if k == "multiplex" else k) for k in kinds] + [
+        "target", "result"]
+    rows: list[list[str]] = []
+    tp = results.get("throughput")
+    if tp:
+        def rate(kind: str, name: str) -> float | None:
+            cell = tp.get("%s/%s" % (kind, name))
+            return cell["rate"] if cell else None
+
+        targets = {"pds4": ("async", 5.0), "pds8": ("async", 5.0), "dp": ("blocking", 3.0)}
+        for name, spec in VARIANTS.items():
+            base, need = targets.get(name, ("blocking", None))
+            ratios, oks = [], []
+            for kind in kinds:
+                value, ref = rate(kind, name), rate(kind, base)
+                if name == "blocking":
+                    ratios.append("1.00x (baseline)")
+                    continue
+                ratios.append("%s %s" % (_ratio(value, ref), base))
+                if need is not None and value is not None and ref:
+                    oks.append("%s %s" % (kind, verdict(value / ref >= need)))
+            rows.append(["(1) %s: calls/s" % spec["label"]] +
+                         [_f(rate(k, name), 0) for k in kinds] + ratios +
+                         [">= %.0fx %s" % (need, base) if need else "",
+                          "; ".join(oks)])
+        order = " / ".join(spec["short"] for spec in VARIANTS.values())
+        def user_sys(cell: dict[str, Any]) -> str:
+            return "%.0f+%.0f" % (cell["client_user_us"], cell["client_sys_us"])
+
+        for what, show in (
+                ("client CPU per call, user+sys (us)", user_sys),
+                ("client context switches per call", lambda c: _f(c["switches_per_call"], 1)),
+                ("server CPU per call (us)", lambda c: _f(c["server_us"], 0)),
+                ("client threads, max (threading)", lambda c: str(c["threads"]))):
+            rows.append(["(1) %s: %s" % (what, order)] + [
+                " / ".join(show(tp["%s/%s" % (k, n)]) if "%s/%s" % (k, n) in tp else "-"
+                           for n in VARIANTS) for k in kinds] + [""] * len(kinds) + ["", ""])
+        errors = {k: sum(tp["%s/%s" % (k, n)]["errors"] for n in VARIANTS
+                         if "%s/%s" % (k, n) in tp) for k in kinds}
+        rows.append(["(1) failed calls, all variants"] + [str(errors[k]) for k in kinds] +
+                     [""] * len(kinds) + ["0", verdict(not any(errors.values()))])
+    burst = results.get("burst")
+    if burst:
+        ours = kinds.index("ours") if "ours" in kinds else None
+
+        def cells(text: str) -> list[str]:
+            out = ["-"] * len(kinds)
+            out[ours if ours is not None else 0] = text
+            return out + [""] * len(kinds)
+
+        n = burst["count"]
+        for phase in ("cold", "warm"):
+            r = burst[phase]
+            rows.append(["(2) %d concurrent slow(%s s) calls, %s (%d connection%s open "
+                         "before): succeeded" % (n, burst["slow"], phase, r["open_before"],
+                                                 "" if r["open_before"] == 1 else "s")] + cells("%d/%d" % (r["ok"], n)) +
+                ["all %d" % n, verdict(r["ok"] == n and not r["errors"])])
+            rows.append(["(2) %s: wall time, first call issued to last reply (s)" % phase] +
+                         cells("%s (first reply %s, median %s)" % (
+                             _f(r["wall"], 2), _f(r["first"], 2), _f(r["median"], 2))) +
+                         ["", ""])
+            rows.append(["(2) %s: most calls sent and unanswered at once; connections" %
+                         phase] + cells("%d; %d" % (r["peak_in_flight"],
+                                                    r["peak_connections"])) + ["", ""])
+            rows.append(["(2) %s: client threads during the burst, max (threading / kernel)"
+                         % phase] + cells("%d / %d" % (r["threads"], r["kernel_threads"])) +
+                         ["1 / 1 (no thread per call)",
+                          verdict(r["threads"] == 1 and r["kernel_threads"] == 1)])
+            rows.append(["(2) %s: client CPU for the burst (s); per call (us)" % phase] +
+                         cells("%.2f; %.0f" % (r["client_cpu_s"], r["client_us"])) + ["", ""])
+    return markdown_table(header, rows)
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="reduced run for smoke-testing (under a minute)")
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds per throughput run (default 3, quick 1)")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="throughput runs per cell, median reported (default 3, quick 1)")
+    parser.add_argument("--only", default="1,2", help="sections to run: 1, 2 or 1,2")
+    parser.add_argument("--servers", default="multiplex,ours",
+                        help="servers for (1): multiplex, ours or both (first = judged)")
+    parser.add_argument("--burst", type=int, default=None,
+                        help="concurrent calls in (2) (default 10000, quick 2000)")
+    parser.add_argument("--burst-connections", type=int, default=None,
+                        help="DeferredProxy max_connections in (2) (default: = --burst)")
+    parser.add_argument("--slow", type=float, default=0.5,
+                        help="seconds the servant's slow() waits in (2) (default 0.5)")
+    parser.add_argument("--json", default=None, help="also write the raw results here")
+    parser.add_argument("--profile", default=None, metavar="VARIANT",
+                        help="run one client variant (%s, or burst) under cProfile against "
+                             "the first server (burst: ours) and print the client's profile "
+                             "(cProfile sees the main thread only: use py-spy for worker "
+                             "threads)" % ", ".join(VARIANTS))
+    opts = parser.parse_args(argv)
+    opts.sections = {s.strip() for s in opts.only.split(",") if s.strip()}
+    if not opts.sections or not opts.sections <= {"1", "2"}:
+        parser.error("--only takes 1, 2 or 1,2")
+    opts.servers = tuple(s.strip() for s in opts.servers.split(",") if s.strip())
+    if not opts.servers or not set(opts.servers) <= set(SERVER_KINDS):
+        parser.error("--servers takes multiplex, ours or both")
+    if opts.duration is None:
+        opts.duration = 1.0 if opts.quick else 3.0
+    if opts.rounds is None:
+        opts.rounds = 1 if opts.quick else 3
+    if opts.burst is None:
+        opts.burst = 2000 if opts.quick else 10000
+    if opts.burst_connections is None:
+        opts.burst_connections = opts.burst
+    if not 0 < opts.duration <= 60:
+        parser.error("--duration must be in (0, 60]")
+    if not 1 <= opts.rounds <= 10:
+        parser.error("--rounds must be 1..10")
+    if not 1 <= opts.burst <= 15000 or not 1 <= opts.burst_connections <= opts.burst:
+        parser.error("--burst must be 1..15000 and --burst-connections 1..--burst")
+    if not 0 < opts.slow <= 5:
+        parser.error("--slow must be in (0, 5]")
+    if opts.profile and opts.profile not in VARIANTS and opts.profile != "burst":
+        parser.error("--profile takes one of %s, burst" % ", ".join(VARIANTS))
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    nofile = raise_nofile()
+    ctx = multiprocessing.get_context("spawn")
+    if opts.profile:
+        run_profile(ctx, opts)
+        return 0
+    started = time.perf_counter()
+    load_before = load_average()
+    print("twisted-pyro client benchmark (%s run)" % ("quick" if opts.quick else "full"))
+    print("RLIMIT_NOFILE raised to %d/%d in every process" % nofile, flush=True)
+    registry: list[ServerProc] = []
+    results: dict[str, Any] = {}
+    try:
+        if "1" in opts.sections:
+            measure_throughput(ctx, opts, registry, results)
+        if "2" in opts.sections:
+            measure_burst(ctx, opts, registry, results)
+    finally:
+        for server in list(registry):
+            server.stop()
+    elapsed = time.perf_counter() - started
+    reactor_name = "twisted.internet.epollreactor.EPollReactor"
+    for cell in results.get("throughput", {}).values():
+        reactor_name = cell["runs"][0].get("reactor", reactor_name)
+    print("\n## Machine\n")
+    for fact in machine_facts(reactor_name + " (clients and our server)"):
+        print("- " + fact)
+    print("- every client measurement in a fresh process (spawn) with the epoll reactor "
+          "installed; servers in their own processes (Pyro4 multiplex daemon; ours on epoll); "
+          "all on 127.0.0.1")
+    print("- (1) %s s per run after a %.1f s warm-up, %d round(s) per cell, median; %d calls "
+          "in flight for the concurrent clients; every proxy with a %.0f s call timeout" % (
+              opts.duration, WARMUP_SECONDS, opts.rounds, WINDOW, CALL_TIMEOUT))
+    if "2" in opts.sections:
+        print("- (2) DeferredProxy(max_connections=%d, max_in_flight=%d, timeout=%.0f s); "
+              "servant slow(%s) = task.deferLater on our server" % (
+                  opts.burst_connections, opts.burst,
+                  60.0 + opts.burst * opts.slow / opts.burst_connections, opts.slow))
+    print("- load average (1/5/15 min) at start: %s; at end: %s (the machine is shared: "
+          "other processes' load shows up as noise)" % (load_before, load_average()))
+    print("- total run time %.0f s\n" % elapsed)
+    print(report(results, opts))
+    if opts.json:
+        with open(opts.json, "w") as f:
+            json.dump({"options": {k: v for k, v in vars(opts).items() if k != "sections"},
+                       "results": results}, f, indent=2, default=str)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
