@@ -289,7 +289,7 @@ class Dispatcher:
             return self.exception_reply(msg, sys.exc_info()[1], self._traceback(), ctx)
 
     def _failure_reply(self, failure: Failure, msg: wire.Message, ctx: CallContext) -> bytes:
-        if not failure.check(Exception):  # e.g. CancelledError is an Exception; others pass
+        if not failure.check(Exception):  # KeyboardInterrupt, SystemExit: not the client's
             return failure  # type: ignore[return-value]
         return self.exception_reply(msg, failure.value, failure_traceback(failure), ctx)
 
