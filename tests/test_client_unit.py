@@ -496,6 +496,92 @@ class ClientUnitTests(TestCase):
             self.failureResultOf(d, errors.ConnectionClosedError)
         self.assertEqual(self.successResultOf(calls[2]), "x")
 
+    def test_concurrent_connection_attempts_once_one_is_up(self) -> None:
+        proxy = self.proxy(max_connections=100, max_in_flight=100)
+        calls = [proxy.add(0, 0), proxy.add(1, 0)]
+        self.assertEqual(len(self.reactor.tcpClients), 1)  # no connection yet: one attempt
+        first = self.connected(proxy)
+        self.assertEqual(len(first.received()), 1)  # one call per connection here
+        self.assertEqual(len(self.reactor.tcpClients), 2)  # one attempt for the queued call
+        calls += [proxy.add(i, 0) for i in range(2, 100)]
+        self.assertEqual(len(self.reactor.tcpClients), 1 + 64)  # _max_attempts at once
+        peers = [first]
+        for index in range(1, 4):  # each attempt that ends makes room for one more
+            peer = self.peer(index).accept()
+            peer.connect_ok()
+            (request,) = peer.received()
+            self.assertEqual(peer.call_of(request)[2], (index, 0))  # queue order kept
+            self.assertEqual(len(self.reactor.tcpClients), 1 + 64 + index)
+            peers.append(peer)
+        self.close(proxy, *peers)  # the 63 attempts still under way are cancelled
+        for d in calls:
+            self.failureResultOf(d, errors.ConnectionClosedError)
+
+    def test_concurrent_attempts_that_fail_count_as_one(self) -> None:
+        proxy = self.proxy(max_connections=10, max_in_flight=10)
+        calls = [proxy.add(i, 0) for i in range(10)]
+        first = self.connected(proxy)
+        self.assertEqual(len(self.reactor.tcpClients), 1 + 9)
+        for index in range(1, 10):
+            self.peer(index).refuse()  # e.g. the server's listen backlog overflowed
+        self.assertNoResult(calls[1])  # the connection that is up still serves the queue
+        self.reactor.advance(9.9)  # backoff(1) = 10 s: one step for the nine failures
+        self.assertEqual(len(self.reactor.tcpClients), 10)
+        self.reactor.advance(0.1)
+        self.assertEqual(len(self.reactor.tcpClients), 11)  # after a failure: one at a time
+        second = self.connected(proxy)
+        self.assertEqual(len(self.reactor.tcpClients), 11 + 8)  # a success: in parallel again
+        (request,) = second.received()
+        self.assertEqual(second.call_of(request)[2], (1, 0))
+        self.close(proxy, first, second)
+        for d in calls:
+            self.failureResultOf(d, errors.ConnectionClosedError)
+
+    def test_calls_fail_when_the_last_connection_and_attempt_fail(self) -> None:
+        proxy = self.proxy(max_connections=3, max_in_flight=3)
+        calls = [proxy.add(i, 0) for i in range(3)]
+        first = self.connected(proxy)
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+        first.lose()  # the server goes away: the attempts under way are the calls' hope
+        self.failureResultOf(calls[0], errors.ConnectionClosedError)
+        self.peer(1).refuse()
+        self.assertNoResult(calls[1])
+        self.peer(2).refuse()
+        for d in calls[1:]:
+            self.failureResultOf(d, errors.CommunicationError)
+        self.close(proxy)
+        self.reactor.advance(10)
+
+    def test_late_reply_to_an_abandoned_call_frees_its_place(self) -> None:
+        proxy = self.proxy(max_connections=1, max_in_flight=1, timeout=5)
+        d = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        self.reactor.advance(5)
+        self.failureResultOf(d, errors.TimeoutError)
+        later = proxy.invoke("add", (2, 2), timeout=None)
+        self.assertEqual(peer.received(), [])  # the connection still owes a reply
+        peer.reply(call, 3)  # late: dropped, and the connection has room again
+        (next_call,) = peer.received()
+        peer.reply(next_call, 4)
+        self.assertEqual(self.successResultOf(later), 4)
+        self.close(proxy, peer)
+
+    def test_least_loaded_connection_is_picked(self) -> None:
+        proxy = self.proxy(max_connections=2, max_in_flight=6)
+        calls = [proxy.add(i, 0) for i in range(2)]
+        one = self.connected(proxy)
+        two = self.connected(proxy)
+        self.assertEqual((len(one.received()), len(two.received())), (2, 0))
+        calls += [proxy.add(i, 0) for i in range(2, 4)]
+        self.assertEqual((len(one.received()), len(two.received())), (0, 2))
+        calls.append(proxy.add(4, 0))
+        (extra,) = one.received()  # a tie (2 and 2): the one at that load longest
+        self.assertEqual(extra.seq, 3)
+        self.close(proxy, one, two)
+        for d in calls:
+            self.failureResultOf(d, errors.ConnectionClosedError)
+
     def test_serialization_error_fails_only_that_call(self) -> None:
         proxy = self.proxy(serializer="json")
         bad, good = proxy.echo(object()), proxy.add(1, 2)

@@ -120,6 +120,11 @@ class PyroClientProtocol(Protocol):
     connection is aborted. A lost connection fails them with ``ConnectionClosedError``.
 
     :ivar ready: fires with the protocol after CONNECTOK; fails with ``CommunicationError``.
+    :ivar on_load_change: ``f(protocol)`` or ``None``; called whenever :attr:`load` changed
+        (a request written, a reply read, late replies to abandoned calls included) and when
+        the connection stops being usable (``state`` becomes ``CLOSED``), before the calls
+        concerned are completed. A pool uses it to keep its connections filed by load
+        instead of scanning them all for every call and every reply.
     """
 
     transport: Any  # set by makeConnection; TCP, UNIX and TLS transports all differ
@@ -145,6 +150,7 @@ class PyroClientProtocol(Protocol):
         self._pending: collections.deque[tuple[int, _Call]] = collections.deque()
         self._lost = False
         self._lost_waiters: list[defer.Deferred[None]] = []
+        self.on_load_change: Callable[[PyroClientProtocol], None] | None = None
 
     @property
     def load(self) -> int:
@@ -235,6 +241,7 @@ class PyroClientProtocol(Protocol):
         oneway = call.flags & wire.FLAGS_ONEWAY
         if not oneway:
             self._pending.append((self._seq, call))
+            self._load_changed()
         self.transport.write(frame)
         if oneway:
             call.succeed(None)
@@ -284,6 +291,7 @@ class PyroClientProtocol(Protocol):
                 "invoke: reply sequence out of sync, got %d expected %d" % (msg.seq, seq)))
             return
         self._pending.popleft()
+        self._load_changed()  # first: the pool may reuse this connection for queued calls
         if call.done:
             return  # cancelled or timed out: the reply is dropped
         Pyro4.current_context.response_annotations = msg.annotations
@@ -331,6 +339,11 @@ class PyroClientProtocol(Protocol):
         if self.transport is not None:
             self.transport.abortConnection()
 
+    def _load_changed(self) -> None:
+        hook = self.on_load_change
+        if hook is not None:
+            hook(self)
+
     def _fail_all(self, error: BaseException) -> None:
         state, self.state = self.state, ClientState.CLOSED
         if state is ClientState.HANDSHAKE and not self.ready.called:
@@ -340,6 +353,8 @@ class PyroClientProtocol(Protocol):
                 error.__cause__ = cause
             self.ready.errback(error)
         pending, self._pending = self._pending, collections.deque()
+        if state is not ClientState.CLOSED:
+            self._load_changed()  # the pool must drop it before the failed calls' callbacks run
         for _, call in pending:
             call.fail(error)
 

@@ -40,6 +40,10 @@ log = Logger()
 _DEFAULT: Any = object()  # "use the proxy's setting"
 
 
+def _fire(_: Any, waiter: defer.Deferred[None]) -> None:
+    waiter.callback(None)
+
+
 class _ProtocolFactory(Factory):
     noisy = False
 
@@ -75,6 +79,66 @@ def default_endpoint(reactor: Any, uri: URI, timeout: float = 30.0) -> Any:
     return HostnameEndpoint(reactor, host, port, timeout=timeout)
 
 
+class _LoadIndex:
+    """The READY connections of a pool that have room for another call, filed by load.
+
+    Why: the pool sends each call on the least loaded connection. Scanning all connections
+    for it, for every call sent and every reply read, made a burst over thousands of
+    connections quadratic (most of the client's CPU time). Here each connection sits in the
+    insertion-ordered dict of its load level (full ones, ``load >= capacity``, in none), and
+    the owner re-files it whenever its load changes (``PyroClientProtocol.on_load_change``):
+    one level up per request, one down per reply. ``_lowest`` is a lower bound of the lowest
+    occupied level, so :meth:`least_loaded` only walks up past levels found empty; that
+    bound drops by one level per reply and to 0 for a new connection, so the walking is
+    O(1) amortized per call (a lost connection may add one walk of at most ``capacity``
+    levels). Among connections of equal load the one that has been at that load longest is
+    picked first.
+    """
+
+    __slots__ = ("capacity", "_levels", "_level_of", "_lowest")
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity  # calls in flight per connection
+        self._levels: dict[int, dict[PyroClientProtocol, None]] = {}
+        self._level_of: dict[PyroClientProtocol, int] = {}
+        self._lowest = 0
+
+    def update(self, protocol: PyroClientProtocol) -> bool:
+        """File ``protocol`` under its current load; True if that made room for a call."""
+        old = self._take(protocol)
+        load = protocol.load
+        if protocol.state is not ClientState.READY or load >= self.capacity:
+            return False
+        level = self._levels.get(load)
+        if level is None:
+            level = self._levels[load] = {}
+        level[protocol] = None
+        self._level_of[protocol] = load
+        if load < self._lowest:
+            self._lowest = load
+        return old is None or load < old
+
+    def discard(self, protocol: PyroClientProtocol) -> None:
+        self._take(protocol)
+
+    def _take(self, protocol: PyroClientProtocol) -> int | None:
+        old = self._level_of.pop(protocol, None)
+        if old is not None:
+            level = self._levels[old]
+            del level[protocol]
+            if not level:
+                del self._levels[old]
+        return old
+
+    def least_loaded(self) -> tuple[PyroClientProtocol | None, int]:
+        """A connection with room for a call, of the lowest load, and that load."""
+        if not self._level_of:
+            return None, 0
+        while self._lowest not in self._levels:
+            self._lowest += 1
+        return next(iter(self._levels[self._lowest])), self._lowest
+
+
 class DeferredProxy:
     """A Pyro4 proxy whose calls return Deferreds: ``proxy.method(*args, **kwargs)``.
 
@@ -85,6 +149,15 @@ class DeferredProxy:
     :param max_connections: connections this proxy may open to its server; requests are
         pipelined on each. Calls issued together may then run concurrently and out of order
         on the server; use 1 for strict ordering or for ``instance_mode="session"`` servants.
+        A call goes to an idle connection if there is one; else (all busy) a new connection
+        is opened for it, within ``max_connections``, and meanwhile the call is pipelined on
+        the least loaded connection that has room (``max_in_flight / max_connections``
+        calls each, rounded up) or waits in the queue. Once one connection is up (and the
+        last attempt did not fail), up to 64 attempts (``_max_attempts``) run at once, one
+        per call that lacks an idle connection, so a burst does not wait for its connections
+        one handshake after the other; before that (first connection, or after a failure)
+        there is one attempt at a time, so an unreachable server costs one attempt per
+        backoff delay.
     :param max_in_flight: calls sent but not answered, across connections; more are queued
         (a cancelled or timed-out call frees its slot at once).
     :param timeout: seconds per call (queueing, connecting and the reply); ``None``: none.
@@ -106,6 +179,11 @@ class DeferredProxy:
     name: reach those with ``proxy.call("close")``. Names starting with ``_`` are never remote
     (Pyro4 refuses them anyway).
     """
+
+    #: Connection attempts that may run at once once the server is known to accept them:
+    #: enough to grow a pool by thousands quickly, few enough not to overflow a server's
+    #: listen backlog (commonly 50-128 by default) with a single proxy's SYNs.
+    _max_attempts = 64
 
     def __init__(self, uri: str | URI, reactor: Any = None, hmac_key: bytes | str | None = None,
                  serializer: str | None = None, max_connections: int = 4,
@@ -139,14 +217,14 @@ class DeferredProxy:
         self._pyroAttrs: set[str] = set()
         self._pyroOneway: set[str] = set()
         # the pool
-        self._ready: list[PyroClientProtocol] = []  # usable (READY) connections
+        self._ready: dict[PyroClientProtocol, None] = {}  # usable (READY) connections, in order
+        self._spare = _LoadIndex(self._per_connection)  # the READY ones with room for a call
         self._connections: set[PyroClientProtocol] = set()  # every one not gone yet
         self._resolved: URI | None = self.uri if self.uri.protocol == "PYRO" else None
         self._queue: collections.deque[_Call] = collections.deque()
         self._bind_waiters: list[defer.Deferred[None]] = []
         self._in_flight = 0
-        self._attempt: defer.Deferred[Any] | None = None
-        self._attempt_waiters: list[defer.Deferred[None]] = []
+        self._attempts: set[defer.Deferred[Any]] = set()  # connection attempts under way
         self._failures = 0
         self._next_attempt = 0.0
         self._retry_call: Any = None
@@ -254,21 +332,30 @@ class DeferredProxy:
         finally:
             self._dispatching = False
 
-    def _prune(self) -> list[PyroClientProtocol]:
-        # A broken connection is CLOSED at once, before its transport is gone: stop using it.
-        self._ready = [p for p in self._ready if p.state is ClientState.READY]
-        return self._ready
-
     def _dispatch_once(self) -> None:
         while self._queue and self._in_flight < self._max_in_flight:
-            protocol = min(self._prune(), key=lambda p: p.load, default=None)
-            if protocol is None or protocol.load > 0:
-                self._maybe_open()
-            if protocol is None or protocol.load >= self._per_connection:
-                return
+            protocol, load = self._spare.least_loaded()
+            if protocol is None or load > 0:
+                self._maybe_open()  # no idle connection: one more would serve a call at once
+                if protocol is None or not self._queue:
+                    return  # every connection is full (or an attempt just failed the queue)
             self._send(self._queue.popleft(), protocol)
-        if self._bind_waiters and not self._prune():
+        if self._bind_waiters and not self._ready:
             self._maybe_open()
+
+    def _load_changed(self, protocol: PyroClientProtocol) -> None:
+        """A connection's load or state changed: re-file it, and use the room it made.
+
+        Called by the protocol (``on_load_change``) for each request written and reply read,
+        including the late reply to a call that timed out or was cancelled (it occupied the
+        connection until then), and when the connection breaks: it leaves the pool at once,
+        before the calls it fails are called back, so none of them is sent on it again.
+        """
+        if protocol.state is not ClientState.READY:
+            self._ready.pop(protocol, None)
+            self._spare.discard(protocol)
+        elif self._spare.update(protocol) and self._queue:
+            self._dispatch()
 
     def _send(self, call: _Call, protocol: PyroClientProtocol) -> None:
         call.sent = True
@@ -313,19 +400,37 @@ class DeferredProxy:
         self._dispatch()
 
     def _maybe_open(self) -> None:
-        if self._attempt is not None or self._closing:
+        """Start the connection attempts the calls waiting or in flight could use.
+
+        One connection per such call is wanted (within ``max_in_flight`` and
+        ``max_connections``, attempts under way included). Several attempts run at once
+        (``_max_attempts``) only while at least one connection is up and the last attempt
+        did not fail: the server then accepts connections, and a burst should not wait for
+        its connections one after the other. Otherwise there is one attempt at a time, as
+        the backoff expects (see ``_connect_failed``).
+        """
+        if self._closing:
             return
-        if len(self._ready) >= self._max_connections:
+        busy = min(self._in_flight + len(self._queue), self._max_in_flight)
+        wanted = min(self._max_connections, max(busy, 1)) - len(self._ready) - len(self._attempts)
+        parallel = self._max_attempts if self._ready and not self._failures else 1
+        count = min(wanted, parallel - len(self._attempts))
+        if count <= 0:
             return
         now = self._clock.seconds()
         if now < self._next_attempt:  # backing off: try again when the delay is over
             if self._retry_call is None:
                 self._retry_call = self._clock.callLater(self._next_attempt - now, self._retry)
             return
-        attempt = defer.Deferred.fromCoroutine(self._open())
-        if self._attempt is None and not attempt.called:
-            self._attempt = attempt
-        attempt.addCallbacks(self._connected, self._connect_failed)
+        failures = self._failures
+        for _ in range(count):
+            attempt = defer.Deferred.fromCoroutine(self._open())
+            if not attempt.called:  # (it may have ended already: the callbacks run below)
+                self._attempts.add(attempt)
+            attempt.addCallbacks(self._connected, self._connect_failed, callbackArgs=(attempt,),
+                                 errbackArgs=(attempt, failures))
+            if self._closing or self._failures != failures:
+                return  # it failed at once: back off
 
     def _retry(self) -> None:
         self._retry_call = None
@@ -388,43 +493,50 @@ class DeferredProxy:
             raise errors.PyroError("remote object doesn't expose any methods or attributes. "
                                    "Did you forget setting @expose on them?")
 
-    def _attempt_over(self) -> None:
-        self._attempt = None
-        waiters, self._attempt_waiters = self._attempt_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-
-    def _connected(self, protocol: PyroClientProtocol) -> None:
+    def _connected(self, protocol: PyroClientProtocol,
+                   attempt: defer.Deferred[Any]) -> defer.Deferred[None] | None:
+        self._attempts.discard(attempt)
         if self._closing:  # close() raced the end of the attempt: drop it, close() waits
-            waiters, self._attempt_waiters = self._attempt_waiters, []
-            self._attempt = None
             protocol.close()
-            for waiter in waiters:
-                protocol.when_lost().chainDeferred(waiter)
-            return
-        self._attempt_over()
+            return protocol.when_lost()  # (close() waits for the attempt's Deferred)
         self._failures, self._next_attempt = 0, 0.0
-        self._ready.append(protocol)
         self._connections.add(protocol)
         protocol.when_lost().addCallback(self._lost, protocol)
+        if protocol.state is ClientState.READY:
+            self._ready[protocol] = None
+            protocol.on_load_change = self._load_changed
+            self._spare.update(protocol)
         log.debug("connected to {uri} ({count} connections)", uri=str(self.uri),
                   count=len(self._ready))
         waiters, self._bind_waiters = self._bind_waiters, []
         for waiter in waiters:
             waiter.callback(None)
         self._dispatch()
+        return None
 
-    def _connect_failed(self, failure: Failure) -> None:
-        self._attempt_over()
+    def _connect_failed(self, failure: Failure, attempt: defer.Deferred[Any],
+                        failures: int) -> None:
+        """An attempt failed: back off; fail the waiting calls if nothing else can serve them.
+
+        Attempts started together (at the same count of failures) count as one failure, so
+        a server that refuses a batch of concurrent attempts backs off one step, not one per
+        attempt. Calls fail only when no connection is up and no other attempt is left.
+        """
+        self._attempts.discard(attempt)
         if self._closing:
             return
-        self._failures += 1
-        delay = self._backoff(self._failures)
-        self._next_attempt = self._clock.seconds() + delay
-        log.info("cannot reach {uri}: {error}; next attempt in {delay:.2f} s",
-                 uri=str(self.uri), error=failure.getErrorMessage(), delay=delay)
-        if self._prune():
-            return  # the connections we have keep serving the queue
+        if self._failures <= failures:
+            self._failures += 1
+            delay = self._backoff(self._failures)
+            self._next_attempt = self._clock.seconds() + delay
+            log.info("cannot reach {uri}: {error}; next attempt in {delay:.2f} s",
+                     uri=str(self.uri), error=failure.getErrorMessage(), delay=delay)
+        if self._attempts:
+            return  # the others may still succeed
+        if self._ready:
+            if self._queue:
+                self._dispatch()  # the connections we have serve the queue; more after the delay
+            return
         self._resolved = self.uri if self.uri.protocol == "PYRO" else None
         calls, self._queue = list(self._queue), collections.deque()
         waiters, self._bind_waiters = self._bind_waiters, []
@@ -435,9 +547,10 @@ class DeferredProxy:
 
     def _lost(self, _: Any, protocol: PyroClientProtocol) -> None:
         self._connections.discard(protocol)
-        if protocol in self._ready:
-            self._ready.remove(protocol)
-        if not self._ready and self._attempt is None and self.uri.protocol != "PYRO":
+        self._ready.pop(protocol, None)
+        self._spare.discard(protocol)
+        protocol.on_load_change = None
+        if not self._ready and not self._attempts and self.uri.protocol != "PYRO":
             self._resolved = None  # the next connection resolves the name again
         self._dispatch()
 
@@ -449,7 +562,7 @@ class DeferredProxy:
         It fails like a call would (``CommunicationError``, ``NamingError``); use it to wait
         for a server, or to learn the metadata (``_pyroMethods``...) before calling.
         """
-        if self._prune():
+        if self._ready:
             return defer.succeed(None)
 
         def cancel(waiter: defer.Deferred[None]) -> None:
@@ -479,11 +592,11 @@ class DeferredProxy:
         for waiter in waiters:
             waiter.errback(closed)
         waits: list[defer.Deferred[Any]] = []
-        if self._attempt is not None:
+        for attempt in list(self._attempts):
             done: defer.Deferred[None] = defer.Deferred()
-            self._attempt_waiters.append(done)
+            attempt.addBoth(_fire, done)  # after _connected/_connect_failed, and the loss
             waits.append(done)
-            self._attempt.cancel()
+            attempt.cancel()
         for protocol in list(self._connections):  # broken ones too: wait until gone
             waits.append(protocol.when_lost())
             protocol.close(closed)
