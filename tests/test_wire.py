@@ -170,3 +170,20 @@ def test_hmac_key_is_read_per_message():
 def test_parse_annotations_rejects_non_ascii_keys():
     with pytest.raises(errors.ProtocolError):
         wire.parse_annotations(struct.pack("!4sH", b"\xff\xfe\xfd\xfc", 0))
+
+
+@given(messages, st.one_of(st.none(), st.binary(min_size=1, max_size=16)))
+def test_encode_is_byte_for_byte_pyro4s_for_any_message(fields, hmac_key):
+    theirs = Message(fields["msg_type"], fields["data"], fields["serializer_id"],
+                     fields["flags"], fields["seq"], fields["annotations"], hmac_key).to_bytes()
+    assert wire.encode(hmac_key=hmac_key, **fields) == theirs
+
+
+def test_encode_checks_like_pyro4(monkeypatch):
+    import Pyro4
+
+    with pytest.raises(errors.ProtocolError):
+        wire.encode(wire.MSG_RESULT, b"", 1, annotations={"TOOLONG": b""})
+    monkeypatch.setattr(Pyro4.config, "MAX_MESSAGE_SIZE", 10)
+    with pytest.raises(errors.MessageTooLargeError):
+        wire.encode(wire.MSG_RESULT, b"x" * 11, 1)
