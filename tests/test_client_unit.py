@@ -82,6 +82,12 @@ class Peer:
     def reply(self, request: wire.Message, value: Any, flags: int = 0, **kwargs: Any) -> None:
         self.send(wire.MSG_RESULT, value, request.seq, flags, **kwargs)
 
+    def reply_stream(self, request: wire.Message, stream_id: bytes) -> None:
+        """Answer as a Pyro4 server does when a call's result is an item stream."""
+        self.reply(request, errors.ProtocolError("result of call is an iterator"),
+                   wire.FLAGS_EXCEPTION | wire.FLAGS_ITEMSTREAMRESULT,
+                   annotations={"STRM": stream_id})
+
     def raw(self, data: bytes) -> None:
         self.protocol.dataReceived(data)
 
@@ -246,9 +252,7 @@ class ClientUnitTests(TestCase):
         d = proxy.count(3)
         peer = self.connected(proxy)
         (call,) = peer.received()
-        peer.reply(call, errors.ProtocolError("result of call is an iterator"),
-                   wire.FLAGS_EXCEPTION | wire.FLAGS_ITEMSTREAMRESULT,
-                   annotations={"STRM": b"stream-1"})
+        peer.reply_stream(call, b"stream-1")
         stream = self.successResultOf(d)
         self.assertIsInstance(stream, ItemStream)
         item = stream.next()
@@ -641,9 +645,7 @@ class ClientUnitTests(TestCase):
         d = proxy.count(1)
         peer = self.connected(proxy)
         (call,) = peer.received()
-        peer.reply(call, errors.ProtocolError("iterator"),
-                   wire.FLAGS_EXCEPTION | wire.FLAGS_ITEMSTREAMRESULT,
-                   annotations={"STRM": b"s"})
+        peer.reply_stream(call, b"s")
         stream = self.successResultOf(d)
         first, second = stream.next(), stream.next()
         one, two = peer.received()
@@ -658,9 +660,7 @@ class ClientUnitTests(TestCase):
         d = proxy.count(1)
         peer = self.connected(proxy)
         (call,) = peer.received()
-        peer.reply(call, errors.ProtocolError("iterator"),
-                   wire.FLAGS_EXCEPTION | wire.FLAGS_ITEMSTREAMRESULT,
-                   annotations={"STRM": b"s"})
+        peer.reply_stream(call, b"s")
         stream = self.successResultOf(d)
         pending = stream.next()
         peer.lose()
