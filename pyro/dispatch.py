@@ -27,7 +27,7 @@ from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from . import wire
+from . import fastserpent, wire
 from .context import CallContext
 from .streams import is_stream
 from .tracebacks import failure_traceback, format_remote_traceback
@@ -119,7 +119,8 @@ class Dispatcher:
         ctx = CallContext.for_message(connection, msg, handshake=True)
         try:
             serializer = self._accepted_serializer(msg)
-            data = serializer.deserializeData(msg.data, msg.flags & wire.FLAGS_COMPRESSED)
+            data = fastserpent.deserialize_data(serializer, msg.data,
+                                                msg.flags & wire.FLAGS_COMPRESSED)
             object_id, handshake = data.get("object"), data["handshake"]  # no "object" without METADATA
             if isinstance(object_id, str):
                 object_id = sys.intern(object_id)  # one copy, however many clients hold it
@@ -237,8 +238,8 @@ class Dispatcher:
                 # hand the servant the still-serialized payload (Pyro4's rule)
                 blobinfo, object_id, method = marshal.loads(msg.annotations["BLBI"])
                 return object_id, method, (SerializedBlob(blobinfo, msg, is_blob=True),), {}
-            object_id, method, vargs, kwargs = serializer.deserializeCall(
-                msg.data, compressed=msg.flags & wire.FLAGS_COMPRESSED)
+            object_id, method, vargs, kwargs = fastserpent.deserialize_call(
+                serializer, msg.data, compressed=msg.flags & wire.FLAGS_COMPRESSED)
         except Exception as exc:
             raise errors.SerializeError("invalid call data: %s: %s" % (type(exc).__name__, exc))
         return object_id, method, vargs, kwargs

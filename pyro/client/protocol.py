@@ -20,7 +20,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .. import wire
+from .. import fastserpent, wire
 
 __all__ = ["ClientState", "ItemStream", "PyroClientProtocol"]
 
@@ -264,8 +264,9 @@ class PyroClientProtocol(Protocol):
         try:
             response: Any = "?"
             if msg.data:
-                response = util.get_serializer_by_id(msg.serializer_id).deserializeData(
-                    msg.data, compressed=msg.flags & wire.FLAGS_COMPRESSED)
+                response = fastserpent.deserialize_data(
+                    util.get_serializer_by_id(msg.serializer_id), msg.data,
+                    compressed=msg.flags & wire.FLAGS_COMPRESSED)
             if msg.type == wire.MSG_CONNECTFAIL:
                 raise errors.CommunicationError(
                     "connection to %s rejected: %s" % (self.location, response))
@@ -310,8 +311,8 @@ class PyroClientProtocol(Protocol):
         if msg.serializer_id != serializer.serializer_id:
             return False, errors.SerializeError(
                 "invalid serializer in response: %d" % msg.serializer_id)
-        data = serializer.deserializeData(msg.data,
-                                          compressed=msg.flags & wire.FLAGS_COMPRESSED)
+        data = fastserpent.deserialize_data(serializer, msg.data,
+                                            compressed=msg.flags & wire.FLAGS_COMPRESSED)
         if msg.flags & wire.FLAGS_ITEMSTREAMRESULT:
             stream_id = bytes(msg.annotations.get("STRM", b"")).decode()
             if not stream_id:
