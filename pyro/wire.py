@@ -45,6 +45,7 @@ __all__ = [
     "ReadState",
     "WireError",
     "encode",
+    "parse_header",
     "parse_annotations",
     "FLAGS_BATCH",
     "FLAGS_COMPRESSED",
@@ -153,6 +154,30 @@ def encode(
     header = _HEADER.pack(b"PYRO", constants.PROTOCOL_VERSION, msg_type, flags, seq, data_size,
                           serializer_id, annotations_size, 0, checksum)
     return b"".join((header, annotation_bytes, data))
+
+
+def parse_header(header: bytes) -> Message:
+    """The :class:`Message` a 24-byte header announces (no annotations or data yet).
+
+    The same checks and errors as Pyro4's ``Message.from_header``, without building the
+    message through its constructor (which re-checks sizes and copies dicts meant for
+    outgoing messages): this runs for every request a server receives.
+    """
+    if len(header) != HEADER_SIZE:
+        raise WireError(errors.ProtocolError("header data size mismatch"))
+    tag, version, msg_type, flags, seq, data_size, serializer_id, annotations_size, _, checksum = (
+        _HEADER.unpack(header))
+    if tag != b"PYRO" or version != constants.PROTOCOL_VERSION:
+        raise WireError(errors.ProtocolError("invalid data or unsupported protocol version"))
+    if checksum != (msg_type + version + data_size + annotations_size + flags + serializer_id
+                    + seq + Message.checksum_magic) & 0xFFFF:
+        raise WireError(errors.ProtocolError("header checksum mismatch"))
+    msg = Message.__new__(Message)
+    msg.type, msg.flags, msg.seq, msg.serializer_id = msg_type, flags, seq, serializer_id
+    msg.data, msg.data_size = b"", data_size
+    msg.annotations, msg.annotations_size = {}, annotations_size
+    msg.hmac_key = None
+    return msg
 
 
 def verify_hmac(msg: Message, hmac_key: bytes | None) -> None:
@@ -270,10 +295,7 @@ class MessageReader:
         return None if size else self._advance(b"")
 
     def _parse_header(self, header: bytes) -> Message:
-        try:
-            msg = Message.from_header(header)
-        except errors.ProtocolError as exc:
-            raise WireError(exc) from None
+        msg = parse_header(header)
         if msg.data_size < 0:
             raise WireError(errors.ProtocolError("invalid message size"), msg)
         limit = self.max_message_size

@@ -187,3 +187,40 @@ def test_encode_checks_like_pyro4(monkeypatch):
     monkeypatch.setattr(Pyro4.config, "MAX_MESSAGE_SIZE", 10)
     with pytest.raises(errors.MessageTooLargeError):
         wire.encode(wire.MSG_RESULT, b"x" * 11, 1)
+
+
+def _from_header(header: bytes) -> tuple:
+    """What Pyro4's own header parser makes of ``header``: the fields, or the error text."""
+    try:
+        msg = Message.from_header(header)
+    except errors.ProtocolError as exc:
+        return ("error", str(exc))
+    return (msg.type, msg.flags, msg.seq, msg.serializer_id, msg.data_size, msg.annotations_size,
+            msg.data, msg.annotations, msg.hmac_key)
+
+
+def _parse_header(header: bytes) -> tuple:
+    try:
+        msg = wire.parse_header(header)
+    except wire.WireError as exc:
+        return ("error", str(exc.cause))
+    return (msg.type, msg.flags, msg.seq, msg.serializer_id, msg.data_size, msg.annotations_size,
+            msg.data, msg.annotations, msg.hmac_key)
+
+
+V = constants.PROTOCOL_VERSION
+headers = st.builds(
+    lambda t, f, s, d, i, a, fix: (
+        lambda raw: raw[:22] + struct.pack("!H", (t + V + d + a + f + i + s + Message.checksum_magic) & 0xFFFF)
+        if fix else raw
+    )(struct.pack(Message.header_format, b"PYRO", V, t, f, s, d, i, a, 0, 0)),
+    st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
+    st.integers(-(2**31), 2**31 - 1), st.integers(0, 0xFFFF), st.integers(0, 0xFFFF),
+    st.booleans(),
+)
+
+
+@settings(max_examples=500)
+@given(st.one_of(headers, st.binary(min_size=24, max_size=24), st.binary(max_size=30)))
+def test_parse_header_agrees_with_pyro4(header):
+    assert _parse_header(header) == _from_header(header)
