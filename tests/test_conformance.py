@@ -1904,35 +1904,10 @@ class DaemonTests(unittest.TestCase):
         self.assertEqual([TestClass], created)
         self.assertIn(TestClass, factory._pyroInstances)
 
-    @defer.inlineCallbacks
-    def test_instanceCreationSession(self):
-        alive = []
-
-        def creator(clazz):
-            instance = clazz("testname")
-            alive.append(instance)  # keep them alive, so that ids are not reused
-            return instance
-
-        @Pyro4.expose
-        @Pyro4.behavior(instance_mode="session", instance_creator=creator)
-        class ClassWithDecorator:
-            def __init__(self, name):
-                self.name = name
-
-            def ident(self):
-                return id(self)
-
-        factory, d = self._instances(ClassWithDecorator, 2)
-        (a1, a2), (b1, b2) = yield d
-        self.assertEqual(a1, a2)
-        self.assertEqual(b1, b2)
-        self.assertNotEqual(a1, b1)
-        self.assertEqual(2, len(alive))
-        self.assertNotIn(ClassWithDecorator, factory._pyroInstances)
-
-    @defer.inlineCallbacks
-    def test_instanceCreationPerCall(self):
-        alive = []
+    @staticmethod
+    def _recordingClass(mode, alive):
+        """A class in instance ``mode`` whose creator keeps every instance alive (so that
+        ``id()`` values are not reused) and records it in ``alive``."""
 
         def creator(clazz):
             instance = clazz("testname")
@@ -1940,19 +1915,37 @@ class DaemonTests(unittest.TestCase):
             return instance
 
         @Pyro4.expose
-        @Pyro4.behavior(instance_mode="percall", instance_creator=creator)
-        class TestClass:
+        @Pyro4.behavior(instance_mode=mode, instance_creator=creator)
+        class Recorded:
             def __init__(self, name):
                 self.name = name
 
             def ident(self):
                 return id(self)
 
-        factory, d = self._instances(TestClass, 1)
+        return Recorded
+
+    @defer.inlineCallbacks
+    def test_instanceCreationSession(self):
+        alive = []
+        cls = self._recordingClass("session", alive)
+        factory, d = self._instances(cls, 2)
+        (a1, a2), (b1, b2) = yield d
+        self.assertEqual(a1, a2)
+        self.assertEqual(b1, b2)
+        self.assertNotEqual(a1, b1)
+        self.assertEqual(2, len(alive))
+        self.assertNotIn(cls, factory._pyroInstances)
+
+    @defer.inlineCallbacks
+    def test_instanceCreationPerCall(self):
+        alive = []
+        cls = self._recordingClass("percall", alive)
+        factory, d = self._instances(cls, 1)
         ((a1, a2),) = yield d
         self.assertNotEqual(a1, a2)
         self.assertEqual(2, len(alive))
-        self.assertNotIn(TestClass, factory._pyroInstances)
+        self.assertNotIn(cls, factory._pyroInstances)
 
     def test_instanceCreationWrongType(self):
         def creator(clazz):
