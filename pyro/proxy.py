@@ -9,6 +9,10 @@ Two classes:
     the result comes back to the reactor thread with ``reactor.callFromThread``, one per batch
     of finished calls.
 
+    A remote generator's result is an ``ItemStream`` (items as Deferreds, ``async for``),
+    fetched over the connection it was opened on; ``service.batch()`` gives a ``Batch``
+    (Pyro4's batch calls: one message, a Deferred of the list of results).
+
 ``PyroPatientProxy``
     a ``Pyro4.Proxy`` that waits for its name server, its object or its daemon to appear
     instead of failing at once. It *blocks* while it waits: give it to a
@@ -43,6 +47,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -50,12 +55,15 @@ from typing import Any, Protocol
 import Pyro4
 import Pyro4.core
 import Pyro4.errors
+import Pyro4.futures
+import Pyro4.message
 import Pyro4.naming
+from Pyro4 import constants
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import failure
 
-__all__ = ["PyroDeferredService", "PyroPatientProxy"]
+__all__ = ["Batch", "ItemStream", "PyroDeferredService", "PyroPatientProxy"]
 
 DEFAULT_MAX_WORKERS = 4
 """Worker threads (= connections to the server) per service. Small on purpose: Pyro4's thread
@@ -98,7 +106,8 @@ class _Call:
     reactor thread). ``outcome`` is the result, or the exception when ``failed``."""
 
     __slots__ = ("operation", "args", "description", "annotations", "correlationId",
-                 "generation", "deferred", "failed", "outcome", "responseAnnotations")
+                 "generation", "deferred", "failed", "outcome", "responseAnnotations",
+                 "link", "onDone")
 
     def __init__(self, operation: Callable[..., Any], args: tuple[Any, ...], description: str,
                  annotations: dict[str, bytes], correlationId: uuid.UUID | None,
@@ -119,6 +128,30 @@ class _Call:
         self.failed = False
         self.outcome: Any = None
         self.responseAnnotations: dict[str, bytes] = {}
+        # An item stream's operation runs on the stream's pinned proxy copy, not on the
+        # worker's own; ``onDone`` (reactor thread) hears of every hand-back, even of a call
+        # that was cancelled, skipped or failed by close().
+        self.link: _StreamLink | None = None
+        self.onDone: Callable[[_Call], None] | None = None
+
+
+class _StreamLink:
+    """An open item stream's tie to its connection: the proxy copy that made the call which
+    returned the stream, taken away from its worker ("pinned") until the stream is over.
+
+    Pyro4's daemon drops (or lets linger) a client's streams when its connection closes, so
+    the stream's items must be fetched over that very connection. Fields other than the
+    constants are guarded by the workers' lock.
+    """
+
+    __slots__ = ("streamId", "proxy", "generation", "busy", "released")
+
+    def __init__(self, streamId: str, proxy: Pyro4.Proxy, generation: int) -> None:
+        self.streamId = streamId
+        self.proxy = proxy
+        self.generation = generation
+        self.busy = False  # a worker is using the proxy right now
+        self.released = False  # the stream is over: the proxy is no longer the stream's
 
 
 class _Pool:
@@ -163,11 +196,18 @@ class _Workers:
         self.copies: list[Pyro4.Proxy] = []  # a list: proxies compare equal by URI
         self.pending: set[_Call] = set()  # reactor thread only
         self.inFlight = 0  # reactor thread only: submitted, not delivered yet
-        self.closed = False  # written in the reactor thread, read by workers
+        self.closed = False  # written in the reactor thread (under ``lock``), read by workers
         # Finished calls; the reactor thread drains them in batches: one callFromThread (one
         # wake-up of the reactor) per batch, scheduled only when no drain is due yet.
         self.done: deque[_Call] = deque()
         self.draining = False  # guarded by ``lock`` (with ``done``)
+        # Item streams. ``links`` (guarded by ``lock``): the copies pinned by open streams
+        # (they stay in ``copies`` too). ``spares`` (guarded by ``lock``): copies of streams
+        # that ended, with their settings generation, for workers that need a new copy.
+        # ``streams`` (reactor thread only): the open ItemStreams, weakly.
+        self.links: set[_StreamLink] = set()
+        self.spares: list[tuple[Pyro4.Proxy, int]] = []
+        self.streams: weakref.WeakSet[ItemStream] = weakref.WeakSet()
 
     def finished(self, call: _Call, drain: Callable[[], None]) -> None:
         """Worker thread: hand ``call`` to the reactor thread."""
@@ -189,12 +229,73 @@ class _Workers:
             self.done.clear()
             return calls
 
+    # -- item streams (worker threads) -------------------------------------------------------
+
+    def pin(self, streamId: str, proxy: Pyro4.Proxy, generation: int) -> _StreamLink:
+        """Worker thread: ``proxy`` now belongs to the stream ``streamId``."""
+        link = _StreamLink(streamId, proxy, generation)
+        with self.lock:
+            self.links.add(link)
+        return link
+
+    def claim(self, link: _StreamLink) -> bool:
+        """Worker thread: about to use the stream's proxy; False if the service was closed or
+        the stream is over (its proxy may serve someone else by now)."""
+        with self.lock:
+            if self.closed or link.released:
+                return False
+            link.busy = True
+            return True
+
+    def unclaim(self, link: _StreamLink) -> None:
+        with self.lock:
+            link.busy = False
+
+    def unpin(self, link: _StreamLink) -> None:
+        """Worker thread: the stream is over; its proxy becomes a spare (connection kept) or,
+        when there are enough spares or the service is closing, is released."""
+        with self.lock:
+            if link.released:
+                return
+            link.released = True
+            self.links.discard(link)
+            keep = not self.closed and len(self.spares) < self.pool.maxWorkers
+            if keep:
+                self.spares.append((link.proxy, link.generation))
+            else:
+                self.copies = [p for p in self.copies if p is not link.proxy]
+        if not keep:
+            _release(link.proxy)
+
+    def takeSpare(self, generation: int) -> tuple[Pyro4.Proxy, int] | None:
+        """Worker thread: a spare copy at least as fresh as ``generation`` (stale ones are
+        released), or None."""
+        stale: list[Pyro4.Proxy] = []
+        found = None
+        with self.lock:
+            while self.spares:
+                proxy, made = self.spares.pop()
+                if made >= generation:
+                    found = (proxy, made)
+                    break
+                stale.append(proxy)
+            if stale:
+                self.copies = [p for p in self.copies if not any(p is s for s in stale)]
+        for proxy in stale:
+            _release(proxy)
+        return found
+
+    # -- stopping ----------------------------------------------------------------------------
+
     def interrupt(self) -> None:
         """Wake up workers blocked on the network, so that stopping never waits for a slow or
         silent server. ``shutdown()`` (unlike ``close()``) makes a ``recv`` blocked in another
-        thread return; we must not take the proxy's lock, which the blocked worker holds."""
+        thread return; we must not take the proxy's lock, which the blocked worker holds.
+        Idle stream connections are spared: ``stop()`` still sends their ``close_stream``."""
         with self.lock:
-            copies = list(self.copies)
+            # ``closed`` is set (under this lock): no worker claims an idle stream from now on
+            idle = [link.proxy for link in self.links if not link.busy]
+            copies = [p for p in self.copies if not any(p is i for i in idle)]
         for proxy in copies:
             connection = proxy._pyroConnection
             if connection is not None:
@@ -204,15 +305,30 @@ class _Workers:
                     pass
 
     def stop(self) -> None:
-        """Blocking: join the worker threads, then release every proxy copy."""
+        """Blocking: join the worker threads, close the streams still open (on their idle
+        connections), then release every proxy copy."""
         self.pool.stop()
         with self.lock:
+            links, self.links = list(self.links), set()
             copies, self.copies = self.copies, []
+            self.spares = []
+        for link in links:
+            link.released = True
+            if link.proxy._pyroConnection is not None:  # not broken by interrupt()
+                try:
+                    _closeStreamNow(link.proxy, link.streamId)
+                except Exception as error:
+                    _log.debug("closing item stream {stream}: {error}", stream=link.streamId,
+                               error=error)
         for proxy in copies:
-            try:
-                proxy._pyroRelease()
-            except Exception:
-                _log.failure("releasing {proxy!r}", proxy=proxy)
+            _release(proxy)
+
+
+def _release(proxy: Pyro4.Proxy) -> None:
+    try:
+        proxy._pyroRelease()
+    except Exception:
+        _log.failure("releasing {proxy!r}", proxy=proxy)
 
 
 class _RemoteMethod:
@@ -227,6 +343,220 @@ class _RemoteMethod:
 
     def __repr__(self) -> str:
         return f"<remote method {self._name!r} of {self._service!r}>"
+
+
+def _endOfStream(reason: failure.Failure) -> failure.Failure:
+    # Pyro4's iterator raises the server's StopIteration (or GeneratorExit); a Deferred that
+    # fails with StopIteration would turn into RuntimeError in a coroutine or generator.
+    if reason.check(StopIteration, GeneratorExit):
+        return failure.Failure(StopAsyncIteration())
+    return reason
+
+
+class ItemStream:
+    """The result of a remote call that returned an iterator or generator (Pyro4's item
+    stream), for reactor-thread code: each item is fetched by a worker thread and delivered
+    as a ``Deferred``, as :class:`pyro.client.ItemStream` does for the native client::
+
+        stream = await service.numbers(10)
+        async for item in stream: ...           # in a coroutine (ensureDeferred)
+
+        item = yield stream.next()              # Deferred per item (inlineCallbacks)
+        yield stream.close()
+
+    - ``next()`` fails with ``StopAsyncIteration`` at the end (``StopIteration`` would turn
+      into ``RuntimeError`` in a coroutine or generator), and with the iterator's exception
+      (its original type and remote traceback) if it raised one: that also ends the stream,
+      as the server drops it; later ``next()`` calls fail with ``StopAsyncIteration``.
+    - Items come in order: calls to ``next()`` made before the previous item arrived wait
+      here and are sent one at a time. Cancelling one that is waiting or queued skips it;
+      cancelling one in progress drops its item (the item is lost, the stream goes on).
+    - ``close()`` tells the server to drop the stream (Pyro4's oneway ``close_stream``) and
+      fires once that is sent; ``next()`` calls still waiting fail with
+      ``StopAsyncIteration``. A stream that is garbage collected unclosed is closed the same
+      way. Closing the service closes its open streams: outstanding ``next()`` calls fail
+      with ``ConnectionClosedError``, as does the first ``next()`` after that if none was
+      outstanding.
+
+    The connection: a stream belongs to the connection it was opened on (Pyro4's daemon drops
+    a client's streams when that connection closes, or keeps them ``ITER_STREAM_LINGER``
+    seconds). So the proxy copy whose call returned the stream is *pinned* to it: its worker
+    thread makes (or reuses) another copy for its next call, and the stream's fetches are
+    ordinary jobs on the service's queue, run by whichever worker is free, on the pinned
+    copy. No worker waits for a stream, so streams never hold up other calls; the price is
+    one more connection per open stream (beyond ``max_workers``). When the stream ends, the
+    copy, still connected, serves a later worker that needs one. Settings changed through the
+    service after the stream opened (``_pyroTimeout``...) do not reach its connection.
+    """
+
+    def __init__(self, service: PyroDeferredService, workers: _Workers,
+                 link: _StreamLink) -> None:
+        self.stream_id = link.streamId
+        self._service = service
+        self._workers = workers
+        self._link = link
+        self._busy = False  # one of our calls is submitted and not handed back yet
+        self._waiting: deque[_Call] = deque()  # ours, not submitted yet, in order
+        self._done = False  # no more items: ended, failed or closed
+        self._error: BaseException | None = None  # for the next next(), once
+        self._finalizer = weakref.finalize(self, workers.reactor.callFromThread,
+                                           service._abandonStream, workers, link)
+        self._finalizer.atexit = False
+
+    def next(self) -> defer.Deferred[Any]:
+        """The next item; fails with ``StopAsyncIteration`` at the end."""
+        if self._done:
+            error, self._error = self._error, None
+            return defer.fail(error if error is not None else StopAsyncIteration())
+        call = self._service._newCall(_nextItem, (self._workers, self._link),
+                                      f"next item of stream {self.stream_id}")
+        self._add(call)
+        return call.deferred.addErrback(_endOfStream)
+
+    def close(self) -> defer.Deferred[None]:
+        """Drop the stream on the server; fires with ``None`` once ``close_stream`` is sent.
+        Calling it again, or after the end, does nothing."""
+        if self._done:
+            return defer.succeed(None)
+        self._end()
+        call = self._service._newCall(_closeStream, (self._workers, self._link),
+                                      f"close item stream {self.stream_id}")
+        self._add(call)
+        # The caller may cancel what we return, not the close itself: the connection must be
+        # freed in any case.
+        result: defer.Deferred[None] = defer.Deferred()
+
+        def relay(outcome: Any) -> None:
+            if result.called:
+                return
+            if isinstance(outcome, failure.Failure) and not (
+                    self._workers.closed and outcome.check(Pyro4.errors.ConnectionClosedError)):
+                result.errback(outcome)
+            else:  # closing the service closed the stream as well
+                result.callback(None)
+
+        call.deferred.addBoth(relay)
+        return result
+
+    def __aiter__(self) -> ItemStream:
+        return self
+
+    def __anext__(self) -> defer.Deferred[Any]:
+        return self.next()
+
+    def __repr__(self) -> str:
+        state = "done" if self._done else "open"
+        return f"<{type(self).__name__} {self.stream_id} of {self._service!r}; {state}>"
+
+    # -- internals (reactor thread) ----------------------------------------------------------
+
+    def _add(self, call: _Call) -> None:
+        call.link = self._link
+        call.onDone = self._handedBack
+        if self._busy:
+            self._waiting.append(call)
+        else:
+            self._busy = True
+            self._service._enqueue(self._workers, call)
+
+    def _handedBack(self, call: _Call) -> None:
+        """One of our calls is back (done, skipped, cancelled or failed by close())."""
+        self._busy = False
+        if self._link.released or self._workers.closed:
+            # The stream is over (or the service's close() failed our calls already).
+            self._end()
+            self._workers.streams.discard(self)
+            waiting, self._waiting = self._waiting, deque()
+            for queued in waiting:  # only a close() is left: nothing to close any more
+                if not queued.deferred.called:
+                    queued.deferred.callback(None)
+        elif self._waiting:
+            self._busy = True
+            self._service._enqueue(self._workers, self._waiting.popleft())
+
+    def _end(self) -> None:
+        """No more items: fail the ``next()`` calls not sent yet with StopAsyncIteration (a
+        close call queued meanwhile stays)."""
+        if self._done:
+            return
+        self._done = True
+        self._finalizer.detach()  # a close() is on its way, or nothing is left to close
+        waiting, self._waiting = self._waiting, deque()
+        for call in waiting:
+            if call.operation is _closeStream:
+                self._waiting.append(call)
+            elif not call.deferred.called:
+                call.deferred.errback(StopAsyncIteration())
+
+    def _serviceClosed(self) -> None:
+        """The service was closed (its ``_stop``): our submitted calls fail with
+        ``ConnectionClosedError`` there; so do the waiting ones here, or else the next
+        ``next()``. The stopper thread sends ``close_stream`` if the connection is idle."""
+        error = Pyro4.errors.ConnectionClosedError(
+            f"{self._service._name} was closed; item stream {self.stream_id} is gone")
+        outstanding = self._busy or bool(self._waiting)
+        if self._done and not outstanding:
+            return
+        self._done = True
+        self._finalizer.detach()
+        waiting, self._waiting = self._waiting, deque()
+        for call in waiting:
+            if not call.deferred.called:
+                call.deferred.errback(error)
+        if not outstanding:
+            self._error = error
+
+
+class Batch:
+    """Calls collected on a :class:`PyroDeferredService` and sent as one Pyro4 batch message,
+    in one worker thread (Pyro4's ``batch``; the same API as :class:`pyro.client.Batch`)::
+
+        batch = service.batch()                 # or Pyro4.batch(service)
+        batch.add(1, 2)
+        batch.fail("oops")
+        results = await batch.send()            # or: await batch()
+
+    ``send()`` fires with the list of results, in order. As in Pyro4 the server stops at the
+    first exception: the Deferred then fails with it (its original type, with
+    ``_pyroTraceback``), and the results of the calls before it are in its attribute
+    ``_pyroBatchResults``. ``send(oneway=True)`` fires with ``None`` once sent (the server
+    answers nothing). Sending starts a new, empty batch. Cancellation and ``close()`` work as
+    for an ordinary call. Calling the batch, ``batch(oneway=False, asynchronous=False)``, is
+    Pyro4's spelling and never clashes with a remote method called ``send``; here every batch
+    is asynchronous, so ``asynchronous`` only keeps Pyro4 code valid.
+    """
+
+    def __init__(self, service: PyroDeferredService) -> None:
+        self._service = service
+        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        if name.startswith("_"):
+            raise AttributeError(name)
+
+        def record(*args: Any, **kwargs: Any) -> None:
+            self._calls.append((name, args, kwargs))
+
+        return record
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def send(self, oneway: bool = False) -> defer.Deferred[list[Any] | None]:
+        """Send the collected calls (and start a new, empty batch)."""
+        calls, self._calls = self._calls, []
+        kind = "oneway batch" if oneway else "batch"
+        return self._service._submit(_callBatch, (calls, oneway),
+                                     f"{kind} of {len(calls)} calls")
+
+    def __call__(self, oneway: bool = False,
+                 asynchronous: bool = False) -> defer.Deferred[list[Any] | None]:
+        if oneway and asynchronous:
+            raise Pyro4.errors.PyroError("async oneway calls make no sense")  # Pyro4's words
+        return self.send(oneway)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {len(self._calls)} calls for {self._service!r}>"
 
 
 def _callMethod(proxy: Pyro4.Proxy, method: str, args: tuple[Any, ...],
@@ -256,6 +586,59 @@ def _bind(proxy: Pyro4.Proxy) -> bool:
     return proxy._pyroBind()
 
 
+def _callBatch(proxy: Pyro4.Proxy, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]],
+               oneway: bool) -> list[Any] | None:
+    """Worker thread: one Pyro4 batch message (``Pyro4.batch(proxy)(oneway)``); the results in
+    order, or the first exception, raised with the results before it in
+    ``_pyroBatchResults``."""
+    results = proxy._pyroInvokeBatch(calls, oneway)
+    if oneway:
+        return None
+    collected: list[Any] = []
+    for result in results:
+        if isinstance(result, Pyro4.futures._ExceptionWrapper):
+            exception = result.exception
+            try:
+                exception._pyroBatchResults = collected
+            except AttributeError:  # e.g. an exception type with __slots__
+                pass
+            raise exception
+        collected.append(result)
+    return collected
+
+
+def _nextItem(proxy: Pyro4.Proxy, workers: _Workers, link: _StreamLink) -> Any:
+    """Worker thread, on the stream's own proxy: what ``_StreamResultIterator.__next__`` does.
+    Any exception ends the stream: the server drops a stream whose iterator raised (its
+    ``StopIteration`` included), and a communication error lost the connection it lived on."""
+    try:
+        if proxy._pyroConnection is None:  # never a new connection: it would not know us
+            raise Pyro4.errors.ConnectionClosedError(
+                "the connection for this item stream has been closed")
+        return proxy._pyroInvoke("get_next_stream_item", [link.streamId], {},
+                                 objectId=constants.DAEMON_NAME)
+    except BaseException:
+        workers.unpin(link)
+        raise
+
+
+def _closeStreamNow(proxy: Pyro4.Proxy, streamId: str) -> None:
+    """Worker (or stopper) thread: Pyro4's ``close_stream``, oneway, as its iterator sends it."""
+    proxy._pyroInvoke("close_stream", [streamId], {}, flags=Pyro4.message.FLAGS_ONEWAY,
+                      objectId=constants.DAEMON_NAME)
+
+
+def _closeStream(proxy: Pyro4.Proxy, workers: _Workers, link: _StreamLink) -> None:
+    """Worker thread, on the stream's own proxy: drop the stream on the server, then free
+    the proxy. A lost connection took the stream with it (Pyro4's iterator sends nothing
+    then either)."""
+    try:
+        if proxy._pyroConnection is not None:
+            _closeStreamNow(proxy, link.streamId)
+    finally:
+        workers.unpin(link)
+
+
 class PyroDeferredService:
     """Wrap a ``Pyro4.Proxy`` so that every remote call returns a ``Deferred``.
 
@@ -283,15 +666,26 @@ class PyroDeferredService:
       the proxy before its next call, so the new setting reaches connections made earlier.
       Methods read this way (``_pyroReconnect``...) run in the calling thread and may block;
       ``_pyroBind()`` and ``_pyroRelease()`` are this class's own and return Deferreds.
+    - A remote method that returns an iterator or generator (a Pyro4 item stream) fires with
+      an :class:`ItemStream`: ``async for item in stream``, or ``stream.next()`` (a Deferred
+      per item), and ``stream.close()``. Each stream keeps the connection it was opened on
+      (one more connection per open stream); its items are fetched by the workers, like
+      calls, so an open stream holds no worker. See :class:`ItemStream`.
+    - ``service.batch()`` (or ``Pyro4.batch(service)``) collects calls that ``send()`` sends
+      as one Pyro4 batch message, in one worker: a Deferred of the list of results, failing
+      with the first exception (``send(oneway=True)``: fires with ``None`` once sent). See
+      :class:`Batch`.
     - ``Deferred.cancel()`` fails the Deferred with ``CancelledError`` at once; a call that has
-      not started yet is never sent, a call in progress has its result dropped.
+      not started yet is never sent, a call in progress has its result dropped (if that
+      result is an item stream, the stream is closed).
     - Pyro4's per-thread call context travels with each call: annotations and the correlation
       id set in ``Pyro4.current_context`` by the caller are sent (and, as in Pyro4, cleared
       after the call), and ``Pyro4.current_context.response_annotations`` holds the reply's
       annotations while the Deferred's callbacks run.
     - ``close()`` (alias ``_pyroRelease()``) fails calls still outstanding with
       ``ConnectionClosedError``, breaks connections in use (a hung server cannot hold it up),
-      stops the threads and releases the connections. Reactor shutdown does the same, through
+      stops the threads, closes open item streams (``close_stream`` on idle connections) and
+      releases the connections. Reactor shutdown does the same, through
       a ``before shutdown`` trigger, so it never hangs on worker threads. A call after
       ``close()`` starts afresh.
 
@@ -301,7 +695,8 @@ class PyroDeferredService:
         service wait for a name server or object that is not there yet.
     :param reactor: provides ``callFromThread`` and system event triggers; ``None`` means the
         global reactor, looked up at the first call (so importing installs no reactor).
-    :param max_workers: maximum worker threads, hence connections, hence concurrent calls.
+    :param max_workers: maximum worker threads, hence concurrent calls; connections: one per
+        worker thread, plus one per open item stream.
     :param name: the thread pool's name (thread names and logs).
     """
 
@@ -373,6 +768,13 @@ class PyroDeferredService:
         """Write the exposed remote attribute ``name``; a Deferred that fires with ``None``."""
         return self._submit(_setAttribute, (name, value), f"setattr {name}")
 
+    def batch(self) -> Batch:
+        """Collect calls to send as one Pyro4 batch message: see :class:`Batch`.
+        ``Pyro4.batch(service)`` (which calls ``service._pyroBatch()``) gives the same."""
+        return Batch(self)
+
+    _pyroBatch = batch
+
     def _pyroBind(self) -> defer.Deferred[bool]:
         """Connect one worker's copy now (handshake, metadata): a cheap "is it there?" check.
         Fires with ``True`` if a new connection was made, ``False`` if it was connected."""
@@ -404,29 +806,44 @@ class PyroDeferredService:
     def _submit(self, operation: Callable[..., Any], args: tuple[Any, ...],
                 description: str) -> defer.Deferred[Any]:
         """Reactor thread: queue ``operation(proxyCopy, *args)`` on a worker thread."""
-        context = Pyro4.current_context
-        call = _Call(operation, args, description, dict(context.annotations),
-                     context.correlation_id, self._generation)
-        context.annotations = {}  # Pyro4 clears the caller's annotations after each call
+        call = self._newCall(operation, args, description)
         try:
             workers = self._start()
         except Exception:
             call.deferred.errback()
             return call.deferred
+        self._enqueue(workers, call)
+        return call.deferred
+
+    def _newCall(self, operation: Callable[..., Any], args: tuple[Any, ...],
+                 description: str, internal: bool = False) -> _Call:
+        """Reactor thread: a call carrying the caller's Pyro4 call context (an ``internal``
+        one, made by the service itself, neither takes nor clears it)."""
+        if internal:
+            return _Call(operation, args, description, {}, None, self._generation)
+        context = Pyro4.current_context
+        call = _Call(operation, args, description, dict(context.annotations),
+                     context.correlation_id, self._generation)
+        context.annotations = {}  # Pyro4 clears the caller's annotations after each call
+        return call
+
+    def _enqueue(self, workers: _Workers, call: _Call) -> None:
+        """Reactor thread: hand ``call`` to ``workers``' threads, starting one more if all are
+        busy (as Twisted's ThreadPool would)."""
         pool = workers.pool
         if workers.inFlight >= len(pool.threads) < pool.maxWorkers:
-            # Every thread is (or is about to be) busy: one more, as Twisted's ThreadPool would.
             try:
                 pool.grow(lambda: self._run(workers))
             except Exception:  # e.g. "can't start new thread": the threads we have will do
                 if not pool.threads:
                     call.deferred.errback()
-                    return call.deferred
+                    if call.onDone is not None:
+                        call.onDone(call)
+                    return
                 _log.failure("{service!r}: starting a worker thread", service=self)
         workers.pending.add(call)
         workers.inFlight += 1
         pool.jobs.put(call)
-        return call.deferred
 
     def _start(self) -> _Workers:
         if self._workers is None:
@@ -455,20 +872,49 @@ class PyroDeferredService:
             # A cancelled call (or one failed by close()) has fired already: never sent.
             if not (call.deferred.called or workers.closed):
                 context = Pyro4.current_context
+                link = call.link
                 try:
-                    if proxy is None or generation < call.generation:
-                        proxy, generation = self._copyProxy(workers, proxy, call.generation)
-                    if workers.closed:  # closed while we copied: this copy was not interrupted
-                        raise Pyro4.errors.ConnectionClosedError(f"{self._name} was closed")
+                    if link is not None:  # an item stream's operation, on the stream's copy
+                        if not workers.claim(link):
+                            raise Pyro4.errors.ConnectionClosedError(
+                                f"{self._name} was closed, or the item stream is over")
+                        target = link.proxy
+                    else:
+                        if proxy is None or generation < call.generation:
+                            proxy, generation = self._copyProxy(workers, proxy,
+                                                                call.generation)
+                        if workers.closed:  # closed while we copied: not interrupted
+                            raise Pyro4.errors.ConnectionClosedError(f"{self._name} was closed")
+                        target = proxy
                     context.annotations = call.annotations
                     context.correlation_id = call.correlationId
                     try:
-                        call.outcome = call.operation(proxy, *call.args)
+                        call.outcome = call.operation(target, *call.args)
                     finally:
+                        if link is not None:
+                            workers.unclaim(link)
                         call.responseAnnotations = context.response_annotations
                         context.annotations = {}
                         context.correlation_id = None
                         context.response_annotations = {}
+                    if link is not None and isinstance(call.outcome,
+                                                       Pyro4.core._StreamResultIterator):
+                        # An item that is itself an iterator: the server opened a stream in
+                        # the stream. Not supported; drop it at once.
+                        nested, call.outcome = call.outcome, None
+                        nested.proxy = None
+                        _closeStreamNow(target, nested.streamId)
+                        raise Pyro4.errors.PyroError(
+                            "an item stream's item is an iterator: not supported")
+                    if link is None and isinstance(call.outcome,
+                                                   Pyro4.core._StreamResultIterator):
+                        # The stream lives on this copy's connection: the copy goes with the
+                        # stream, and this thread takes another one for its next call.
+                        iterator, call.outcome = call.outcome, None
+                        iterator.proxy = None  # its __del__ would send close_stream
+                        assert proxy is not None
+                        call.outcome = workers.pin(iterator.streamId, proxy, generation)
+                        proxy = None
                 except BaseException as error:  # noqa: B036 - every outcome must be delivered
                     call.outcome, call.failed = error, True
             try:
@@ -489,6 +935,9 @@ class PyroDeferredService:
         # Read the generation before copying: a write that races with the copy bumps it
         # again afterwards, and the next call copies once more.
         current = self._generation
+        spare = workers.takeSpare(max(current, generation))  # an ended stream's connection
+        if spare is not None:
+            return spare
         proxy = copy.copy(self._wrapped)
         proxy._pyroAsync(False)  # the copy of an async-mode proxy would return FutureResults
         with workers.lock:
@@ -514,6 +963,16 @@ class PyroDeferredService:
         """Reactor thread: fire the call's Deferred, unless it was cancelled or closed."""
         workers.pending.discard(call)
         deferred = call.deferred
+        if call.onDone is not None:
+            call.onDone(call)  # first, so the stream's state is current in the callbacks
+        if isinstance(call.outcome, _StreamLink) and not call.failed:
+            link, call.outcome = call.outcome, None
+            if deferred.called:
+                self._abandonStream(workers, link)
+            else:
+                stream = ItemStream(self, workers, link)
+                workers.streams.add(stream)
+                call.outcome = stream
         if deferred.called:
             _log.debug("{service!r}: dropped the result of {call} (cancelled or closed)",
                        service=self, call=call.description)
@@ -527,12 +986,15 @@ class PyroDeferredService:
             deferred.callback(call.outcome)
 
     def _stop(self, workers: _Workers) -> None:
-        workers.closed = True
+        with workers.lock:
+            workers.closed = True
         pending, workers.pending = workers.pending, set()
         for call in pending:
             if not call.deferred.called:
                 call.deferred.errback(Pyro4.errors.ConnectionClosedError(
                     f"{self._name} was closed before {call.description} completed"))
+        for stream in list(workers.streams):
+            stream._serviceClosed()
         workers.interrupt()
         self._stopping.add(workers)
 
@@ -555,6 +1017,17 @@ class PyroDeferredService:
         waiters, self._waiters = self._waiters, []
         for waiter in waiters:
             waiter.callback(None)
+
+    def _abandonStream(self, workers: _Workers, link: _StreamLink) -> None:
+        """Reactor thread: close a stream nobody will read (its ``call`` was cancelled, or its
+        ItemStream was garbage collected unclosed). After close() the stopper does it."""
+        if workers.closed or link.released:
+            return
+        call = self._newCall(_closeStream, (workers, link), f"close item stream {link.streamId}",
+                             internal=True)
+        call.link = link
+        self._enqueue(workers, call)
+        call.deferred.addErrback(lambda f: None)  # close() may fail it: nobody is waiting
 
     def _removeTrigger(self) -> None:
         # Without this, the reactor would keep every service ever used alive until shutdown.
