@@ -41,12 +41,7 @@ result; a ``FutureResult`` would add nothing but its locks.
 from __future__ import annotations
 
 import copy
-import queue
-import random
-import socket
 import threading
-import time
-import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -63,14 +58,18 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import failure
 
-__all__ = ["Batch", "ItemStream", "PyroDeferredService", "PyroPatientProxy"]
+from .patient import DEFAULT_MAX_TRIES, DEFAULT_RETRY_INTERVAL, PyroPatientProxy
+from .workers import Call, StreamLink, Workers, sendCloseStream
+
+__all__ = [
+    "DEFAULT_MAX_TRIES", "DEFAULT_MAX_WORKERS", "DEFAULT_RETRY_INTERVAL", "Batch", "ItemStream",
+    "PyroDeferredService", "PyroPatientProxy",
+]
 
 DEFAULT_MAX_WORKERS = 4
 """Worker threads (= connections to the server) per service. Small on purpose: Pyro4's thread
 server gives each connection one of its worker threads (40 by default, for all clients)."""
 
-DEFAULT_RETRY_INTERVAL = 2.0
-DEFAULT_MAX_TRIES = 43200  # one day at one try every 2 seconds
 
 _log = Logger(namespace="pyro.proxy")
 
@@ -97,238 +96,6 @@ def _globalReactor() -> ReactorForService:
     return reactor  # type: ignore[return-value]
 
 
-# --------------------------------------------------------------------------------------------
-# PyroDeferredService
-# --------------------------------------------------------------------------------------------
-
-class _Call:
-    """One call on its way through a worker thread and back (reactor thread -> worker ->
-    reactor thread). ``outcome`` is the result, or the exception when ``failed``."""
-
-    __slots__ = ("operation", "args", "description", "annotations", "correlationId",
-                 "generation", "deferred", "failed", "outcome", "responseAnnotations",
-                 "link", "onDone")
-
-    def __init__(self, operation: Callable[..., Any], args: tuple[Any, ...], description: str,
-                 annotations: dict[str, bytes], correlationId: uuid.UUID | None,
-                 generation: int) -> None:
-        self.operation = operation
-        self.args = args
-        self.description = description
-        # Pyro4 sends the *calling thread's* annotations and correlation id with a call; the
-        # call happens in a worker thread, so they are captured in the caller's thread and
-        # travel along.
-        self.annotations = annotations
-        self.correlationId = correlationId
-        self.generation = generation  # the service's _pyro* settings generation at submit
-        # No canceller: Deferred.cancel() fails it with CancelledError at once, and a worker
-        # that has not started the call yet sees it ``called`` and skips it. (A canceller
-        # holding the call would make every call a reference cycle, left to the GC.)
-        self.deferred: defer.Deferred[Any] = defer.Deferred()
-        self.failed = False
-        self.outcome: Any = None
-        self.responseAnnotations: dict[str, bytes] = {}
-        # An item stream's operation runs on the stream's pinned proxy copy, not on the
-        # worker's own; ``onDone`` (reactor thread) hears of every hand-back, even of a call
-        # that was cancelled, skipped or failed by close().
-        self.link: _StreamLink | None = None
-        self.onDone: Callable[[_Call], None] | None = None
-
-
-class _StreamLink:
-    """An open item stream's tie to its connection: the proxy copy that made the call which
-    returned the stream, taken away from its worker ("pinned") until the stream is over.
-
-    Pyro4's daemon drops (or lets linger) a client's streams when its connection closes, so
-    the stream's items must be fetched over that very connection. Fields other than the
-    constants are guarded by the workers' lock.
-    """
-
-    __slots__ = ("streamId", "proxy", "generation", "busy", "released")
-
-    def __init__(self, streamId: str, proxy: Pyro4.Proxy, generation: int) -> None:
-        self.streamId = streamId
-        self.proxy = proxy
-        self.generation = generation
-        self.busy = False  # a worker is using the proxy right now
-        self.released = False  # the stream is over: the proxy is no longer the stream's
-
-
-class _Pool:
-    """Plain daemon threads (a process that exits without stopping the reactor must not hang
-    on them; the reactor's shutdown trigger still stops them cleanly) taking calls from one
-    ``queue.SimpleQueue``. Started lazily, in the reactor thread, up to ``maxWorkers``."""
-
-    def __init__(self, name: str, maxWorkers: int) -> None:
-        self.name = name
-        self.maxWorkers = maxWorkers
-        self.jobs: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()  # None: exit
-        self.threads: list[threading.Thread] = []
-
-    def grow(self, target: Callable[[], None]) -> None:
-        """Reactor thread: start one more worker thread running ``target``."""
-        thread = threading.Thread(target=target, daemon=True,
-                                  name=f"PoolThread-{self.name}-{len(self.threads) + 1}")
-        thread.start()
-        self.threads.append(thread)
-
-    def stop(self) -> None:
-        """Blocking: let every thread finish the calls queued before, then exit; join them.
-        Only after the pool was detached from its service, so no thread is added meanwhile."""
-        for _ in self.threads:
-            self.jobs.put(None)
-        for thread in self.threads:
-            thread.join()
-
-
-class _Workers:
-    """One generation of worker threads: the pool, the proxy copies its threads own, and the
-    calls on their way back to the reactor thread.
-
-    ``close()`` detaches the current generation and stops it in the background; a later call
-    starts a fresh one, like a Pyro4 proxy that reconnects after ``_pyroRelease()``.
-    """
-
-    def __init__(self, name: str, maxWorkers: int, reactor: ReactorForService) -> None:
-        self.reactor = reactor
-        self.pool = _Pool(name, maxWorkers)
-        self.lock = threading.Lock()
-        self.copies: list[Pyro4.Proxy] = []  # a list: proxies compare equal by URI
-        self.pending: set[_Call] = set()  # reactor thread only
-        self.inFlight = 0  # reactor thread only: submitted, not delivered yet
-        self.closed = False  # written in the reactor thread (under ``lock``), read by workers
-        # Finished calls; the reactor thread drains them in batches: one callFromThread (one
-        # wake-up of the reactor) per batch, scheduled only when no drain is due yet.
-        self.done: deque[_Call] = deque()
-        self.draining = False  # guarded by ``lock`` (with ``done``)
-        # Item streams. ``links`` (guarded by ``lock``): the copies pinned by open streams
-        # (they stay in ``copies`` too). ``spares`` (guarded by ``lock``): copies of streams
-        # that ended, with their settings generation, for workers that need a new copy.
-        # ``streams`` (reactor thread only): the open ItemStreams, weakly.
-        self.links: set[_StreamLink] = set()
-        self.spares: list[tuple[Pyro4.Proxy, int]] = []
-        self.streams: weakref.WeakSet[ItemStream] = weakref.WeakSet()
-
-    def finished(self, call: _Call, drain: Callable[[], None]) -> None:
-        """Worker thread: hand ``call`` to the reactor thread."""
-        with self.lock:
-            self.done.append(call)
-            if self.draining:
-                return  # the drain already scheduled will find it
-            self.draining = True
-        self.reactor.callFromThread(drain)
-
-    def takeDone(self) -> list[_Call]:
-        """Reactor thread: the finished calls; clears ``draining`` when there are none, so the
-        next finished call schedules a new drain."""
-        with self.lock:
-            if not self.done:
-                self.draining = False
-                return []
-            calls = list(self.done)
-            self.done.clear()
-            return calls
-
-    # -- item streams (worker threads) -------------------------------------------------------
-
-    def pin(self, streamId: str, proxy: Pyro4.Proxy, generation: int) -> _StreamLink:
-        """Worker thread: ``proxy`` now belongs to the stream ``streamId``."""
-        link = _StreamLink(streamId, proxy, generation)
-        with self.lock:
-            self.links.add(link)
-        return link
-
-    def claim(self, link: _StreamLink) -> bool:
-        """Worker thread: about to use the stream's proxy; False if the service was closed or
-        the stream is over (its proxy may serve someone else by now)."""
-        with self.lock:
-            if self.closed or link.released:
-                return False
-            link.busy = True
-            return True
-
-    def unclaim(self, link: _StreamLink) -> None:
-        with self.lock:
-            link.busy = False
-
-    def unpin(self, link: _StreamLink) -> None:
-        """Worker thread: the stream is over; its proxy becomes a spare (connection kept) or,
-        when there are enough spares or the service is closing, is released."""
-        with self.lock:
-            if link.released:
-                return
-            link.released = True
-            self.links.discard(link)
-            keep = not self.closed and len(self.spares) < self.pool.maxWorkers
-            if keep:
-                self.spares.append((link.proxy, link.generation))
-            else:
-                self.copies = [p for p in self.copies if p is not link.proxy]
-        if not keep:
-            _release(link.proxy)
-
-    def takeSpare(self, generation: int) -> tuple[Pyro4.Proxy, int] | None:
-        """Worker thread: a spare copy at least as fresh as ``generation`` (stale ones are
-        released), or None."""
-        stale: list[Pyro4.Proxy] = []
-        found = None
-        with self.lock:
-            while self.spares:
-                proxy, made = self.spares.pop()
-                if made >= generation:
-                    found = (proxy, made)
-                    break
-                stale.append(proxy)
-            if stale:
-                self.copies = [p for p in self.copies if not any(p is s for s in stale)]
-        for proxy in stale:
-            _release(proxy)
-        return found
-
-    # -- stopping ----------------------------------------------------------------------------
-
-    def interrupt(self) -> None:
-        """Wake up workers blocked on the network, so that stopping never waits for a slow or
-        silent server. ``shutdown()`` (unlike ``close()``) makes a ``recv`` blocked in another
-        thread return; we must not take the proxy's lock, which the blocked worker holds.
-        Idle stream connections are spared: ``stop()`` still sends their ``close_stream``."""
-        with self.lock:
-            # ``closed`` is set (under this lock): no worker claims an idle stream from now on
-            idle = [link.proxy for link in self.links if not link.busy]
-            copies = [p for p in self.copies if not any(p is i for i in idle)]
-        for proxy in copies:
-            connection = proxy._pyroConnection
-            if connection is not None:
-                try:
-                    connection.sock.shutdown(socket.SHUT_RDWR)
-                except (OSError, AttributeError):
-                    pass
-
-    def stop(self) -> None:
-        """Blocking: join the worker threads, close the streams still open (on their idle
-        connections), then release every proxy copy."""
-        self.pool.stop()
-        with self.lock:
-            links, self.links = list(self.links), set()
-            copies, self.copies = self.copies, []
-            self.spares = []
-        for link in links:
-            link.released = True
-            if link.proxy._pyroConnection is not None:  # not broken by interrupt()
-                try:
-                    _closeStreamNow(link.proxy, link.streamId)
-                except Exception as error:
-                    _log.debug("closing item stream {stream}: {error}", stream=link.streamId,
-                               error=error)
-        for proxy in copies:
-            _release(proxy)
-
-
-def _release(proxy: Pyro4.Proxy) -> None:
-    try:
-        proxy._pyroRelease()
-    except Exception:
-        _log.failure("releasing {proxy!r}", proxy=proxy)
 
 
 class _RemoteMethod:
@@ -389,14 +156,14 @@ class ItemStream:
     service after the stream opened (``_pyroTimeout``...) do not reach its connection.
     """
 
-    def __init__(self, service: PyroDeferredService, workers: _Workers,
-                 link: _StreamLink) -> None:
+    def __init__(self, service: PyroDeferredService, workers: Workers,
+                 link: StreamLink) -> None:
         self.stream_id = link.streamId
         self._service = service
         self._workers = workers
         self._link = link
         self._busy = False  # one of our calls is submitted and not handed back yet
-        self._waiting: deque[_Call] = deque()  # ours, not submitted yet, in order
+        self._waiting: deque[Call] = deque()  # ours, not submitted yet, in order
         self._done = False  # no more items: ended, failed or closed
         self._error: BaseException | None = None  # for the next next(), once
         self._finalizer = weakref.finalize(self, workers.reactor.callFromThread,
@@ -450,7 +217,7 @@ class ItemStream:
 
     # -- internals (reactor thread) ----------------------------------------------------------
 
-    def _add(self, call: _Call) -> None:
+    def _add(self, call: Call) -> None:
         call.link = self._link
         call.onDone = self._handedBack
         if self._busy:
@@ -459,7 +226,7 @@ class ItemStream:
             self._busy = True
             self._service._enqueue(self._workers, call)
 
-    def _handedBack(self, call: _Call) -> None:
+    def _handedBack(self, call: Call) -> None:
         """One of our calls is back (done, skipped, cancelled or failed by close())."""
         self._busy = False
         if self._link.released or self._workers.closed:
@@ -607,7 +374,7 @@ def _callBatch(proxy: Pyro4.Proxy, calls: list[tuple[str, tuple[Any, ...], dict[
     return collected
 
 
-def _nextItem(proxy: Pyro4.Proxy, workers: _Workers, link: _StreamLink) -> Any:
+def _nextItem(proxy: Pyro4.Proxy, workers: Workers, link: StreamLink) -> Any:
     """Worker thread, on the stream's own proxy: what ``_StreamResultIterator.__next__`` does.
     Any exception ends the stream: the server drops a stream whose iterator raised (its
     ``StopIteration`` included), and a communication error lost the connection it lived on."""
@@ -622,19 +389,13 @@ def _nextItem(proxy: Pyro4.Proxy, workers: _Workers, link: _StreamLink) -> Any:
         raise
 
 
-def _closeStreamNow(proxy: Pyro4.Proxy, streamId: str) -> None:
-    """Worker (or stopper) thread: Pyro4's ``close_stream``, oneway, as its iterator sends it."""
-    proxy._pyroInvoke("close_stream", [streamId], {}, flags=Pyro4.message.FLAGS_ONEWAY,
-                      objectId=constants.DAEMON_NAME)
-
-
-def _closeStream(proxy: Pyro4.Proxy, workers: _Workers, link: _StreamLink) -> None:
+def _closeStream(proxy: Pyro4.Proxy, workers: Workers, link: StreamLink) -> None:
     """Worker thread, on the stream's own proxy: drop the stream on the server, then free
     the proxy. A lost connection took the stream with it (Pyro4's iterator sends nothing
     then either)."""
     try:
         if proxy._pyroConnection is not None:
-            _closeStreamNow(proxy, link.streamId)
+            sendCloseStream(proxy, link.streamId)
     finally:
         workers.unpin(link)
 
@@ -714,9 +475,9 @@ class PyroDeferredService:
         self._reactor = reactor
         self._maxWorkers = max_workers
         self._name = name or f"PyroDeferredService({proxy._pyroUri})"
-        self._workers: _Workers | None = None
+        self._workers: Workers | None = None
         self._generation = 0  # bumped by every _pyro* write; workers re-copy when it changed
-        self._stopping: set[_Workers] = set()
+        self._stopping: set[Workers] = set()
         self._waiters: list[defer.Deferred[None]] = []
         self._triggerID: tuple[ReactorForService, Any] | None = None
 
@@ -816,18 +577,18 @@ class PyroDeferredService:
         return call.deferred
 
     def _newCall(self, operation: Callable[..., Any], args: tuple[Any, ...],
-                 description: str, internal: bool = False) -> _Call:
+                 description: str, internal: bool = False) -> Call:
         """Reactor thread: a call carrying the caller's Pyro4 call context (an ``internal``
         one, made by the service itself, neither takes nor clears it)."""
         if internal:
-            return _Call(operation, args, description, {}, None, self._generation)
+            return Call(operation, args, description, {}, None, self._generation)
         context = Pyro4.current_context
-        call = _Call(operation, args, description, dict(context.annotations),
+        call = Call(operation, args, description, dict(context.annotations),
                      context.correlation_id, self._generation)
         context.annotations = {}  # Pyro4 clears the caller's annotations after each call
         return call
 
-    def _enqueue(self, workers: _Workers, call: _Call) -> None:
+    def _enqueue(self, workers: Workers, call: Call) -> None:
         """Reactor thread: hand ``call`` to ``workers``' threads, starting one more if all are
         busy (as Twisted's ThreadPool would)."""
         pool = workers.pool
@@ -845,10 +606,10 @@ class PyroDeferredService:
         workers.inFlight += 1
         pool.jobs.put(call)
 
-    def _start(self) -> _Workers:
+    def _start(self) -> Workers:
         if self._workers is None:
             reactor = self._reactor if self._reactor is not None else _globalReactor()
-            workers = _Workers(self._name, self._maxWorkers, reactor)
+            workers = Workers(self._name, self._maxWorkers, reactor)
             self._workers = workers
             if self._triggerID is None:
                 self._triggerID = (reactor, reactor.addSystemEventTrigger(
@@ -857,7 +618,7 @@ class PyroDeferredService:
                        service=self, count=self._maxWorkers)
         return self._workers
 
-    def _run(self, workers: _Workers) -> None:
+    def _run(self, workers: Workers) -> None:
         """Worker thread: run calls from the queue until told to exit. The thread's own copy
         of the proxy lives here, made anew when a ``_pyro*`` setting changed after it was
         made."""
@@ -903,7 +664,7 @@ class PyroDeferredService:
                         # the stream. Not supported; drop it at once.
                         nested, call.outcome = call.outcome, None
                         nested.proxy = None
-                        _closeStreamNow(target, nested.streamId)
+                        sendCloseStream(target, nested.streamId)
                         raise Pyro4.errors.PyroError(
                             "an item stream's item is an iterator: not supported")
                     if link is None and isinstance(call.outcome,
@@ -924,7 +685,7 @@ class PyroDeferredService:
                              call=call.description)
             del call  # an idle thread keeps no result alive
 
-    def _copyProxy(self, workers: _Workers, old: Pyro4.Proxy | None,
+    def _copyProxy(self, workers: Workers, old: Pyro4.Proxy | None,
                    generation: int) -> tuple[Pyro4.Proxy, int]:
         """Worker thread: a fresh copy of the wrapped proxy (releasing the ``old`` one) and the
         settings generation it reflects."""
@@ -944,7 +705,7 @@ class PyroDeferredService:
             workers.copies.append(proxy)
         return proxy, max(current, generation)
 
-    def _drain(self, workers: _Workers) -> None:
+    def _drain(self, workers: Workers) -> None:
         """Reactor thread: fire the Deferreds of every finished call, batch after batch, until
         none is left (calls finishing meanwhile need no wake-up of their own)."""
         while True:
@@ -959,13 +720,13 @@ class PyroDeferredService:
                     _log.failure("{service!r}: delivering {call}", service=self,
                                  call=call.description)
 
-    def _deliver(self, workers: _Workers, call: _Call) -> None:
+    def _deliver(self, workers: Workers, call: Call) -> None:
         """Reactor thread: fire the call's Deferred, unless it was cancelled or closed."""
         workers.pending.discard(call)
         deferred = call.deferred
         if call.onDone is not None:
             call.onDone(call)  # first, so the stream's state is current in the callbacks
-        if isinstance(call.outcome, _StreamLink) and not call.failed:
+        if isinstance(call.outcome, StreamLink) and not call.failed:
             link, call.outcome = call.outcome, None
             if deferred.called:
                 self._abandonStream(workers, link)
@@ -985,7 +746,7 @@ class PyroDeferredService:
         else:
             deferred.callback(call.outcome)
 
-    def _stop(self, workers: _Workers) -> None:
+    def _stop(self, workers: Workers) -> None:
         with workers.lock:
             workers.closed = True
         pending, workers.pending = workers.pending, set()
@@ -1006,7 +767,7 @@ class PyroDeferredService:
 
         threading.Thread(target=stopInThread, name=f"{self._name}-stopper", daemon=True).start()
 
-    def _stopped(self, workers: _Workers) -> None:
+    def _stopped(self, workers: Workers) -> None:
         """Reactor thread: a generation of workers has exited."""
         self._stopping.discard(workers)
         _log.debug("{service!r}: worker threads stopped", service=self)
@@ -1018,7 +779,7 @@ class PyroDeferredService:
         for waiter in waiters:
             waiter.callback(None)
 
-    def _abandonStream(self, workers: _Workers, link: _StreamLink) -> None:
+    def _abandonStream(self, workers: Workers, link: StreamLink) -> None:
         """Reactor thread: close a stream nobody will read (its ``call`` was cancelled, or its
         ItemStream was garbage collected unclosed). After close() the stopper does it."""
         if workers.closed or link.released:
@@ -1039,200 +800,3 @@ class PyroDeferredService:
         # The reactor is firing this trigger: it must not be removed any more.
         self._triggerID = None
         return self.close()
-
-
-# --------------------------------------------------------------------------------------------
-# PyroPatientProxy
-# --------------------------------------------------------------------------------------------
-
-def _isPermanent(error: BaseException | None) -> bool:
-    """Errors that waiting cannot cure: protocol and security errors. Pyro4 wraps them: a wrong
-    HMAC key arrives as a CommunicationError caused by a SecurityError, or, from the name
-    server, as a NamingError caused by that CommunicationError; so follow the causes."""
-    permanent = (Pyro4.errors.ProtocolError, Pyro4.errors.SecurityError)
-    for _ in range(5):
-        if error is None:
-            return False
-        if isinstance(error, permanent):
-            return True
-        error = error.__cause__
-    return False
-
-
-class PyroPatientProxy(Pyro4.Proxy):
-    """A ``Pyro4.Proxy`` that waits for its name server, object or daemon to show up.
-
-    .. warning:: **This proxy BLOCKS its caller while it waits** (by default up to a day).
-       Never call it from the reactor thread: wrap it in a ``PyroDeferredService``, which runs
-       it in worker threads, or use it from a thread of your own.
-
-    Whenever it has to connect (first call, ``_pyroBind()``, metadata, after a lost
-    connection), it tries to resolve its URI through the name server (``PYRONAME:`` /
-    ``PYROMETA:``) and to connect and handshake; when that fails with a naming or
-    communication error it sleeps and tries again, at most once every ``retry_interval``
-    seconds, ``max_tries`` times, then raises ``NamingError`` (the name server or name never
-    appeared) or ``CommunicationError`` (the object's daemon never answered) naming the URI.
-    Protocol and security errors (a wrong HMAC key...) are raised at once: waiting will not fix
-    them. Once connected, calls behave exactly as with ``Pyro4.Proxy``; a lost connection is
-    reconnected patiently at the next call. A proxy bound to a direct ``PYRO:`` URI that it got
-    from the name server falls back to the name server when that address stops answering (the
-    object may have moved, e.g. to a new port after a restart).
-
-    It logs (``twisted.logger``, namespace ``pyro.proxy``) when it finds the name server, when
-    it loses it, and when it starts waiting or gives up.
-
-    Settings are attributes, so that ``copy.copy`` (used by Pyro4's async machinery and by
-    ``PyroDeferredService``) keeps them: ``_pyroRetryInterval``, ``_pyroMaxTries``,
-    ``_pyroSleep`` (the function used to wait: inject a fake one in tests).
-
-    :param retry_interval: seconds between the starts of two tries.
-    :param max_tries: how many tries before giving up (at least 1; 1 means no patience).
-    :param sleep: ``sleep(seconds)``; ``time.sleep`` by default.
-    """
-
-    # Pyro4's Proxy.__setattr__ accepts only its own attribute names (anything else is taken
-    # for a remote attribute, which needs a connection); these are ours. Class defaults as
-    # well, because Proxy.__getattr__ would fetch remote metadata for a missing one (e.g. on
-    # an instance made by unpickling, which skips __init__).
-    _pyroPatientAttributes = frozenset(
-        {"_pyroRetryInterval", "_pyroMaxTries", "_pyroSleep", "_pyroPatientUri",
-         "_pyroNameServerFound"})
-    _pyroRetryInterval: float = DEFAULT_RETRY_INTERVAL
-    _pyroMaxTries: int = DEFAULT_MAX_TRIES
-    _pyroSleep: Callable[[float], None] = staticmethod(time.sleep)  # type: ignore[assignment]
-    _pyroPatientUri: Pyro4.URI | None = None  # the URI as given, before any binding
-    _pyroNameServerFound: bool | None = None  # None: not asked yet
-
-    def __init__(self, uri: str | Pyro4.URI, connected_socket: Any = None,
-                 retry_interval: float = DEFAULT_RETRY_INTERVAL,
-                 max_tries: int = DEFAULT_MAX_TRIES,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        if max_tries < 1:
-            raise ValueError("max_tries must be at least 1")
-        if retry_interval < 0:
-            raise ValueError("retry_interval must not be negative")
-        self._pyroRetryInterval = retry_interval
-        self._pyroMaxTries = max_tries
-        self._pyroSleep = sleep
-        super().__init__(uri, connected_socket)
-        self._pyroPatientUri = Pyro4.URI(self._pyroUri)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in PyroPatientProxy._pyroPatientAttributes:
-            object.__setattr__(self, name, value)
-        else:
-            super().__setattr__(name, value)
-
-    def __copy__(self) -> PyroPatientProxy:
-        duplicate = super().__copy__()
-        duplicate._pyroRetryInterval = self._pyroRetryInterval
-        duplicate._pyroMaxTries = self._pyroMaxTries
-        duplicate._pyroSleep = self._pyroSleep
-        if self._pyroPatientUri is not None:
-            duplicate._pyroPatientUri = Pyro4.URI(self._pyroPatientUri)
-        duplicate._pyroNameServerFound = self._pyroNameServerFound  # log changes, not copies
-        return duplicate
-
-    def _pyroReconnect(self, tries: int | None = None) -> None:
-        """Release the connection and connect again, patiently: ``tries`` tries (default
-        ``_pyroMaxTries``), ``_pyroRetryInterval`` apart, waiting with ``_pyroSleep``."""
-        self._pyroRelease()
-        with self._Proxy__pyroConnLock:
-            self._pyroPatientlyConnect(replaceUri=False, maxTries=tries or self._pyroMaxTries)
-
-    def _Proxy__pyroCreateConnection(self, replaceUri: bool = False,
-                                     connected_socket: Any = None) -> bool:
-        # Pyro4 funnels every connection (first call, _pyroBind, metadata, reconnects) through
-        # the name-mangled Proxy.__pyroCreateConnection; Python looks the mangled name up on
-        # the instance's class, so this override catches them all.
-        if connected_socket is not None:
-            return super()._Proxy__pyroCreateConnection(replaceUri, connected_socket)
-        with self._Proxy__pyroConnLock:
-            if self._pyroConnection is not None:
-                return False
-            return self._pyroPatientlyConnect(replaceUri, self._pyroMaxTries)
-
-    def _pyroPatientlyConnect(self, replaceUri: bool, maxTries: int) -> bool:
-        """Connect, trying up to ``maxTries`` times; called with the connection lock held."""
-        logical = self._pyroPatientUri or self._pyroUri
-        began = time.monotonic()
-        lastError: Pyro4.errors.PyroError | None = None
-        for attempt in range(1, maxTries + 1):
-            started = time.monotonic()
-            try:
-                return self._pyroConnectOnce(replaceUri, retrying=attempt > 1)
-            except (Pyro4.errors.NamingError, Pyro4.errors.CommunicationError) as error:
-                if _isPermanent(error):
-                    raise
-                lastError = error
-            if attempt == 1 and maxTries > 1:
-                _log.info("{uri} is not available yet ({error}); trying again every {interval}s"
-                          " up to {tries} times", uri=str(logical), error=lastError,
-                          interval=self._pyroRetryInterval, tries=maxTries)
-            else:
-                _log.debug("{uri}: try {attempt} of {tries} failed: {error}", uri=str(logical),
-                           attempt=attempt, tries=maxTries, error=lastError)
-            if attempt < maxTries:
-                self._pyroSleep(max(0.0, self._pyroRetryInterval -
-                                    (time.monotonic() - started)))
-        assert lastError is not None
-        kind = (Pyro4.errors.NamingError if isinstance(lastError, Pyro4.errors.NamingError)
-                else Pyro4.errors.CommunicationError)
-        direct = "" if self._pyroUri == logical else f" (last bound to {self._pyroUri})"
-        message = (f"gave up on {logical}{direct} after {maxTries} tries in "
-                   f"{time.monotonic() - began:.1f}s: {lastError}")
-        _log.warn("{message}", message=message)
-        raise kind(message) from lastError
-
-    def _pyroConnectOnce(self, replaceUri: bool, retrying: bool) -> bool:
-        """Resolve (through the name server, logging what happens to it), then let Pyro4's own
-        code connect to the resolved URI; no second lookup."""
-        previous: Pyro4.URI = self._pyroUri  # type: ignore[has-type]
-        logical = self._pyroPatientUri or previous
-        # After a failure, a proxy bound to an address it got from the name server asks the
-        # name server again: the object may have moved.
-        source = logical if retrying and logical.protocol != "PYRO" else previous
-        target = self._pyroResolve(source)
-        self._pyroUri = target  # Pyro4 resolves self._pyroUri; a PYRO: URI resolves to itself
-        try:
-            connected = super()._Proxy__pyroCreateConnection(replaceUri)
-        except BaseException:
-            self._pyroUri = previous
-            raise
-        if not replaceUri and previous.protocol != "PYRO":
-            # Not bound: keep the logical URI, so that the next connection resolves again
-            # (what Pyro4 does). A bound proxy keeps the fresh direct address.
-            self._pyroUri = previous
-        return connected
-
-    def _pyroResolve(self, uri: Pyro4.URI) -> Pyro4.URI:
-        """``Pyro4.core._resolve``, split so that we know whether the name server answered."""
-        if uri.protocol == "PYRO":
-            return uri
-        try:
-            nameserver = Pyro4.naming.locateNS(uri.host, uri.port, hmac_key=self._pyroHmacKey)
-        except Pyro4.errors.NamingError:
-            self._pyroNameServerLost(uri)
-            raise
-        if not self._pyroNameServerFound:
-            _log.info("found the name server {ns} for {uri}", ns=str(nameserver._pyroUri),
-                      uri=str(uri))
-            self._pyroNameServerFound = True
-        with nameserver:
-            try:
-                if uri.protocol == "PYRONAME":
-                    return nameserver.lookup(uri.object)
-                candidates = nameserver.list(metadata_all=uri.object)
-            except Pyro4.errors.CommunicationError:
-                self._pyroNameServerLost(uri)
-                raise
-        if not candidates:
-            raise Pyro4.errors.NamingError(
-                f"no registrations available with desired metadata properties {uri.object}")
-        return Pyro4.URI(random.choice(list(candidates.values())))
-
-    def _pyroNameServerLost(self, uri: Pyro4.URI) -> None:
-        if self._pyroNameServerFound:
-            _log.warn("lost the name server for {uri}", uri=str(uri))
-        self._pyroNameServerFound = False
-

@@ -140,10 +140,12 @@ class _NameServerQuery(DatagramProtocol):
     def startProtocol(self) -> None:
         # Twisted's UDP ports do not broadcast unless told (Pyro4's createBroadcastSocket
         # sets SO_BROADCAST too)
+        assert self.transport is not None
         self.transport.setBroadcastAllowed(True)
         self._send()
 
     def _send(self) -> None:
+        assert self.transport is not None
         for address in self._addresses:
             try:
                 self.transport.write(b"GET_NSURI", (address, self._port))
@@ -199,7 +201,7 @@ async def _broadcast_lookup(clock: Any, port: int) -> URI | None:
     query = _NameServerQuery(clock, addresses, port, BROADCAST_TRIES, BROADCAST_WAIT)
     try:
         # an ephemeral port on every interface, as Pyro4's unbound broadcast socket
-        udp = clock.listenUDP(0, query, interface="")
+        udp = clock.listenUDP(0, query, interface="", maxPacketSize=8192)
     except CannotListenError as exc:
         log.warn("name server broadcast skipped: {error}", error=exc)
         return None
