@@ -27,7 +27,7 @@ from typing import Any
 from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
 from Pyro4.core import Daemon
-from twisted.internet import defer, tcp
+from twisted.internet import defer, endpoints, tcp
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
@@ -401,8 +401,15 @@ class Pyro4ProtocolFactory(ServerFactory):
     def listen(self, endpoint: Any) -> defer.Deferred[Any]:
         """Listen on an ``IStreamServerEndpoint``; the first port names the URIs by default.
 
-        The factory remembers its ports so :meth:`close` can stop them.
+        ``endpoint`` may also be an endpoint description string, as ``twistd`` and
+        ``serverFromString`` take them (``"tcp:9090:interface=127.0.0.1"``,
+        ``"unix:/run/pyro.sock"``, ``"ssl:9443:privateKey=key.pem:certKey=cert.pem"``),
+        resolved on this factory's reactor. The factory remembers its ports so
+        :meth:`close` can stop them.
         """
+        if isinstance(endpoint, str):
+            endpoint = endpoints.serverFromString(self.reactor, endpoint)
+
         def listening(port: Any) -> Any:
             self.ports.append(port)
             self._address_from(port.getHost())

@@ -12,13 +12,17 @@ import functools
 import os
 import shutil
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import Pyro4
 from Pyro4 import errors
+from Pyro4.core import SerializedBlob
 from twisted.internet import defer, reactor, task, threads
+from twisted.internet.protocol import Factory, Protocol
+from twisted.python.threadable import isInIOThread
 from twisted.trial.unittest import TestCase
 
 from pyro.client import DeferredProxy, ItemStream, locate_ns, resolve
@@ -72,6 +76,15 @@ class Servant:
 
     def correlation(self) -> str:
         return str(Pyro4.current_context.correlation_id)
+
+    def blob(self, blob: Any) -> list[Any]:
+        return [type(blob).__name__, blob.info, blob.deserialized()]
+
+    def slow(self, seconds: float) -> Any:
+        if isInIOThread():  # our server, without a thread pool: do not block the reactor
+            return task.deferLater(reactor, seconds, lambda: "slept")
+        time.sleep(seconds)  # a Pyro4 daemon's worker
+        return "slept"
 
 
 async def _eventually(check: Callable[[], Any], tries: int = 200) -> Any:
@@ -183,6 +196,16 @@ class ClientTests:
         self.assertEqual(await proxy.add(1, 2), 3)
 
     @async_test
+    async def test_item_stream_requests_take_their_turn(self) -> None:
+        proxy = self.proxy(self.serve(Servant()), max_connections=1, max_in_flight=1)
+        stream = await proxy.count(3)
+        calls = [stream.next(), proxy.add(1, 2), stream.next(), stream.next(), stream.next()]
+        self.assertTrue(repr(proxy).endswith(" 1 in flight, 4 queued>"), repr(proxy))
+        results = await defer.DeferredList(calls, consumeErrors=True)
+        self.assertEqual([value if ok else value.type for ok, value in results],
+                         [0, 3, 1, 2, StopAsyncIteration])
+
+    @async_test
     async def test_hmac(self) -> None:
         uri = self.serve(Servant(), hmac_key=b"secret")
         self.assertEqual(await self.proxy(uri, hmac_key="secret").add(1, 2), 3)
@@ -228,6 +251,49 @@ class ClientTests:
         proxy = self.proxy(self.serve(Servant()))
         # a timeout long enough not to fire: the call succeeds, no timer is left behind
         self.assertEqual(await proxy.invoke("add", (1, 2), timeout=30), 3)
+
+    @async_test
+    async def test_commtimeout_is_the_default_timeout(self) -> None:
+        uri = self.serve(Servant())
+        with peers.config_changed(COMMTIMEOUT=0.2):
+            proxy = self.proxy(uri)  # read now, as a Pyro4.Proxy reads it when made
+            patient = self.proxy(uri, timeout=None)  # an explicit argument wins
+        self.assertEqual((proxy.timeout, patient.timeout), (0.2, None))
+        self.assertEqual(await proxy.add(1, 2), 3)
+        exc = await _failure_of(proxy.slow(0.5))
+        self.assertIsInstance(exc, errors.TimeoutError)
+        self.assertEqual(await patient.slow(0.4), "slept")  # (outlasts the first slow())
+        self.assertEqual(await proxy.invoke("slow", (0.3,), timeout=10), "slept")
+        self.assertEqual(await proxy.add(2, 2), 4)  # the late reply was dropped
+
+    @async_test
+    async def test_serialized_blob(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        value = [1, "two", {"three": 3.0}]
+        self.assertEqual(await proxy.blob(SerializedBlob("info", value)),
+                         ["SerializedBlob", "info", value])
+        self.assertEqual(await proxy.blob(SerializedBlob(("id", 7), "x" * 5000)),
+                         ["SerializedBlob", ("id", 7), "x" * 5000])
+        exc = await _failure_of(proxy.blob(SerializedBlob("info", value), 2))
+        self.assertIsInstance(exc, errors.SerializeError)
+
+    @async_test
+    async def test_serialized_blob_through_a_gateway(self) -> None:
+        """A servant of ours passes a received blob on, undecoded, to this test's server."""
+        target = self.proxy(self.serve(Servant()))  # serpent
+        factory = servers.serve(self)
+
+        @Pyro4.expose
+        class Gateway:
+            def forward(self, blob: SerializedBlob) -> defer.Deferred[Any]:
+                assert blob._contains_blob  # still serialized
+                return target.blob(blob)
+
+        # The client speaks marshal: the blob goes on in marshal, which Pyro4's own proxy
+        # would have labelled serpent (its serializer) and the target could not decode.
+        proxy = self.proxy(factory.register(Gateway()), serializer="marshal")
+        self.assertEqual(await proxy.forward(SerializedBlob("info", [1, 2, 3])),
+                         ["SerializedBlob", "info", [1, 2, 3]])
 
     @async_test
     async def test_pyroname_through_a_real_name_server(self) -> None:
@@ -331,6 +397,26 @@ class WithoutAServerTests(TestCase):
         exc = await _failure_of(proxy.add(1, 2))
         self.assertIsInstance(exc, errors.CommunicationError)
         self.assertIn("cannot connect", str(exc))
+
+    @async_test
+    async def test_commtimeout_bounds_the_handshake(self) -> None:
+        gone: defer.Deferred[None] = defer.Deferred()
+
+        class Silent(Protocol):  # accepts, then never answers the CONNECT
+            def connectionLost(self, reason: Any = None) -> None:
+                gone.callback(None)
+
+        port = reactor.listenTCP(0, Factory.forProtocol(Silent), interface="127.0.0.1")
+        self.addCleanup(port.stopListening)
+        with peers.config_changed(COMMTIMEOUT=0.2):
+            proxy = DeferredProxy("PYRO:thing@127.0.0.1:%d" % port.getHost().port)
+        self.addCleanup(proxy.close)
+        started = time.monotonic()
+        exc = await _failure_of(proxy.connect())
+        self.assertIsInstance(exc, errors.TimeoutError)
+        self.assertIn("no handshake reply within 0.2 seconds", str(exc))
+        self.assertLess(time.monotonic() - started, 5)
+        await gone
 
     @async_test
     async def test_no_name_server(self) -> None:

@@ -551,6 +551,10 @@ class BroadcastLookupTests(TestCase):
         self.assertIsInstance(exc, errors.NamingError)
         exc = await _failure_of(resolve("PYRONAME:test.thing", broadcast=False))
         self.assertIsInstance(exc, errors.NamingError)
+        proxy = DeferredProxy("PYRONAME:test.thing", broadcast=False)
+        self.addCleanup(proxy.close)
+        exc = await _failure_of(proxy.connect())
+        self.assertIsInstance(exc, errors.NamingError)
         self.assertEqual(server.requests, 0)
 
     @async_test

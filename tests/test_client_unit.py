@@ -8,10 +8,13 @@ a refused connection, a lost connection, a clock that jumps.
 
 from __future__ import annotations
 
+import marshal
 import uuid
 from typing import Any
 
+import Pyro4
 from Pyro4 import constants, errors, util
+from Pyro4.core import SerializedBlob
 from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
@@ -787,3 +790,276 @@ class ClientUnitTests(TestCase):
         self.peer().refuse()
         self.successResultOf(proxy.close())
         self.failureResultOf(d, errors.ConnectionClosedError)
+
+    # -- Pyro4.config.COMMTIMEOUT ---------------------------------------------------------
+
+    def test_commtimeout_is_the_default_call_timeout(self) -> None:
+        from . import peers
+        peers.patch_config(self, COMMTIMEOUT=5.0)
+        proxy = self.proxy()
+        explicit = self.proxy(timeout=20)
+        unbounded = self.proxy(timeout=None)  # an explicit None wins too: no timeout
+        peers.patch_config(self, COMMTIMEOUT=0.0)  # read when the proxy was made, as Pyro4
+        self.assertEqual((proxy.timeout, proxy._pyroTimeout), (5.0, 5.0))
+        self.assertEqual((explicit.timeout, unbounded.timeout), (20, None))
+        self.assertIsNone(self.proxy().timeout)  # 0 (Pyro4's default): no timeout
+        d, per_call = proxy.add(1, 2), proxy.invoke("add", (2, 2), timeout=None)
+        peer = self.connected(proxy)
+        first, second = peer.received()
+        self.reactor.advance(5)
+        failure = self.failureResultOf(d, errors.TimeoutError)
+        self.assertIn("after 5.0 seconds", str(failure.value))
+        self.assertNoResult(per_call)  # the per-call argument wins over COMMTIMEOUT
+        peer.reply(first, 3)
+        peer.reply(second, 4)
+        self.assertEqual(self.successResultOf(per_call), 4)
+        proxy._pyroTimeout = 0  # Pyro4's setter, 0 meaning none
+        self.assertIsNone(proxy.timeout)
+        self.close(proxy, peer)
+
+    def test_commtimeout_bounds_connecting_and_the_handshake(self) -> None:
+        from . import peers
+        peers.patch_config(self, COMMTIMEOUT=5.0)
+        proxy, explicit = self.proxy(), self.proxy(connect_timeout=30)
+        bound, other = proxy.connect(), explicit.connect()
+        self.assertEqual([client[3] for client in self.reactor.tcpClients], [5.0, 30])
+        peer, other_peer = self.peer(0).accept(), self.peer(1).accept()  # silent servers
+        self.reactor.advance(5)
+        self.assertTrue(peer.transport.disconnected)
+        peer.lose()
+        failure = self.failureResultOf(bound, errors.TimeoutError)
+        self.assertIn("no handshake reply within 5.0 seconds", str(failure.value))
+        self.assertNoResult(other)  # connect_timeout given: it wins
+        other_peer.connect_ok()
+        self.successResultOf(other)
+        self.close(proxy)
+        self.close(explicit, other_peer)
+        self.reactor.advance(10)  # the backoff window
+
+    def test_without_commtimeout_connecting_waits_30_seconds(self) -> None:
+        proxy = self.proxy()
+        self.assertIsNone(proxy.timeout)
+        waiting = proxy.connect()
+        timed = self.proxy(timeout=7)  # a timeout given to the proxy bounds connecting too
+        timed_waiting = timed.connect()
+        self.assertEqual([client[3] for client in self.reactor.tcpClients], [30.0, 7])
+        self.close(proxy)
+        self.close(timed)
+        for d in (waiting, timed_waiting):  # closing fails who waited for a connection
+            self.failureResultOf(d, errors.ConnectionClosedError)
+
+    # -- SerializedBlob (KEEPSERIALIZED) --------------------------------------------------
+
+    def test_serialized_blob_is_sent_as_pyro4_sends_it(self) -> None:
+        proxy = self.proxy()
+        d = proxy.echo(SerializedBlob("info", [1, {"two": 2}]))
+        peer = self.connected(proxy)
+        (msg,) = peer.received()
+        self.assertTrue(msg.flags & wire.FLAGS_KEEPSERIALIZED)
+        self.assertEqual(marshal.loads(msg.annotations["BLBI"]), ("info", "obj", "echo"))
+        self.assertEqual(msg.serializer_id, SERPENT.serializer_id)
+        # what Pyro4's Proxy sends: the blob's data as the call's vargs
+        self.assertEqual(msg.data, SERPENT.serializeCall("obj", "echo", [1, {"two": 2}], {})[0])
+        received = SerializedBlob(*marshal.loads(msg.annotations["BLBI"])[:1], msg, is_blob=True)
+        self.assertEqual(received.deserialized(), [1, {"two": 2}])  # as a servant sees it
+        peer.reply(msg, "ok")
+        self.assertEqual(self.successResultOf(d), "ok")
+        self.close(proxy, peer)
+
+    def test_serialized_blob_must_be_the_only_argument(self) -> None:
+        proxy = self.proxy()
+        blob = SerializedBlob("info", [1])
+        for d in (proxy.echo(blob, 2), proxy.invoke("echo", (blob,), {"x": 1})):
+            failure = self.failureResultOf(d, errors.SerializeError)
+            self.assertIn("must be the only argument", str(failure.value))
+        d = proxy.echo(1, blob)  # as in Pyro4, only a first argument is a blob
+        peer = self.connected(proxy)
+        (msg,) = peer.received()
+        self.assertFalse(msg.flags & wire.FLAGS_KEEPSERIALIZED)
+        self.assertNotIn("BLBI", msg.annotations)
+        peer.reply(msg, None)
+        self.successResultOf(d)
+        self.close(proxy, peer)
+
+    def test_received_blob_is_passed_on_untouched(self) -> None:
+        # (not json: Pyro4's SerializedBlob.deserialized() unpacks json's call dict, and
+        # returns its key "params" instead of the data)
+        marshal_ = util.get_serializer("marshal")
+        data, compressed = marshal_.serializeCall("elsewhere", "orig", ["x" * 500], {},
+                                                  compress=True)
+        self.assertTrue(compressed)
+        received = wire.Message(wire.MSG_INVOKE, data, marshal_.serializer_id,
+                                wire.FLAGS_KEEPSERIALIZED | wire.FLAGS_COMPRESSED, 7,
+                                {"BLBI": marshal.dumps(("info", "elsewhere", "orig"))})
+        proxy = self.proxy()  # serpent; the blob keeps its own serializer
+        d = proxy.echo(SerializedBlob("info", received, is_blob=True))
+        peer = self.connected(proxy)
+        (msg,) = peer.received()
+        self.assertEqual((msg.data, msg.serializer_id), (data, marshal_.serializer_id))
+        self.assertEqual(msg.flags & (wire.FLAGS_KEEPSERIALIZED | wire.FLAGS_COMPRESSED),
+                         wire.FLAGS_KEEPSERIALIZED | wire.FLAGS_COMPRESSED)
+        self.assertEqual(marshal.loads(msg.annotations["BLBI"]), ("info", "obj", "echo"))
+        self.assertEqual(SerializedBlob("info", msg, is_blob=True).deserialized(), ["x" * 500])
+        peer.send(wire.MSG_RESULT, "ok", msg.seq, serializer=marshal_)  # the reply, too
+        self.assertEqual(self.successResultOf(d), "ok")
+        self.close(proxy, peer)
+
+    def test_serialized_blob_names_the_resolved_object(self) -> None:
+        proxy = self.proxy("PYRONAME:thing", ns_uri=NS_URI, hmac_key=b"key")
+        d = proxy.echo(SerializedBlob(("id", 1), "payload"))
+        ns = self.peer(hmac_key=b"key").accept()
+        ns.connect_ok(meta=NS_META)
+        (lookup,) = ns.received()
+        from Pyro4.core import URI as PyroURI
+        ns.reply(lookup, PyroURI("PYRO:resolved@127.0.0.1:9999"))
+        ns.lose()
+        peer = self.connected(proxy, hmac_key=b"key")  # the HMAC covers BLBI
+        (msg,) = peer.received()
+        self.assertEqual(marshal.loads(msg.annotations["BLBI"]),
+                         (("id", 1), "resolved", "echo"))
+        self.assertEqual(SerializedBlob("?", msg, is_blob=True).deserialized(), "payload")
+        peer.reply(msg, None)
+        self.successResultOf(d)
+        self.close(proxy, peer)
+
+    # -- item stream requests under the proxy's bounds ------------------------------------
+
+    def open_stream(self, proxy: DeferredProxy, peer: Peer | None = None,
+                    stream_id: bytes = b"s") -> tuple[ItemStream, Peer]:
+        """Call ``count`` and answer with an item stream (on a new connection if no peer)."""
+        d = proxy.count(3)
+        if peer is None:
+            peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply_stream(call, stream_id)
+        return self.successResultOf(d), peer
+
+    def test_stream_requests_count_toward_max_in_flight(self) -> None:
+        proxy = self.proxy(max_connections=1, max_in_flight=2)
+        stream, peer = self.open_stream(proxy)
+        calls = [proxy.add(1, 0), proxy.add(2, 0)]
+        item = stream.next()  # two calls in flight already: it waits
+        later = proxy.add(3, 0)
+        first, second = peer.received()
+        self.assertEqual(proxy._in_flight, 2)
+        self.assertTrue(repr(proxy).endswith("2 in flight, 2 queued>"), repr(proxy))
+        self.assertNoResult(item)
+        peer.reply(first, 1)  # one slot free
+        (get_next,) = peer.received()  # the older one of the two waiting calls
+        self.assertEqual(peer.call_of(get_next)[1:3], ("get_next_stream_item", ["s"]))
+        self.assertEqual(proxy._in_flight, 2)
+        peer.reply(second, 2)
+        (third,) = peer.received()
+        self.assertEqual(peer.call_of(third)[2], (3, 0))
+        peer.reply(get_next, "item")
+        peer.reply(third, 3)
+        self.assertEqual([self.successResultOf(d) for d in calls + [item, later]],
+                         [1, 2, "item", 3])
+        self.assertEqual(proxy._in_flight, 0)
+        self.close(proxy, peer)
+
+    def test_stream_requests_keep_their_order(self) -> None:
+        proxy = self.proxy(max_connections=1, max_in_flight=1)
+        stream, peer = self.open_stream(proxy)
+        busy = proxy.add(0, 0)
+        (call,) = peer.received()
+        first, second, closed = stream.next(), stream.next(), stream.close()
+        self.assertEqual(peer.received(), [])
+        self.assertNoResult(closed)  # oneway: fires once written, and it is not yet
+        peer.reply(call, 0)
+        (one,) = peer.received()
+        peer.reply(one, "a")
+        (two,) = peer.received()
+        self.assertEqual(self.successResultOf(first), "a")
+        self.assertNoResult(closed)
+        peer.reply(two, "b")
+        (close,) = peer.received()
+        self.assertEqual([m.seq for m in (call, one, two, close)],
+                         [call.seq, call.seq + 1, call.seq + 2, call.seq + 3])
+        self.assertEqual(peer.call_of(close)[1:3], ("close_stream", ["s"]))
+        self.assertTrue(close.flags & wire.FLAGS_ONEWAY)
+        self.assertEqual(self.successResultOf(second), "b")
+        self.assertIsNone(self.successResultOf(closed))
+        self.assertEqual(self.successResultOf(busy), 0)
+        self.assertEqual((proxy._in_flight, proxy._pinned), (0, {}))
+        self.close(proxy, peer)
+
+    def test_stream_requests_wait_for_their_own_connection(self) -> None:
+        proxy = self.proxy(max_connections=2, max_in_flight=4)  # two per connection
+        stream, one = self.open_stream(proxy)
+        calls = [proxy.add(i, 0) for i in range(3)]
+        two = self.connected(proxy)
+        on_one = one.received()
+        self.assertEqual((len(on_one), len(two.received())), (2, 1))
+        item = stream.next()  # its connection is full: it waits, although two has room
+        self.assertEqual((one.received(), two.received()), ([], []))
+        calls.append(proxy.add(3, 0))  # not held up behind it
+        (other,) = two.received()
+        self.assertEqual(two.call_of(other)[2], (3, 0))
+        one.reply(on_one[0], 0)
+        (get_next,) = one.received()  # on the stream's connection, and nowhere else
+        self.assertEqual(one.call_of(get_next)[1:3], ("get_next_stream_item", ["s"]))
+        self.assertEqual(two.received(), [])
+        one.reply(on_one[1], 1)
+        one.reply(get_next, "item")
+        self.assertEqual(self.successResultOf(item), "item")
+        self.close(proxy, one, two)
+        self.assertEqual([self.successResultOf(d) for d in calls[:2]], [0, 1])
+        for d in calls[2:]:
+            self.failureResultOf(d, errors.ConnectionClosedError)
+
+    def test_stream_request_timing_out_in_the_queue(self) -> None:
+        proxy = self.proxy(max_connections=1, max_in_flight=1, timeout=5)
+        stream, peer = self.open_stream(proxy)
+        busy = proxy.invoke("add", (0, 0), timeout=None)
+        (call,) = peer.received()
+        item = stream.next()  # the stream's timeout is the call's: 5 s, queueing included
+        self.reactor.advance(5)
+        self.failureResultOf(item, errors.TimeoutError)
+        self.assertEqual(proxy._pinned, {})
+        peer.reply(call, 0)
+        self.assertEqual(peer.received(), [])  # the timed-out request was never sent
+        self.assertEqual((self.successResultOf(busy), proxy._in_flight), (0, 0))
+        self.close(proxy, peer)
+
+    def test_stream_requests_fail_in_order_when_the_connection_breaks(self) -> None:
+        proxy = self.proxy(max_connections=1, max_in_flight=1)
+        stream, peer = self.open_stream(proxy)
+        sent = stream.next()
+        waiting = stream.next()
+        self.assertEqual(len(peer.received()), 1)
+        order: list[str] = []
+        sent.addErrback(lambda f: order.append("sent"))
+        waiting.addErrback(lambda f: order.append("waiting"))
+        peer.lose()
+        self.assertEqual(order, ["sent", "waiting"])
+        self.assertEqual((proxy._in_flight, proxy._pinned), (0, {}))
+        self.failureResultOf(stream.next(), errors.ConnectionClosedError)
+        self.close(proxy)
+
+    def test_close_fails_waiting_stream_requests(self) -> None:
+        proxy = self.proxy(max_connections=1, max_in_flight=1)
+        stream, peer = self.open_stream(proxy)
+        busy = proxy.add(0, 0)
+        item = stream.next()
+        closed = proxy.close()
+        for d in (busy, item):
+            failure = self.failureResultOf(d, errors.ConnectionClosedError)
+            self.assertIn("proxy was closed", str(failure.value))
+        peer.lose()
+        self.successResultOf(closed)
+
+    def test_stream_requests_carry_the_proxys_annotations(self) -> None:
+        correlation_id = uuid.uuid4()
+        proxy = self.proxy(correlation_id=correlation_id)
+        stream, peer = self.open_stream(proxy)
+        self.addCleanup(setattr, Pyro4.current_context, "annotations", {})
+        Pyro4.current_context.annotations = {"XTRA": b"once"}
+        item = stream.next()
+        (get_next,) = peer.received()
+        self.assertEqual(get_next.annotations["CORR"], correlation_id.bytes)
+        self.assertEqual(get_next.annotations["XTRA"], b"once")  # used once, as Pyro4 does
+        self.assertEqual(Pyro4.current_context.annotations, {})
+        peer.reply(get_next, 1)
+        self.assertEqual(self.successResultOf(item), 1)
+        self.close(proxy, peer)

@@ -508,7 +508,7 @@ class TransportTestCase(unittest.TestCase):
         if not HAS_UNIX:
             raise unittest.SkipTest("no UNIX domain sockets here")
         path = os.path.join(self.tmp, "endpoint.sock")
-        yield self.factory.listen(serverFromString(reactor, "unix:" + path))
+        yield self.factory.listen("unix:" + path)  # a description string, as twistd takes
         self.factory.register(self.servant, "servant")
         self.assertEqual("./u:" + path, self.factory.locationStr)
         seen, _ = yield client(call_whoami, self.factory.uriFor("servant"))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import collections
 import enum
+import marshal
 from collections.abc import Callable
 from typing import Any
 
 import Pyro4
 from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
+from Pyro4.core import SerializedBlob
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -56,11 +58,14 @@ class _Call:
 
     A call is *done* once its Deferred fired or was cancelled; a reply that arrives for a done
     call is dropped (after its sequence number was checked, so the pipeline stays in sync).
+    A *pinned* call must go on one connection (``pinned``: an item stream's requests, tied
+    to the connection that returned the stream); ``ticket`` orders queued calls (a pool
+    sends the oldest first).
     """
 
     __slots__ = ("object_id", "method", "vargs", "kwargs", "flags", "annotations", "check",
                  "timeout", "deferred", "data", "data_object_id", "serializer", "sent", "done",
-                 "on_done")
+                 "on_done", "pinned", "ticket")
 
     def __init__(self, object_id: str | None, method: str, vargs: Any, kwargs: Any,
                  flags: int = 0, annotations: dict[str, bytes] | None = None,
@@ -80,14 +85,49 @@ class _Call:
         self.sent = False
         self.done = False
         self.on_done: Callable[[_Call], None] | None = None
+        self.pinned: PyroClientProtocol | None = None
+        self.ticket = 0
 
     def prepare(self, serializer: Any, object_id: str) -> None:
-        """Serialize now, so arguments are captured at call time, as Pyro4 does."""
-        data, compressed = serializer.serializeCall(object_id, self.method, self.vargs,
-                                                    self.kwargs, compress=config.COMPRESSION)
+        """Serialize now, so arguments are captured at call time, as Pyro4 does.
+
+        A ``Pyro4.core.SerializedBlob`` as the first argument is sent the way Pyro4's
+        ``Proxy._pyroInvoke`` sends it: see :meth:`_prepare_blob`.
+        """
+        vargs = self.vargs
+        if vargs and isinstance(vargs[0], SerializedBlob):
+            data, compressed, serializer = self._prepare_blob(serializer, object_id)
+        else:
+            data, compressed = serializer.serializeCall(object_id, self.method, vargs,
+                                                        self.kwargs, compress=config.COMPRESSION)
         self.data, self.data_object_id, self.serializer = data, object_id, serializer
         self.flags = (self.flags & ~wire.FLAGS_COMPRESSED) | (
             wire.FLAGS_COMPRESSED if compressed else 0)
+
+    def _prepare_blob(self, serializer: Any, object_id: str) -> tuple[bytes, Any, Any]:
+        """Pyro4's ``KEEPSERIALIZED`` request: ``(data, compressed, serializer)``.
+
+        The blob must be the only argument (else ``SerializeError``, Pyro4's message). The
+        ``BLBI`` annotation carries ``marshal.dumps((blob.info, object_id, method))``, since
+        the receiving daemon does not deserialize the data to find them. A blob that holds a
+        received message (a servant forwarding what it was given) is passed on as it is:
+        its data, its compression, and its serializer (Pyro4 would label it with the proxy's
+        serializer instead, which the receiver cannot decode when the two differ); else
+        the blob's data is serialized as the call's ``vargs``.
+        """
+        if len(self.vargs) > 1 or self.kwargs:
+            raise errors.SerializeError("if SerializedBlob is used, it must be the only argument")
+        blob = self.vargs[0]
+        self.flags |= wire.FLAGS_KEEPSERIALIZED
+        self.annotations = dict(self.annotations)
+        self.annotations["BLBI"] = marshal.dumps((blob.info, object_id, self.method))
+        if blob._contains_blob:
+            msg = blob._data
+            return (msg.data, msg.flags & wire.FLAGS_COMPRESSED,
+                    util.get_serializer_by_id(msg.serializer_id))
+        data, compressed = serializer.serializeCall(object_id, self.method, blob._data,
+                                                    self.kwargs, compress=config.COMPRESSION)
+        return data, compressed, serializer
 
     def _cancelled(self, _: defer.Deferred[Any]) -> None:
         self._finish()  # the Deferred then fails with CancelledError by itself
@@ -125,6 +165,13 @@ class PyroClientProtocol(Protocol):
         the connection stops being usable (``state`` becomes ``CLOSED``), before the calls
         concerned are completed. A pool uses it to keep its connections filed by load
         instead of scanning them all for every call and every reply.
+    :ivar scheduler: ``f(protocol, call)`` or ``None``; set by the owner of a pool. Then
+        :meth:`call` (item stream requests) does not write at once: it appends the call to
+        :attr:`waiting` and tells the scheduler, which sends the waiting calls with
+        :meth:`send`, oldest first, when its bounds allow. Without one they are written at
+        once.
+    :ivar waiting: calls pinned to this connection that were not written yet, in order; they
+        fail with the calls in flight when the connection breaks.
     """
 
     transport: Any  # set by makeConnection; TCP, UNIX and TLS transports all differ
@@ -151,6 +198,8 @@ class PyroClientProtocol(Protocol):
         self._lost = False
         self._lost_waiters: list[defer.Deferred[None]] = []
         self.on_load_change: Callable[[PyroClientProtocol], None] | None = None
+        self.scheduler: Callable[[PyroClientProtocol, _Call], None] | None = None
+        self.waiting: collections.deque[_Call] = collections.deque()
 
     @property
     def load(self) -> int:
@@ -248,14 +297,24 @@ class PyroClientProtocol(Protocol):
 
     def call(self, object_id: str, method: str, vargs: Any, kwargs: Any, flags: int = 0,
              timeout: float | None = None) -> defer.Deferred[Any]:
-        """A call pinned to this connection (item streams, metadata), serialized here."""
+        """A call pinned to this connection (item streams, metadata), serialized here.
+
+        With a :attr:`scheduler` (the connection belongs to a pool) it waits for its turn
+        behind this connection's earlier pinned calls; the ``timeout`` counts the waiting.
+        """
         call = _Call(object_id, method, vargs, kwargs, flags, timeout=timeout)
         try:
             call.prepare(self.serializer, object_id)
         except Exception:
             return defer.fail()
+        call.pinned = self
         with_timeout(call.deferred, timeout, self.clock)
-        self.send(call)
+        scheduler = self.scheduler
+        if scheduler is not None and self.state is ClientState.READY:
+            self.waiting.append(call)
+            scheduler(self, call)
+        else:
+            self.send(call)
         return call.deferred
 
     # -- replies --------------------------------------------------------------------------
@@ -354,9 +413,12 @@ class PyroClientProtocol(Protocol):
                 error.__cause__ = cause
             self.ready.errback(error)
         pending, self._pending = self._pending, collections.deque()
+        waiting, self.waiting = self.waiting, collections.deque()
         if state is not ClientState.CLOSED:
             self._load_changed()  # the pool must drop it before the failed calls' callbacks run
         for _, call in pending:
+            call.fail(error)
+        for call in waiting:  # after the older ones in flight
             call.fail(error)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import functools
+import itertools
 import math
 import os
 import re
@@ -251,20 +252,38 @@ class DeferredProxy:
         there is one attempt at a time, so an unreachable server costs one attempt per
         backoff delay.
     :param max_in_flight: calls sent but not answered, across connections; more are queued
-        (a cancelled or timed-out call frees its slot at once).
-    :param timeout: seconds per call (queueing, connecting and the reply); ``None``: none.
+        (a cancelled or timed-out call frees its slot at once). An item stream's requests
+        (``next()``, ``close()``) count too, and wait in the same queue, in order; they can
+        only go on the stream's own connection, so they wait for room there.
+    :param timeout: seconds per call (queueing, connecting and the reply); ``None`` or 0:
+        none. Not given: ``Pyro4.config.COMMTIMEOUT``, read here as a ``Pyro4.Proxy`` reads
+        it when created (its default, 0, means none). The attribute ``timeout`` (also
+        ``_pyroTimeout``, Pyro4's name) may be changed later; ``invoke(..., timeout=)``
+        overrides it per call. Pyro4 applies it to each socket operation, this proxy to the
+        whole call; either way a call stuck longer fails with ``TimeoutError``. It also
+        bounds connecting, see ``connect_timeout``.
     :param handshake: the data sent in the CONNECT handshake (Pyro4's ``_pyroHandshake``).
     :param correlation_id: a ``uuid.UUID`` sent as ``CORR`` with every message; default
         ``Pyro4.current_context.correlation_id`` at call time.
     :param ns_uri: the name server for ``PYRONAME:``/``PYROMETA:`` (default: the URI's
-        location, else ``Pyro4.config.NS_HOST``/``NS_PORT``; there is no broadcast lookup).
+        location, else the one :func:`pyro.client.locate_ns` finds as Pyro4's ``locateNS``
+        does: on this host, then by UDP broadcast unless ``broadcast=False``, then
+        ``Pyro4.config.NS_HOST``/``NS_PORT``).
+    :param broadcast: look for the name server by UDP broadcast (see ``ns_uri``).
     :param patient: keep retrying the name server (with ``backoff``) while it is not up or
         the name is not registered yet, at most ``patient_tries`` times per resolution.
     :param backoff: ``f(failed_attempts) -> seconds``; after a failed connection attempt no
         new one is made before that delay has passed (calls made meanwhile wait for it).
     :param endpoint_factory: ``f(reactor, uri, timeout) -> IStreamClientEndpoint``.
     :param connect_timeout: seconds for the TCP connection, and again for the handshake
-        reply (a server that accepts but never answers fails with ``TimeoutError``).
+        reply (a server that accepts but never answers fails with ``TimeoutError``). Not
+        given: the proxy's ``timeout`` at connection time when there is one (so
+        ``COMMTIMEOUT`` bounds connecting, as for a ``Pyro4.Proxy``), else 30 seconds.
+
+    A ``Pyro4.core.SerializedBlob`` passed as the only argument of a call travels as Pyro4
+    sends it (flag ``KEEPSERIALIZED``, annotation ``BLBI``, the blob's data serialized once
+    or, for a blob a servant received, passed on untouched): the servant receives a
+    ``SerializedBlob`` to ``deserialized()`` when it needs the data.
 
     Every public name of this class (``call``, ``invoke``, ``getattr``, ``setattr``,
     ``batch``, ``connect``, ``close``, ``uri``, ``timeout``) shadows a remote method of that
@@ -279,14 +298,17 @@ class DeferredProxy:
 
     def __init__(self, uri: str | URI, reactor: Any = None, hmac_key: bytes | str | None = None,
                  serializer: str | None = None, max_connections: int = 4,
-                 max_in_flight: int = 64, timeout: float | None = None,
+                 max_in_flight: int = 64, timeout: float | None = _DEFAULT,
                  handshake: Any = "hello", correlation_id: Any = None,
                  ns_uri: str | URI | None = None, patient: bool = False,
                  patient_tries: int = 20, backoff: Callable[[int], float] | None = None,
                  endpoint_factory: Callable[[Any, URI, float], Any] | None = None,
-                 connect_timeout: float = 30.0):
+                 connect_timeout: float | None = _DEFAULT, broadcast: bool = True):
         self.uri = uri if isinstance(uri, URI) else URI(uri)
-        self.timeout = timeout
+        self._broadcast = broadcast
+        if timeout is _DEFAULT:
+            timeout = config.COMMTIMEOUT  # when the proxy is made, as Pyro4's Proxy does
+        self.timeout: float | None = timeout or None
         self._reactor = reactor
         if hmac_key and not isinstance(hmac_key, bytes):
             hmac_key = hmac_key.encode("utf-8")
@@ -323,6 +345,24 @@ class DeferredProxy:
         self._closing = False
         self._dispatching = False
         self._redispatch = False
+        # item stream requests: the connections with some waiting (protocol.waiting), and
+        # the tickets that order them against the queue
+        self._pinned: dict[PyroClientProtocol, None] = {}
+        self._tickets = itertools.count()
+
+    @property
+    def _pyroTimeout(self) -> float | None:
+        """Pyro4's name for :attr:`timeout` (seconds per call, ``None``: no timeout)."""
+        return self.timeout
+
+    @_pyroTimeout.setter
+    def _pyroTimeout(self, timeout: float | None) -> None:
+        self.timeout = timeout or None
+
+    def _connect_wait(self) -> float:
+        if self._connect_timeout is not _DEFAULT and self._connect_timeout:
+            return self._connect_timeout
+        return self.timeout or 30.0
 
     @property
     def _clock(self) -> Any:
@@ -380,9 +420,24 @@ class DeferredProxy:
                 return call.deferred
         with_timeout(call.deferred, timeout, self._clock)
         call.on_done = self._call_done
+        call.ticket = next(self._tickets)
         self._queue.append(call)
         self._dispatch()
         return call.deferred
+
+    def _schedule_pinned(self, protocol: PyroClientProtocol, call: _Call) -> None:
+        """A call for one connection only (an item stream's ``next``/``close``) was queued.
+
+        It waits in ``protocol.waiting`` (which keeps its order against the stream's other
+        requests) and counts like any other call: it is sent, oldest first among all the
+        queued calls, once ``max_in_flight`` and that connection's share of it allow. It
+        carries the proxy's annotations (``CORR`` and the context's), as Pyro4's streams do.
+        """
+        call.annotations = {**self._pyroAnnotationsNow(), **call.annotations}
+        call.on_done = self._call_done
+        call.ticket = next(self._tickets)
+        self._pinned[protocol] = None
+        self._dispatch()
 
     def _get_serializer(self) -> Any:
         return util.get_serializer(self._serializer_name or config.SERIALIZER)
@@ -425,15 +480,44 @@ class DeferredProxy:
             self._dispatching = False
 
     def _dispatch_once(self) -> None:
-        while self._queue and self._in_flight < self._max_in_flight:
-            protocol, load = self._spare.least_loaded()
-            if protocol is None or load > 0:
-                self._maybe_open()  # no idle connection: one more would serve a call at once
-                if protocol is None or not self._queue:
-                    return  # every connection is full (or an attempt just failed the queue)
-            self._send(self._queue.popleft(), protocol)
+        while self._in_flight < self._max_in_flight:
+            pinned = self._oldest_pinned() if self._pinned else None
+            if self._queue and (pinned is None or self._queue[0].ticket < pinned.ticket):
+                protocol, load = self._spare.least_loaded()
+                if protocol is None or load > 0:
+                    self._maybe_open()  # no idle connection: one more would serve a call now
+                    if protocol is None:
+                        break  # every connection is full (pinned calls' ones too)
+                    if not self._queue:
+                        continue  # an attempt just failed the queue
+                self._send(self._queue.popleft(), protocol)
+            elif pinned is not None:
+                protocol = pinned.pinned
+                assert protocol is not None
+                waiting = protocol.waiting
+                waiting.popleft()
+                if not waiting:
+                    del self._pinned[protocol]
+                self._send(pinned, protocol)
+            else:
+                break
         if self._bind_waiters and not self._ready:
             self._maybe_open()
+
+    def _oldest_pinned(self) -> _Call | None:
+        """The oldest waiting pinned call whose connection has room for it, if any.
+
+        Only the first of each connection's waiting calls is a candidate, so a stream's
+        requests go in the order they were made. Few connections have any (streams are
+        read one item at a time), so a scan is cheap.
+        """
+        oldest: _Call | None = None
+        for protocol in self._pinned:
+            if protocol.state is ClientState.READY and protocol.load < self._per_connection:
+                call = protocol.waiting[0]
+                if oldest is None or call.ticket < oldest.ticket:
+                    oldest = call
+        return oldest
 
     def _load_changed(self, protocol: PyroClientProtocol) -> None:
         """A connection's load or state changed: re-file it, and use the room it made.
@@ -446,7 +530,8 @@ class DeferredProxy:
         if protocol.state is not ClientState.READY:
             self._ready.pop(protocol, None)
             self._spare.discard(protocol)
-        elif self._spare.update(protocol) and self._queue:
+            self._pinned.pop(protocol, None)  # the protocol fails its waiting calls
+        elif self._spare.update(protocol) and (self._queue or self._pinned):
             self._dispatch()
 
     def _send(self, call: _Call, protocol: PyroClientProtocol) -> None:
@@ -484,6 +569,14 @@ class DeferredProxy:
     def _call_done(self, call: _Call) -> None:
         if call.sent:
             self._in_flight -= 1
+        elif call.pinned is not None:
+            waiting = call.pinned.waiting
+            try:
+                waiting.remove(call)
+            except ValueError:
+                pass  # failed by its connection, which let go of it first
+            if not waiting:
+                self._pinned.pop(call.pinned, None)
         else:
             try:
                 self._queue.remove(call)
@@ -534,7 +627,7 @@ class DeferredProxy:
             uri = await resolve(self.uri, reactor=self._reactor, hmac_key=self._hmac_key,
                                 ns_uri=self._ns_uri, patient=self._patient,
                                 max_tries=self._patient_tries, backoff=self._backoff,
-                                timeout=self.timeout)
+                                timeout=self.timeout, broadcast=self._broadcast)
             self._resolved = uri
         location = uri.location
 
@@ -543,14 +636,14 @@ class DeferredProxy:
                                       self._handshake, self._pyroAnnotationsNow(clear=False),
                                       location, self._clock)
 
-        endpoint = self._endpoint_factory(self._clock, uri, self._connect_timeout)
+        wait = self._connect_wait()
+        endpoint = self._endpoint_factory(self._clock, uri, wait)
         try:
             protocol = await endpoint.connect(_ProtocolFactory(build))
         except defer.CancelledError:
             raise
         except Exception as exc:
             raise errors.CommunicationError("cannot connect to %s: %s" % (location, exc)) from exc
-        wait = self._connect_timeout
 
         def no_handshake(result: Any, timeout: float) -> Any:
             if isinstance(result, Failure) and result.check(defer.CancelledError):
@@ -597,6 +690,7 @@ class DeferredProxy:
         if protocol.state is ClientState.READY:
             self._ready[protocol] = None
             protocol.on_load_change = self._load_changed
+            protocol.scheduler = self._schedule_pinned
             self._spare.update(protocol)
         log.debug("connected to {uri} ({count} connections)", uri=str(self.uri),
                   count=len(self._ready))
@@ -641,7 +735,9 @@ class DeferredProxy:
         self._connections.discard(protocol)
         self._ready.pop(protocol, None)
         self._spare.discard(protocol)
+        self._pinned.pop(protocol, None)
         protocol.on_load_change = None
+        protocol.scheduler = None
         if not self._ready and not self._attempts and self.uri.protocol != "PYRO":
             self._resolved = None  # the next connection resolves the name again
         self._dispatch()
@@ -706,9 +802,10 @@ class DeferredProxy:
         await self.close()
 
     def __repr__(self) -> str:
+        queued = len(self._queue) + sum(len(protocol.waiting) for protocol in self._pinned)
         return "<%s.%s for %s; %d connections, %d in flight, %d queued>" % (
             type(self).__module__, type(self).__name__, self.uri, len(self._ready),
-            self._in_flight, len(self._queue))
+            self._in_flight, queued)
 
 
 class _RemoteMethod:
