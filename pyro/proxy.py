@@ -58,6 +58,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python import failure
 
+from .batch import CallRecorder, RecordedCall, collect_results
 from .patient import DEFAULT_MAX_TRIES, DEFAULT_RETRY_INTERVAL, PyroPatientProxy
 from .workers import Call, StreamLink, Workers, sendCloseStream
 
@@ -274,7 +275,7 @@ class ItemStream:
             self._error = error
 
 
-class Batch:
+class Batch(CallRecorder):
     """Calls collected on a :class:`PyroDeferredService` and sent as one Pyro4 batch message,
     in one worker thread (Pyro4's ``batch``; the same API as :class:`pyro.client.Batch`)::
 
@@ -288,42 +289,17 @@ class Batch:
     ``_pyroTraceback``), and the results of the calls before it are in its attribute
     ``_pyroBatchResults``. ``send(oneway=True)`` fires with ``None`` once sent (the server
     answers nothing). Sending starts a new, empty batch. Cancellation and ``close()`` work as
-    for an ordinary call. Calling the batch, ``batch(oneway=False, asynchronous=False)``, is
-    Pyro4's spelling and never clashes with a remote method called ``send``; here every batch
-    is asynchronous, so ``asynchronous`` only keeps Pyro4 code valid.
+    for an ordinary call. ``batch(oneway=False, asynchronous=False)`` is Pyro4's spelling of
+    ``send`` (see :class:`pyro.batch.CallRecorder`).
     """
 
-    def __init__(self, service: PyroDeferredService) -> None:
-        self._service = service
-        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def record(*args: Any, **kwargs: Any) -> None:
-            self._calls.append((name, args, kwargs))
-
-        return record
-
-    def __len__(self) -> int:
-        return len(self._calls)
+    _target: PyroDeferredService
 
     def send(self, oneway: bool = False) -> defer.Deferred[list[Any] | None]:
         """Send the collected calls (and start a new, empty batch)."""
-        calls, self._calls = self._calls, []
+        calls = self._take()
         kind = "oneway batch" if oneway else "batch"
-        return self._service._submit(_callBatch, (calls, oneway),
-                                     f"{kind} of {len(calls)} calls")
-
-    def __call__(self, oneway: bool = False,
-                 asynchronous: bool = False) -> defer.Deferred[list[Any] | None]:
-        if oneway and asynchronous:
-            raise Pyro4.errors.PyroError("async oneway calls make no sense")  # Pyro4's words
-        return self.send(oneway)
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} of {len(self._calls)} calls for {self._service!r}>"
+        return self._target._submit(_callBatch, (calls, oneway), f"{kind} of {len(calls)} calls")
 
 
 def _callMethod(proxy: Pyro4.Proxy, method: str, args: tuple[Any, ...],
@@ -353,25 +329,12 @@ def _bind(proxy: Pyro4.Proxy) -> bool:
     return proxy._pyroBind()
 
 
-def _callBatch(proxy: Pyro4.Proxy, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]],
-               oneway: bool) -> list[Any] | None:
+def _callBatch(proxy: Pyro4.Proxy, calls: list[RecordedCall], oneway: bool) -> list[Any] | None:
     """Worker thread: one Pyro4 batch message (``Pyro4.batch(proxy)(oneway)``); the results in
     order, or the first exception, raised with the results before it in
     ``_pyroBatchResults``."""
     results = proxy._pyroInvokeBatch(calls, oneway)
-    if oneway:
-        return None
-    collected: list[Any] = []
-    for result in results:
-        if isinstance(result, Pyro4.futures._ExceptionWrapper):
-            exception = result.exception
-            try:
-                exception._pyroBatchResults = collected
-            except AttributeError:  # e.g. an exception type with __slots__
-                pass
-            raise exception
-        collected.append(result)
-    return collected
+    return None if oneway else collect_results(results)
 
 
 def _nextItem(proxy: Pyro4.Proxy, workers: Workers, link: StreamLink) -> Any:

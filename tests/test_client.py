@@ -8,13 +8,12 @@ cleanups last-in first-out).
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import Pyro4
@@ -29,16 +28,10 @@ from pyro.client import DeferredProxy, ItemStream, locate_ns, resolve
 from pyro.protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
 from . import peers, servers
+from .asynctest import async_test, failure_of
 
 ALL_SERIALIZERS = {"serpent", "json", "marshal", "msgpack", "pickle"}
 
-
-def async_test(function: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """Let trial run an ``async def`` test (a coroutine driven by the reactor)."""
-    @functools.wraps(function)
-    def wrapper(self: Any) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(function(self))
-    return wrapper
 
 
 @Pyro4.expose
@@ -97,13 +90,6 @@ async def _eventually(check: Callable[[], Any], tries: int = 200) -> Any:
     raise AssertionError("condition never became true")
 
 
-async def _failure_of(d: defer.Deferred[Any]) -> BaseException:
-    try:
-        result = await d
-    except BaseException as exc:  # noqa: BLE001 -- the point is to return it
-        return exc
-    raise AssertionError("expected a failure, got %r" % (result,))
-
 
 class ClientTests:
     """The tests; a subclass provides :meth:`serve` (one of the three servers)."""
@@ -131,7 +117,7 @@ class ClientTests:
     @async_test
     async def test_remote_exception_keeps_type_and_traceback(self) -> None:
         proxy = self.proxy(self.serve(Servant()))
-        exc = await _failure_of(proxy.fail("boom"))
+        exc = await failure_of(proxy.fail("boom"))
         self.assertIsInstance(exc, ValueError)
         self.assertEqual(str(exc), "boom")
         remote = "".join(Pyro4.util.getPyroTraceback(type(exc), exc, exc.__traceback__))
@@ -142,7 +128,7 @@ class ClientTests:
     @async_test
     async def test_unknown_method_fails_locally(self) -> None:
         proxy = self.proxy(self.serve(Servant()))
-        exc = await _failure_of(proxy.no_such_method())
+        exc = await failure_of(proxy.no_such_method())
         self.assertIsInstance(exc, AttributeError)
         self.assertRaises(AttributeError, lambda: proxy._private)
 
@@ -152,7 +138,7 @@ class ClientTests:
         self.assertEqual(await proxy.getattr("value"), 1)
         self.assertIsNone(await proxy.setattr("value", 5))
         self.assertEqual(await proxy.getattr("value"), 5)
-        self.assertIsInstance(await _failure_of(proxy.getattr("nope")), AttributeError)
+        self.assertIsInstance(await failure_of(proxy.getattr("nope")), AttributeError)
 
     @async_test
     async def test_oneway(self) -> None:
@@ -172,7 +158,7 @@ class ClientTests:
         batch.add(1, 1)
         batch.fail("in a batch")
         batch.add(2, 2)
-        exc = await _failure_of(batch.send())
+        exc = await failure_of(batch.send())
         self.assertIsInstance(exc, ValueError)
         self.assertEqual(exc._pyroBatchResults, [2])
         self.assertIn("in a batch", "".join(Pyro4.util.getPyroTraceback(
@@ -180,6 +166,12 @@ class ClientTests:
         batch.remember("batched")
         self.assertIsNone(await batch.send(oneway=True))
         self.assertEqual(await _eventually(proxy.recall), ["batched"])
+        batch.echo(1)
+        batch.add(2, 3)
+        self.assertEqual(len(batch), 2)
+        self.assertEqual(await batch(), [1, 5])  # Pyro4's spelling of send()
+        self.assertEqual(len(batch), 0)
+        self.assertRaises(errors.PyroError, batch, oneway=True, asynchronous=True)
 
     @async_test
     async def test_item_streams(self) -> None:
@@ -187,12 +179,12 @@ class ClientTests:
         stream = await proxy.count(4)
         self.assertIsInstance(stream, ItemStream)
         self.assertEqual([item async for item in stream], [0, 1, 2, 3])
-        self.assertIsInstance(await _failure_of(stream.next()), StopAsyncIteration)
+        self.assertIsInstance(await failure_of(stream.next()), StopAsyncIteration)
         stream = await proxy.count(10)
         self.assertEqual(await stream.next(), 0)
         self.assertEqual(await stream.next(), 1)
         self.assertIsNone(await stream.close())
-        self.assertIsInstance(await _failure_of(stream.next()), StopAsyncIteration)
+        self.assertIsInstance(await failure_of(stream.next()), StopAsyncIteration)
         self.assertEqual(await proxy.add(1, 2), 3)
 
     @async_test
@@ -209,9 +201,9 @@ class ClientTests:
     async def test_hmac(self) -> None:
         uri = self.serve(Servant(), hmac_key=b"secret")
         self.assertEqual(await self.proxy(uri, hmac_key="secret").add(1, 2), 3)
-        exc = await _failure_of(self.proxy(uri).add(1, 2))
+        exc = await failure_of(self.proxy(uri).add(1, 2))
         self.assertIsInstance(exc, errors.CommunicationError)
-        exc = await _failure_of(self.proxy(uri, hmac_key=b"wrong").add(1, 2))
+        exc = await failure_of(self.proxy(uri, hmac_key=b"wrong").add(1, 2))
         self.assertIsInstance(exc, errors.CommunicationError)
 
     @async_test
@@ -221,14 +213,14 @@ class ClientTests:
             proxy = self.proxy(uri, serializer=name)
             value = [1, "two", {"three": 3.0}]
             self.assertEqual(await proxy.echo(value), value, name)
-            self.assertIsInstance(await _failure_of(proxy.fail(name)), ValueError)
+            self.assertIsInstance(await failure_of(proxy.fail(name)), ValueError)
             stream = await proxy.count(2)
             self.assertEqual([item async for item in stream], [0, 1], name)
 
     @async_test
     async def test_pickle_refused_by_default(self) -> None:
         proxy = self.proxy(self.serve(Servant()), serializer="pickle")
-        exc = await _failure_of(proxy.add(1, 2))
+        exc = await failure_of(proxy.add(1, 2))
         self.assertIsInstance(exc, errors.CommunicationError)
         self.assertIn("rejected", str(exc))
         self.assertIn("not accepted", str(exc))
@@ -260,7 +252,7 @@ class ClientTests:
             patient = self.proxy(uri, timeout=None)  # an explicit argument wins
         self.assertEqual((proxy.timeout, patient.timeout), (0.2, None))
         self.assertEqual(await proxy.add(1, 2), 3)
-        exc = await _failure_of(proxy.slow(0.5))
+        exc = await failure_of(proxy.slow(0.5))
         self.assertIsInstance(exc, errors.TimeoutError)
         self.assertEqual(await patient.slow(0.4), "slept")  # (outlasts the first slow())
         self.assertEqual(await proxy.invoke("slow", (0.3,), timeout=10), "slept")
@@ -274,7 +266,7 @@ class ClientTests:
                          ["SerializedBlob", "info", value])
         self.assertEqual(await proxy.blob(SerializedBlob(("id", 7), "x" * 5000)),
                          ["SerializedBlob", ("id", 7), "x" * 5000])
-        exc = await _failure_of(proxy.blob(SerializedBlob("info", value), 2))
+        exc = await failure_of(proxy.blob(SerializedBlob("info", value), 2))
         self.assertIsInstance(exc, errors.SerializeError)
 
     @async_test
@@ -307,7 +299,7 @@ class ClientTests:
         self.assertEqual(await proxy.add(2, 2), 4)
         resolved = await resolve("PYRONAME:test.thing", ns_uri=ns.uri)
         self.assertEqual(str(resolved), str(uri))
-        exc = await _failure_of(self.proxy(ns.pyroname("test.missing")).add(1, 1))
+        exc = await failure_of(self.proxy(ns.pyroname("test.missing")).add(1, 1))
         self.assertIsInstance(exc, errors.NamingError)
 
 
@@ -330,7 +322,7 @@ class OurServerTests(ClientTests, TestCase):
         proxy = self.proxy(uri, backoff=lambda attempt: 0.0)
         self.assertEqual(await proxy.add(1, 2), 3)
         await factory.close()
-        exc = await _failure_of(proxy.add(1, 2))
+        exc = await failure_of(proxy.add(1, 2))
         self.assertIsInstance(exc, errors.CommunicationError)
         port = reactor.listenTCP(uri.port, factory, interface="127.0.0.1",
                                  backlog=DEFAULT_BACKLOG)
@@ -370,7 +362,7 @@ class OurServerTests(ClientTests, TestCase):
         for protocol in list(factory.protocols):
             protocol.transport.loseConnection()
         for call in calls:
-            self.assertIsInstance(await _failure_of(call), errors.ConnectionClosedError)
+            self.assertIsInstance(await failure_of(call), errors.ConnectionClosedError)
         waiting.callback(None)
         self.assertEqual(await proxy.ping(), "pong")  # a later call reconnects
 
@@ -394,7 +386,7 @@ class WithoutAServerTests(TestCase):
     async def test_nobody_listening(self) -> None:
         proxy = DeferredProxy("PYRO:thing@127.0.0.1:%d" % peers.free_port())
         self.addCleanup(proxy.close)
-        exc = await _failure_of(proxy.add(1, 2))
+        exc = await failure_of(proxy.add(1, 2))
         self.assertIsInstance(exc, errors.CommunicationError)
         self.assertIn("cannot connect", str(exc))
 
@@ -412,7 +404,7 @@ class WithoutAServerTests(TestCase):
             proxy = DeferredProxy("PYRO:thing@127.0.0.1:%d" % port.getHost().port)
         self.addCleanup(proxy.close)
         started = time.monotonic()
-        exc = await _failure_of(proxy.connect())
+        exc = await failure_of(proxy.connect())
         self.assertIsInstance(exc, errors.TimeoutError)
         self.assertIn("no handshake reply within 0.2 seconds", str(exc))
         self.assertLess(time.monotonic() - started, 5)
@@ -420,7 +412,7 @@ class WithoutAServerTests(TestCase):
 
     @async_test
     async def test_no_name_server(self) -> None:
-        exc = await _failure_of(locate_ns("127.0.0.1", peers.free_port()))
+        exc = await failure_of(locate_ns("127.0.0.1", peers.free_port()))
         self.assertIsInstance(exc, errors.NamingError)
 
     @async_test

@@ -18,7 +18,6 @@ import functools
 import os
 import socket
 import tempfile
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import Pyro4
@@ -35,25 +34,12 @@ from zope.interface import implementer
 from pyro.client import DeferredProxy, locate_ns, naming, resolve
 
 from . import peers, servers
+from .asynctest import async_test, failure_of
 from .test_client_unit import NS_META, SERPENT, Peer
 
 # -- helpers -----------------------------------------------------------------------------
 
 
-def async_test(function: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """Let trial run an ``async def`` test (a coroutine driven by the reactor)."""
-    @functools.wraps(function)
-    def wrapper(self: Any) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(function(self))
-    return wrapper
-
-
-async def _failure_of(d: defer.Deferred[Any]) -> BaseException:
-    try:
-        result = await d
-    except BaseException as exc:  # noqa: BLE001 -- the point is to return it
-        return exc
-    raise AssertionError("expected a failure, got %r" % (result,))
 
 
 def free_udp_port(host: str = "") -> int:
@@ -547,13 +533,13 @@ class BroadcastLookupTests(TestCase):
     async def test_broadcast_disabled(self) -> None:
         ns = self.name_server()
         server = self.broadcast_server(ns.uri)
-        exc = await _failure_of(locate_ns(broadcast=False))
+        exc = await failure_of(locate_ns(broadcast=False))
         self.assertIsInstance(exc, errors.NamingError)
-        exc = await _failure_of(resolve("PYRONAME:test.thing", broadcast=False))
+        exc = await failure_of(resolve("PYRONAME:test.thing", broadcast=False))
         self.assertIsInstance(exc, errors.NamingError)
         proxy = DeferredProxy("PYRONAME:test.thing", broadcast=False)
         self.addCleanup(proxy.close)
-        exc = await _failure_of(proxy.connect())
+        exc = await failure_of(proxy.connect())
         self.assertIsInstance(exc, errors.NamingError)
         self.assertEqual(server.requests, 0)
 
@@ -563,7 +549,7 @@ class BroadcastLookupTests(TestCase):
         self.patch(naming, "BROADCAST_WAIT", 0.2)
         responder = self.responder()  # hears the queries, says nothing
         start = reactor.seconds()
-        exc = await _failure_of(locate_ns())
+        exc = await failure_of(locate_ns())
         elapsed = reactor.seconds() - start
         self.assertIsInstance(exc, errors.NamingError)
         self.assertEqual(str(exc), "Failed to locate the nameserver")
@@ -585,7 +571,7 @@ class BroadcastLookupTests(TestCase):
         self.patch(naming, "BROADCAST_TRIES", 1)
         self.patch(naming, "BROADCAST_WAIT", 0.2)
         self.responder(b"garbage")
-        exc = await _failure_of(locate_ns())
+        exc = await failure_of(locate_ns())
         self.assertIsInstance(exc, errors.NamingError)
 
     @async_test

@@ -9,11 +9,10 @@ in a thread; every service is closed, and its threads joined, by a cleanup.
 
 from __future__ import annotations
 
-import functools
 import gc
 import threading
 import weakref
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import Pyro4
@@ -27,6 +26,7 @@ from twisted.trial import unittest
 from pyro.protocol import Pyro4ProtocolFactory
 from pyro.proxy import Batch, ItemStream, PyroDeferredService
 from tests import peers, servers
+from tests.asynctest import async_test, failure_of
 
 # Pyro4 4.82's request loop calls threading.Event.isSet(), deprecated since Python 3.10.
 pytestmark = pytest.mark.filterwarnings("ignore:isSet\\(\\) is deprecated:DeprecationWarning")
@@ -34,20 +34,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:isSet\\(\\) is deprecated:Deprec
 WAIT = 5.0  # seconds a thread waits for a server-side event before the test fails
 
 
-def async_test(function: Callable[..., Coroutine[Any, Any, Any]]) -> Callable[..., Any]:
-    """Let trial run an ``async def`` test (a coroutine driven by the reactor)."""
-    @functools.wraps(function)
-    def wrapper(self: Any) -> defer.Deferred[Any]:
-        return defer.ensureDeferred(function(self))
-    return wrapper
-
-
-async def failure_of(d: defer.Deferred[Any]) -> BaseException:
-    try:
-        result = await d
-    except BaseException as error:  # noqa: BLE001 - the point is to return it
-        return error
-    raise AssertionError(f"expected a failure, got {result!r}")
 
 
 def remote_traceback(error: BaseException) -> str:

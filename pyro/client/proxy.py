@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import Pyro4
-from Pyro4 import constants, errors, futures, util
+from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
 from Pyro4.core import URI
 from twisted.internet import defer
@@ -35,6 +35,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .. import wire
+from ..batch import CallRecorder, collect_results
 from .naming import default_backoff, resolve
 from .protocol import ClientState, PyroClientProtocol, _Call, with_timeout
 
@@ -823,54 +824,27 @@ class _RemoteMethod:
         return "<remote method %s of %s>" % (self._name, self._proxy.uri)
 
 
-class Batch:
+class Batch(CallRecorder):
     """Calls collected on a proxy and sent as one message (Pyro4's ``batch``)::
 
         batch = proxy.batch()
         batch.add(1, 2)
         batch.fail("oops")
-        results = await batch.send()
+        results = await batch.send()            # or: await batch()
 
     ``send()`` fires with the list of results. As in Pyro4 the server stops at the first
     exception: the Deferred then fails with that exception (its original type, with
     ``_pyroTraceback``), and the results of the calls before it are in its attribute
     ``_pyroBatchResults``. ``send(oneway=True)`` fires with ``None`` once written.
+    ``batch(oneway=False, asynchronous=False)`` is Pyro4's spelling of ``send`` (see
+    :class:`pyro.batch.CallRecorder`).
     """
 
-    def __init__(self, proxy: DeferredProxy):
-        self._proxy = proxy
-        self._calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        if name.startswith("_"):
-            raise AttributeError(name)
-
-        def record(*args: Any, **kwargs: Any) -> None:
-            self._calls.append((name, args, kwargs))
-
-        return record
-
-    def __len__(self) -> int:
-        return len(self._calls)
+    _target: DeferredProxy
 
     def send(self, oneway: bool = False,
              timeout: float | None = _DEFAULT) -> defer.Deferred[list[Any] | None]:
         """Send the collected calls (and start a new, empty batch)."""
-        calls, self._calls = self._calls, []
         flags = wire.FLAGS_BATCH | (wire.FLAGS_ONEWAY if oneway else 0)
-        d = self._proxy._invoke(None, "<batch>", calls, None, flags, None, timeout)
-        return d if oneway else d.addCallback(self._unwrap)
-
-    @staticmethod
-    def _unwrap(results: Any) -> Any:
-        collected: list[Any] = []
-        for result in results:
-            if isinstance(result, futures._ExceptionWrapper):
-                exception = result.exception
-                try:
-                    exception._pyroBatchResults = collected
-                except AttributeError:
-                    pass
-                return Failure(exception)
-            collected.append(result)
-        return collected
+        d = self._target._invoke(None, "<batch>", self._take(), None, flags, None, timeout)
+        return d if oneway else d.addCallback(collect_results)
