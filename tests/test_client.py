@@ -100,6 +100,10 @@ class ClientTests:
               accepted: set[str] | None = None) -> Any:
         raise NotImplementedError
 
+    def serve_validating(self, obj: Any) -> Any:
+        """Serve ``obj`` on a server whose ``validateHandshake`` wants "let me in"."""
+        raise NotImplementedError
+
     def proxy(self, uri: Any, **kwargs: Any) -> DeferredProxy:
         proxy = DeferredProxy(uri, **kwargs)
         self.addCleanup(proxy.close)  # type: ignore[attr-defined]
@@ -207,6 +211,30 @@ class ClientTests:
         self.assertIsInstance(exc, errors.CommunicationError)
 
     @async_test
+    async def test_handshake_refused_by_the_server(self) -> None:
+        """The server's ``validateHandshake`` sees our handshake data; its exception is
+        Pyro4's CONNECTFAIL, which fails every waiting call with its message."""
+        uri = self.serve_validating(Servant())
+        responses: list[Any] = []
+
+        class Recording(DeferredProxy):
+            def _pyroValidateHandshake(self, response: Any) -> None:
+                responses.append(response)
+
+        welcomed = Recording(uri, handshake="let me in")
+        self.addCleanup(welcomed.close)  # type: ignore[attr-defined]
+        self.assertEqual(await welcomed.add(1, 2), 3)
+        self.assertEqual(responses, ["welcome"])  # what validateHandshake returned
+        refused = self.proxy(uri, handshake="anything else", max_connections=1)
+        calls = [refused.add(1, 2), refused.add(3, 4)]
+        for call in calls:
+            exc = await failure_of(call)
+            self.assertIsInstance(exc, errors.CommunicationError)
+            self.assertIn("members only", str(exc))
+        exc = await failure_of(refused.add(5, 6))  # a later call tries again, refused again
+        self.assertIn("members only", str(exc))
+
+    @async_test
     async def test_serializers(self) -> None:
         uri = self.serve(Servant(), accepted=ALL_SERIALIZERS)
         for name in ("serpent", "json", "marshal", "msgpack", "pickle"):
@@ -303,6 +331,17 @@ class ClientTests:
         self.assertIsInstance(exc, errors.NamingError)
 
 
+def _validate(data: Any) -> str:
+    if data != "let me in":
+        raise ValueError("members only")
+    return "welcome"
+
+
+class _Validating(Pyro4ProtocolFactory):
+    def validateHandshake(self, conn: Any, data: Any) -> Any:
+        return _validate(data)
+
+
 class OurServerTests(ClientTests, TestCase):
     servertype = "twisted"
 
@@ -312,6 +351,10 @@ class OurServerTests(ClientTests, TestCase):
             factory = Pyro4ProtocolFactory()
         factory._pyroHmacKey = hmac_key
         servers.serve(self, factory)
+        return factory.register(obj)
+
+    def serve_validating(self, obj: Any) -> Any:
+        factory = servers.serve(self, _Validating())
         return factory.register(obj)
 
     @async_test
@@ -374,6 +417,15 @@ class Pyro4ThreadServerTests(ClientTests, TestCase):
               accepted: set[str] | None = None) -> Any:
         config = {"SERIALIZERS_ACCEPTED": accepted} if accepted else {}
         peer = peers.serve_pyro4(self, self.servertype, obj, hmac_key=hmac_key, **config)
+        return peer.uris[0]
+
+
+    def serve_validating(self, obj: Any) -> Any:
+        class Validating(Pyro4.Daemon):
+            def validateHandshake(self, conn: Any, data: Any) -> Any:
+                return _validate(data)
+
+        peer = peers.serve_pyro4(self, self.servertype, obj, daemon_class=Validating)
         return peer.uris[0]
 
 
