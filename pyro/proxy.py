@@ -68,6 +68,10 @@ __all__ = [
 ]
 
 DEFAULT_MAX_WORKERS = 4
+
+#: The ``_pyro*`` settings an open item stream's connection takes from the wrapped proxy when
+#: they change (see ``PyroDeferredService._refreshLink``).
+_LIVE_SETTINGS = ("_pyroTimeout", "_pyroHmacKey", "_pyroSerializer", "_pyroMaxRetries")
 """Worker threads (= connections to the server) per service. Small on purpose: Pyro4's thread
 server gives each connection one of its worker threads (40 by default, for all clients)."""
 
@@ -154,7 +158,9 @@ class ItemStream:
     copy. No worker waits for a stream, so streams never hold up other calls; the price is
     one more connection per open stream (beyond ``max_workers``). When the stream ends, the
     copy, still connected, serves a later worker that needs one. Settings changed through the
-    service after the stream opened (``_pyroTimeout``...) do not reach its connection.
+    service after the stream opened reach its next requests when a live connection can take
+    them (``_pyroTimeout``, ``_pyroHmacKey``, ``_pyroSerializer``, ``_pyroMaxRetries``), as
+    with Pyro4's own stream iterator, which uses the proxy itself.
     """
 
     def __init__(self, service: PyroDeferredService, workers: Workers,
@@ -602,6 +608,8 @@ class PyroDeferredService:
                         if not workers.claim(link):
                             raise Pyro4.errors.ConnectionClosedError(
                                 f"{self._name} was closed, or the item stream is over")
+                        if link.generation < call.generation:
+                            self._refreshLink(link, call.generation)
                         target = link.proxy
                     else:
                         if proxy is None or generation < call.generation:
@@ -647,6 +655,17 @@ class PyroDeferredService:
                 _log.failure("{service!r}: handing back {call}", service=self,
                              call=call.description)
             del call  # an idle thread keeps no result alive
+
+    def _refreshLink(self, link: StreamLink, generation: int) -> None:
+        """Worker thread, the stream claimed: ``_pyro*`` settings changed since the stream's
+        proxy copy was made. Pyro4's own stream iterator uses the proxy itself, so a changed
+        setting applies to its next request; the settings a live connection can take on
+        without reconnecting are copied over (a handshake or bind setting would only matter
+        to a new connection, and the stream cannot move to one)."""
+        current = self._generation  # read first: a racing write bumps it again
+        for name in _LIVE_SETTINGS:
+            setattr(link.proxy, name, getattr(self._wrapped, name))
+        link.generation = max(current, generation)
 
     def _copyProxy(self, workers: Workers, old: Pyro4.Proxy | None,
                    generation: int) -> tuple[Pyro4.Proxy, int]:

@@ -85,6 +85,8 @@ class StreamLink:
     def __init__(self, streamId: str, proxy: Pyro4.Proxy, generation: int) -> None:
         self.streamId = streamId
         self.proxy = proxy
+        # the settings generation the proxy reflects; written only by the worker that has
+        # claimed the stream (``busy``), read under the lock when the stream ends
         self.generation = generation
         self.busy = False  # a worker is using the proxy right now
         self.released = False  # the stream is over: the proxy is no longer the stream's

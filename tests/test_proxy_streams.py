@@ -99,6 +99,13 @@ class StreamServant:
         yield from range(good)
         raise ValueError("the stream broke")
 
+    def serializers(self, tag: str, n: int) -> Iterator[int]:
+        """A stream of the serializer id of each item's request."""
+        def ids() -> Iterator[int]:
+            for _ in range(n):
+                yield Pyro4.current_context.serializer_id
+        return self._stream(tag, ids())
+
     def add(self, a: int, b: int) -> int:
         self._client()
         self.calls.append(("add", a, b))
@@ -212,6 +219,22 @@ class _StreamTests:
         self.assertEqual([item async for item in other], [0, 1])
         self.assertEqual([item async for item in stream], [2])
         self.assertEqual(len(service._workers.pool.threads), 1)
+
+    @async_test
+    async def test_settings_changed_later_reach_an_open_stream(self):
+        """Pyro4's own stream iterator uses the proxy itself, so a setting changed after the
+        stream was opened applies to its next requests; here too."""
+        serpent, json = (Pyro4.util.get_serializer(name).serializer_id
+                         for name in ("serpent", "json"))
+        service = self.service(max_workers=1)
+        service._pyroSerializer = "serpent"
+        stream = await service.serializers("settings", 3)
+        self.assertEqual(await stream.next(), serpent)
+        service._pyroSerializer = "json"
+        self.assertEqual(await stream.next(), json)
+        self.assertEqual(await service.add(1, 2), 3)  # the worker's own copy follows too
+        service._pyroSerializer = "serpent"
+        self.assertEqual([item async for item in stream], [serpent])
 
     @async_test
     async def test_connections_of_ended_streams_are_reused(self):
