@@ -373,6 +373,21 @@ class OurServerTests(ClientTests, TestCase):
         self.assertEqual(await proxy.add(2, 2), 4)
 
     @async_test
+    async def test_min_connections_ready_before_a_burst(self) -> None:
+        factory = servers.serve(self)
+        uri = factory.register(Servant())
+        proxy = self.proxy(uri, min_connections=8, max_connections=8, max_in_flight=8)
+        await proxy.connect()
+
+        async def all_up() -> bool:
+            return len(factory.protocols) == 8 and len(proxy._ready) == 8
+
+        await _eventually(all_up)
+        self.assertEqual(await defer.gatherResults([proxy.add(i, 1) for i in range(8)]),
+                         list(range(1, 9)))
+        self.assertEqual(len(factory.protocols), 8)  # no connection was opened for them
+
+    @async_test
     async def test_unix_socket(self) -> None:
         from twisted.internet.endpoints import UNIXServerEndpoint
 

@@ -415,6 +415,62 @@ class ClientUnitTests(TestCase):
         self.assertIsNone(self.successResultOf(proxy.connect()))
         self.close(proxy, peer)
 
+    # -- min_connections ------------------------------------------------------------------
+
+    def test_min_connections_open_on_first_use_then_in_parallel(self) -> None:
+        proxy = self.proxy(min_connections=3)
+        self.assertEqual(self.reactor.tcpClients, [])  # nothing before the proxy is used
+        bound = proxy.connect()
+        self.assertEqual(len(self.reactor.tcpClients), 1)  # the first one alone
+        first = self.connected(proxy)
+        self.assertIsNone(self.successResultOf(bound))
+        self.assertEqual(len(self.reactor.tcpClients), 3)  # then the others at once
+        peers = [first] + [self.peer(index).accept() for index in (1, 2)]
+        for peer in peers[1:]:
+            peer.connect_ok()
+        # three calls at once: one on each connection, none opened for them
+        calls = [proxy.add(i, i) for i in range(3)]
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+        for i, peer in enumerate(peers):
+            (msg,) = peer.received()
+            peer.reply(msg, 2 * i)
+        self.assertEqual([self.successResultOf(d) for d in calls], [0, 2, 4])
+        self.close(proxy, *peers)
+
+    def test_min_connections_are_replaced_when_lost(self) -> None:
+        proxy = self.proxy(min_connections=2, max_connections=2)
+        proxy.connect()
+        first = self.connected(proxy)
+        second = self.peer().accept()
+        second.connect_ok()
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        second.lose()
+        self.assertEqual(len(self.reactor.tcpClients), 3)  # a replacement, at once
+        third = self.connected(proxy)
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+        self.close(proxy, first, third)
+
+    def test_min_connections_retry_while_idle_until_closed(self) -> None:
+        proxy = self.proxy(min_connections=1)  # backoff: 10 s times the failures so far
+        bound = proxy.connect()
+        self.peer().refuse()
+        self.failureResultOf(bound, errors.CommunicationError)
+        self.reactor.advance(9.9)
+        self.assertEqual(len(self.reactor.tcpClients), 1)
+        self.reactor.advance(0.1)  # no call waits, yet the proxy tries again
+        self.assertEqual(len(self.reactor.tcpClients), 2)
+        self.peer().refuse()
+        self.reactor.advance(20)
+        peer = self.connected(proxy)
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+        self.close(proxy, peer)
+        self.reactor.advance(100)  # closed: no more attempts, no timer left
+        self.assertEqual(len(self.reactor.tcpClients), 3)
+
+    def test_min_connections_within_max_connections(self) -> None:
+        self.assertRaises(ValueError, self.proxy, min_connections=5, max_connections=4)
+        self.assertRaises(ValueError, self.proxy, min_connections=-1)
+
     def test_server_closes_mid_call(self) -> None:
         proxy = self.proxy()
         calls = [proxy.add(1, 2), proxy.add(3, 4)]

@@ -252,6 +252,12 @@ class DeferredProxy:
         one handshake after the other; before that (first connection, or after a failure)
         there is one attempt at a time, so an unreachable server costs one attempt per
         backoff delay.
+    :param min_connections: connections opened as soon as the proxy is first used (a call,
+        or :meth:`connect`) and kept open until :meth:`close`: a lost one is replaced, and
+        failed attempts are retried with ``backoff`` even while no call waits (as Twisted's
+        ``ClientService`` does). For a burst known in advance: ``await proxy.connect()``
+        fires with the first connection up, the others follow in parallel. Default 0: a
+        connection is opened only for calls that need one (and kept until lost or closed).
     :param max_in_flight: calls sent but not answered, across connections; more are queued
         (a cancelled or timed-out call frees its slot at once). An item stream's requests
         (``next()``, ``close()``) count too, and wait in the same queue, in order; they can
@@ -304,7 +310,8 @@ class DeferredProxy:
                  ns_uri: str | URI | None = None, patient: bool = False,
                  patient_tries: int = 20, backoff: Callable[[int], float] | None = None,
                  endpoint_factory: Callable[[Any, URI, float], Any] | None = None,
-                 connect_timeout: float | None = _DEFAULT, broadcast: bool = True):
+                 connect_timeout: float | None = _DEFAULT, broadcast: bool = True,
+                 min_connections: int = 0):
         self.uri = uri if isinstance(uri, URI) else URI(uri)
         self._broadcast = broadcast
         if timeout is _DEFAULT:
@@ -317,6 +324,11 @@ class DeferredProxy:
         self._serializer_name = serializer
         self._get_serializer()  # fail early on an unknown serializer, as Pyro4's Proxy does
         self._max_connections = max(1, max_connections)
+        if not 0 <= min_connections <= self._max_connections:
+            raise ValueError("min_connections must be between 0 and max_connections (%d), "
+                             "not %r" % (self._max_connections, min_connections))
+        self._min_connections = min_connections
+        self._in_use = False  # a call or connect() since construction or the last close()
         self._max_in_flight = max(1, max_in_flight)
         self._per_connection = max(1, math.ceil(self._max_in_flight / self._max_connections))
         self._handshake = handshake
@@ -422,6 +434,7 @@ class DeferredProxy:
         with_timeout(call.deferred, timeout, self._clock)
         call.on_done = self._call_done
         call.ticket = next(self._tickets)
+        self._in_use = True
         self._queue.append(call)
         self._dispatch()
         return call.deferred
@@ -502,8 +515,13 @@ class DeferredProxy:
                 self._send(pinned, protocol)
             else:
                 break
-        if self._bind_waiters and not self._ready:
+        if (self._bind_waiters and not self._ready) or self._below_minimum():
             self._maybe_open()
+
+    def _below_minimum(self) -> bool:
+        """Fewer connections (up or being made) than ``min_connections``, while in use."""
+        return (self._in_use and not self._closing
+                and len(self._ready) + len(self._attempts) < self._min_connections)
 
     def _oldest_pinned(self) -> _Call | None:
         """The oldest waiting pinned call whose connection has room for it, if any.
@@ -598,7 +616,8 @@ class DeferredProxy:
         if self._closing:
             return
         busy = min(self._in_flight + len(self._queue), self._max_in_flight)
-        wanted = min(self._max_connections, max(busy, 1)) - len(self._ready) - len(self._attempts)
+        wanted = (min(self._max_connections, max(busy, 1, self._min_connections))
+                  - len(self._ready) - len(self._attempts))
         parallel = self._max_attempts if self._ready and not self._failures else 1
         count = min(wanted, parallel - len(self._attempts))
         if count <= 0:
@@ -721,7 +740,7 @@ class DeferredProxy:
         if self._attempts:
             return  # the others may still succeed
         if self._ready:
-            if self._queue:
+            if self._queue or self._below_minimum():
                 self._dispatch()  # the connections we have serve the queue; more after the delay
             return
         self._resolved = self.uri if self.uri.protocol == "PYRO" else None
@@ -731,6 +750,8 @@ class DeferredProxy:
             call.fail(failure.value)
         for waiter in waiters:
             waiter.errback(failure.value)
+        if self._below_minimum():
+            self._dispatch()  # keep trying, after the backoff delay
 
     def _lost(self, _: Any, protocol: PyroClientProtocol) -> None:
         self._connections.discard(protocol)
@@ -760,6 +781,7 @@ class DeferredProxy:
 
         waiter: defer.Deferred[None] = defer.Deferred(cancel)
         self._bind_waiters.append(waiter)
+        self._in_use = True
         self._dispatch()
         return waiter
 
@@ -770,6 +792,7 @@ class DeferredProxy:
         ``_pyroRelease``, a later call opens a new connection.
         """
         self._closing = True
+        self._in_use = False
         if self._retry_call is not None:
             self._retry_call.cancel()
             self._retry_call = None
