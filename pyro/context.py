@@ -50,16 +50,30 @@ class CallContext:
         """Make these facts what ``Pyro4.current_context`` shows in this thread."""
         current_context.from_global(self.values)
 
-    def capture(self) -> None:
-        """Take back what the servant changed (it may replace ``response_annotations``)."""
-        self.values["response_annotations"] = current_context.response_annotations
-
     @property
     def response_annotations(self) -> dict[str, bytes]:
         """The annotations to send back: the servant's, plus the correlation id."""
         annotations = dict(self.values["response_annotations"])
         annotations["CORR"] = self.values["correlation_id"].bytes
         return annotations
+
+    def capture(self) -> None:
+        """Take back what the servant changed (it may replace ``response_annotations``), then
+        leave the thread's context as no call's.
+
+        The reactor thread runs much besides servant code; a Pyro4 or ``pyro.client`` proxy
+        used there later (a timer, a callback) reads ``current_context`` to decide what
+        annotations and correlation id to send, and must not send those of whichever request
+        was served last. (Pyro4's multiplex server leaves them in place: its thread runs
+        nothing else.) The fields a client reads, and the connection, are reset; the rest
+        are plain numbers.
+        """
+        self.values["response_annotations"] = current_context.response_annotations
+        current_context.annotations = {}
+        current_context.response_annotations = {}
+        current_context.correlation_id = None
+        current_context.client = None
+        current_context.client_sock_addr = None
 
     def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``function`` with these facts installed (in whatever thread this runs)."""
@@ -68,6 +82,19 @@ class CallContext:
             return function(*args, **kwargs)
         finally:
             self.capture()
+
+    def run_in_worker(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """:meth:`run`, in a worker thread that other code shares (a thread pool's).
+
+        The thread's own ``current_context`` is put back afterwards, so the call's facts do
+        not leak into whatever the thread runs next: a Pyro4 proxy used there would send the
+        finished call's correlation id. (Pyro4 runs such calls in threads of its own.)
+        """
+        saved = current_context.to_global()
+        try:
+            return self.run(function, *args, **kwargs)
+        finally:
+            current_context.from_global(saved)
 
     def drive(self, coroutine: Any) -> Generator[Any, Any, Any]:
         """A generator that steps ``coroutine``, installing these facts before every step.

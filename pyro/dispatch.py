@@ -107,7 +107,7 @@ class Dispatcher:
         """
         if threadpool is not None and not runs_in_reactor(function):
             d = threads.deferToThreadPool(
-                self.daemon.reactor, threadpool, ctx.run, function, *args, **kwargs
+                self.daemon.reactor, threadpool, ctx.run_in_worker, function, *args, **kwargs
             )
             return d.addCallback(self._settle, ctx)
         return self._settle(ctx.run(function, *args, **kwargs), ctx)
@@ -189,7 +189,9 @@ class Dispatcher:
                 log.debug("unknown object requested: {object_id}", object_id=object_id)
                 raise errors.DaemonError("unknown object")
             if inspect.isclass(obj):
-                obj = Daemon._getInstance(self.daemon, obj, connection)  # Pyro4's own rules
+                # Pyro4's own rules. A new instance's __init__ (or instance_creator) sees this
+                # call's current_context, as in Pyro4, and not whichever call ran last here.
+                obj = ctx.run(Daemon._getInstance, self.daemon, obj, connection)
             pool = self.daemon.threadpool
             if batch:
                 outcome = defer.ensureDeferred(self._batch(obj, vargs, ctx, pool))

@@ -135,6 +135,29 @@ class ProtocolTestCase(ProtocolFixture):
         self.assertEqual(reply_a.annotations["XTRA"], b"kept")
         self.assertIn("41414141", corr_a.replace("-", ""))
 
+    def test_no_call_context_is_left_in_the_reactor_thread(self):
+        """After a call (and after each step of a coroutine), the reactor thread's
+        ``current_context`` is no call's: a proxy used later from a timer or a callback must
+        not send the last request's annotations or correlation id."""
+        protocol, transport, peer = self.connect()
+        corr = b"C" * 16
+        protocol.dataReceived(peer.invoke("servant", "context_after_await",
+                                          annotations={"CORR": corr, "XTRA": b"theirs"}))
+        idle = (Pyro4.current_context.annotations, Pyro4.current_context.correlation_id,
+                Pyro4.current_context.client)
+        self.assertEqual(idle, ({}, None, None))  # while the coroutine waits
+        self.servant.pending.pop().callback(None)
+        (reply,) = peer.replies(transport)
+        self.assertEqual(peer.load(reply)[0], True)  # the servant still saw its own facts
+        self.assertEqual(reply.annotations["CORR"], corr)
+        self.assertEqual(reply.annotations["XTRA"], b"kept")
+        protocol.dataReceived(peer.invoke("servant", "add", 1, 2,
+                                          annotations={"CORR": corr}))
+        self.assertEqual(peer.load(peer.replies(transport)[0]), 3)
+        self.assertEqual((Pyro4.current_context.annotations,
+                          Pyro4.current_context.correlation_id,
+                          Pyro4.current_context.response_annotations), ({}, None, {}))
+
     def test_invoke_before_handshake_gets_connectfail_and_close(self):
         protocol, transport, peer = self.connect(handshake=False)
         with capturedLogs() as events:
