@@ -1213,7 +1213,7 @@ class _ServerTests:
 
         ``ONEWAY_THREADED=False``: Pyro4 runs the oneway call in the connection's own worker,
         so the next call waits for it. Ours intentionally does not make the connection wait
-        (a oneway call owes no reply, DESIGN.md "The server's states"); the call runs where
+        (a oneway call owes no reply; README, "Servants"); the call runs where
         the factory runs its calls: the factory's thread pool, or the reactor thread when
         there is none (where a servant must not block, so the gate returns a Deferred).
         """
