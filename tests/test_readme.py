@@ -107,8 +107,8 @@ def substitute(code: str, old: str, new: str) -> str:
 def test_readme_python_blocks_are_all_covered():
     """Every python block in the README is one the tests below (or test_server.py) run: a new
     example must come with a test."""
-    covered = [SERVER_MARKER, ORIGINAL_MARKER, SERVICE_MARKER, STREAM_BATCH_MARKER,
-               NATIVE_MARKER]
+    covered = [SERVER_MARKER, REGISTER_MARKER, ORIGINAL_MARKER, SERVICE_MARKER,
+               STREAM_BATCH_MARKER, NATIVE_MARKER]
     blocks = [(line, code) for line, language, code
               in fenced_blocks(README.read_text(encoding="utf-8")) if language == "python"]
     uncovered = [line for line, code in blocks if not any(m in code for m in covered)]
@@ -403,6 +403,26 @@ def daemon() -> Iterator[Pyro4Peer]:
 
 
 FORTUNE = "Alice, you will find what you seek."
+
+
+# ------------------------------------------------------------------------------------------
+# "To publish an object under a name": registered with a real Pyro4 name server
+
+REGISTER_MARKER = 'await ns.register("example.clock", uri)'
+
+
+def test_register_with_the_name_server_example(run_example, nameserver):
+    server = run_example(python_block(REGISTER_MARKER), example_environment(nameserver.port))
+    line = server.readline()
+    assert re.fullmatch(r"registered PYRO:example\.clock@127\.0\.0\.1:\d+", line), line
+    uri = line.split(" ", 1)[1]
+    assert str(nameserver.nameserver.lookup("example.clock")) == uri
+    # The comment's client, through this test's name server
+    with Pyro4.Proxy(f"PYRONAME:example.clock@127.0.0.1:{nameserver.port}") as clock:
+        assert clock.now() == "tea time"
+    assert server.process.poll() is None  # still serving
+    assert server.stop() == 0
+    assert "Traceback" not in server.stderr, server.stderr
 
 
 # ------------------------------------------------------------------------------------------
