@@ -138,6 +138,9 @@ class Pyro4Protocol(PyroConnection, Protocol):
         # always empty and never longer than MAX_QUEUED_REQUESTS, and an empty deque costs
         # 760 bytes on every idle connection (we aim at thousands of those).
         self._queue: list[wire.Message] = []
+        # When this connection last received bytes or finished serving, on the factory's
+        # clock; kept only when the factory has an ``idle_timeout`` (else the shared 0.0).
+        self.last_active = 0.0
 
     @property
     def state(self) -> ConnectionState:
@@ -157,11 +160,15 @@ class Pyro4Protocol(PyroConnection, Protocol):
         self.reader = wire.MessageReader(allowed_types=_HANDSHAKE_TYPES, **factory.reader_options)
         self.transport.registerProducer(self, True)  # tell us when replies pile up unread
         self._direct_socket = _direct_socket(self.transport)
+        if factory.idle_timeout:
+            self.last_active = factory.reactor.seconds()
         factory.connectionOpened(self)
 
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
             return  # we are hanging up: nothing more from this client is read
+        if self.factory.idle_timeout:
+            self.last_active = self.factory.reactor.seconds()
         try:
             for msg in self.reader.feed(data):
                 self._queue.append(msg)
@@ -200,6 +207,8 @@ class Pyro4Protocol(PyroConnection, Protocol):
 
     def _finished(self, outcome: Any, msg: wire.Message) -> None:
         self._serving = False
+        if self.factory.idle_timeout:
+            self.last_active = self.factory.reactor.seconds()
         self._send(outcome, msg)
         self._serve_queue()
 
@@ -252,6 +261,11 @@ class Pyro4Protocol(PyroConnection, Protocol):
 
     def stopProducing(self) -> None:
         """The connection is going away; ``connectionLost`` follows."""
+
+    @property
+    def idle(self) -> bool:
+        """Nothing being served, queued or unsent: the client is just keeping the line."""
+        return not (self._serving or self._queue or self._write_blocked or self.closing)
 
     def _hang_up(self) -> None:
         """Close after what was written so far; serve and read nothing more."""
@@ -315,13 +329,25 @@ class Pyro4ProtocolFactory(ServerFactory):
     :param max_message_size: refuse messages larger than this; default
         ``Pyro4.config.MAX_MESSAGE_SIZE`` (read per message; 0 means no limit).
     :param interface: the class serving the ``Pyro.Daemon`` object, as for Pyro4's Daemon.
+    :param idle_timeout: seconds a connection may sit idle (handshake pending, or between
+        requests, or stalled in the middle of one) before the server closes it; ``None``
+        (the default) keeps idle connections open, as Pyro4's multiplex server does. Pyro4's
+        thread server drops them after ``COMMTIMEOUT``: ``idle_timeout=config.COMMTIMEOUT``
+        does the same. A call being served, however long, is not idleness. One timer checks
+        every connection four times per ``idle_timeout`` (no timer per connection: idle
+        connections stay cheap), so an idle one goes after 1 to 1.25 times ``idle_timeout``.
     """
 
     protocol = Pyro4Protocol  # type: ignore[assignment]
 
     def __init__(self, reactor: Any = None, threadpool: Any = None,
                  max_message_size: int | None = None,
-                 interface: Callable[[Any], Any] = TwistedDaemonObject):
+                 interface: Callable[[Any], Any] = TwistedDaemonObject,
+                 idle_timeout: float | None = None):
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError("idle_timeout must be positive (or None), not %r" % (idle_timeout,))
+        self.idle_timeout = idle_timeout
+        self._idle_sweeper: LoopingCall | None = None
         self._reactor = reactor
         self.threadpool = threadpool
         self.max_message_size = max_message_size
@@ -463,12 +489,30 @@ class Pyro4ProtocolFactory(ServerFactory):
             self._housekeeper.clock = self.reactor
             self._housekeeper.start(config.POLLTIMEOUT or 2.0, now=False).addErrback(
                 lambda f: log.failure("housekeeping() raised; it will not run again", f))
+        if self.idle_timeout:
+            self._idle_sweeper = LoopingCall(self._close_idle_connections)
+            self._idle_sweeper.clock = self.reactor
+            self._idle_sweeper.start(self.idle_timeout / 4, now=False).addErrback(
+                lambda f: log.failure("closing idle connections failed; no longer done", f))
 
     def stopFactory(self) -> None:
         """The last port stopped listening."""
-        if self._housekeeper is not None and self._housekeeper.running:
-            self._housekeeper.stop()
-        self._housekeeper = None
+        for timer in (self._housekeeper, self._idle_sweeper):
+            if timer is not None and timer.running:
+                timer.stop()
+        self._housekeeper = self._idle_sweeper = None
+
+    def _close_idle_connections(self) -> None:
+        """Close the connections idle for ``idle_timeout`` seconds or more (gracefully:
+        a Pyro4 client then gets ``ConnectionClosedError`` on its next call, as from Pyro4's
+        thread server)."""
+        assert self.idle_timeout is not None
+        deadline = self.reactor.seconds() - self.idle_timeout
+        for protocol in [p for p in self.protocols if p.last_active <= deadline and p.idle]:
+            log.info("closing connection from {peer}: idle for {seconds:.1f} s",
+                     peer=protocol.peer_address,
+                     seconds=self.reactor.seconds() - protocol.last_active)
+            protocol._hang_up()
 
     # -- connections ----------------------------------------------------------------------
 

@@ -31,8 +31,9 @@ What these examples found, where ours differed from Pyro4's daemons:
   connection's next call; Pyro4 runs them in line first.
 * Skipped: with a thread pool, one connection's calls run in any pool thread; Pyro4's thread
   server keeps each connection in one worker thread.
-* Skipped: Pyro4's thread server closes idle connections after ``COMMTIMEOUT``
-  (examples/disconnects); ours (like Pyro4's multiplex server) keeps them open.
+* Added: Pyro4's thread server closes idle connections after ``COMMTIMEOUT``
+  (examples/disconnects); ours keeps them open (like Pyro4's multiplex server) unless given
+  ``idle_timeout``, which this example's test now uses.
 * Cosmetic: Pyro4's remote tracebacks start with its ``handleRequest`` frame; ours start at
   the servant (``daemon_frames``).
 
@@ -1457,8 +1458,9 @@ class ExampleTests:
     def ours(self) -> bool:
         return self.target in ("reactor", "threadpool")
 
-    def start(self, hooks: type | None = None, port: int = 0) -> Any:
-        """A new daemon (``hooks`` mixed in) for this test, stopped at cleanup; returned."""
+    def start(self, hooks: type | None = None, port: int = 0, **factory_kwargs: Any) -> Any:
+        """A new daemon (``hooks`` mixed in) for this test, stopped at cleanup; returned.
+        ``factory_kwargs`` go to our factory only."""
         if self.ours:
             pool = None
             if self.target == "threadpool":
@@ -1467,7 +1469,7 @@ class ExampleTests:
                 self.addCleanup(pool.stop)
             cls = Pyro4ProtocolFactory if hooks is None else type(
                 hooks.__name__ + "Factory", (hooks, Pyro4ProtocolFactory), {})
-            factory = cls(threadpool=pool)
+            factory = cls(threadpool=pool, **factory_kwargs)
             if port:
                 listening = reactor.listenTCP(port, factory, interface="127.0.0.1",
                                               backlog=DEFAULT_BACKLOG)
@@ -1987,14 +1989,17 @@ class ExampleTests:
     @async_test
     async def test_disconnects_idle_timeout(self):
         """examples/disconnects relies on the server closing idle connections after
-        ``COMMTIMEOUT`` seconds, as Pyro4's thread server does."""
-        if self.target != "thread":
+        ``COMMTIMEOUT`` seconds, as Pyro4's thread server does; ours does with
+        ``idle_timeout``."""
+        if self.target == "multiplex":
             raise unittest.SkipTest(
-                "only Pyro4's thread server closes idle connections after COMMTIMEOUT: its "
-                "multiplex server and ours keep them open (a reactor has no blocking socket "
-                "to time out)")
+                "Pyro4's multiplex server never closes idle connections (it ignores "
+                "COMMTIMEOUT there)")
         restore_config(self, COMMTIMEOUT=0)
-        daemon = self.start(DisconnectWatcher)
+        if self.ours:
+            daemon = self.start(DisconnectWatcher, idle_timeout=0.2)
+        else:
+            daemon = self.start(DisconnectWatcher)
         uri = daemon.register(TestDisconnect, "example.disconnect")
 
         def blocking():

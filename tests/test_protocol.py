@@ -71,6 +71,78 @@ class ProtocolFixture(unittest.TestCase):
         return protocol, transport, peer
 
 
+class IdleTimeoutTestCase(ProtocolFixture):
+    """``idle_timeout``: idle connections are closed by one timer on the factory's clock."""
+
+    def setUp(self):
+        super().setUp()
+        self.factory = Pyro4ProtocolFactory(reactor=self.clock, idle_timeout=10)
+        self.factory.setAddress("127.0.0.1", 9999)
+        self.servant = Servant()
+        self.factory.register(self.servant, "servant")
+        self.factory.doStart()  # as listening on a port does
+        self.addCleanup(self.factory.doStop)
+
+    def test_an_idle_connection_is_closed_after_the_timeout(self):
+        protocol, transport, peer = self.connect()
+        self.clock.pump([2.5] * 3)  # 7.5 s
+        self.assertFalse(transport.disconnecting)
+        self.clock.pump([2.5] * 2)  # 12.5 s: seen idle at the check after 10 s
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_handshake_that_never_comes_is_idleness_too(self):
+        protocol, transport, peer = self.connect(handshake=False)
+        self.clock.pump([2.5] * 5)
+        self.assertTrue(transport.disconnecting)
+        self.assertEqual(peer.replies(transport), [])  # no reply owed: just closed
+
+    def test_each_request_restarts_the_count(self):
+        protocol, transport, peer = self.connect()
+        for _ in range(4):
+            self.clock.pump([2.5] * 3)  # 7.5 s idle, then a call
+            protocol.dataReceived(peer.invoke("servant", "add", 1, 2))
+            self.assertEqual(peer.load(peer.replies(transport)[0]), 3)
+        self.assertFalse(transport.disconnecting)
+        self.clock.pump([2.5] * 5)
+        self.assertTrue(transport.disconnecting)
+
+    def test_a_call_being_served_is_not_idleness(self):
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "later"))
+        self.clock.pump([2.5] * 20)  # 50 s waiting for the servant
+        self.assertFalse(transport.disconnecting)
+        self.servant.pending.pop().callback("done")
+        self.assertEqual(peer.load(peer.replies(transport)[0]), "done")
+        self.clock.pump([2.5] * 3)  # counted from the reply
+        self.assertFalse(transport.disconnecting)
+        self.clock.pump([2.5] * 2)
+        self.assertTrue(transport.disconnecting)
+
+    def test_only_the_idle_connection_goes(self):
+        idle, idle_transport, _ = self.connect()
+        busy, busy_transport, busy_peer = self.connect()
+        for _ in range(3):
+            self.clock.pump([2.5] * 2)
+            busy.dataReceived(busy_peer.invoke("servant", "add", 2, 2))
+        self.assertTrue(idle_transport.disconnecting)
+        self.assertFalse(busy_transport.disconnecting)
+        self.assertEqual([busy_peer.load(r) for r in busy_peer.replies(busy_transport)],
+                         [4, 4, 4])
+
+    def test_stopping_the_factory_stops_the_timer(self):
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.factory.doStop()
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.factory.doStart()  # (for the cleanup's doStop)
+
+    def test_no_timer_without_idle_timeout(self):
+        factory = Pyro4ProtocolFactory(reactor=self.clock)
+        factory.doStart()
+        self.addCleanup(factory.doStop)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)  # only this test's factory's
+        self.assertRaises(ValueError, Pyro4ProtocolFactory, idle_timeout=0)
+
+
 class ProtocolTestCase(ProtocolFixture):
     def test_states_through_a_call(self):
         protocol, transport, peer = self.connect(handshake=False)
