@@ -49,7 +49,8 @@ def in_reactor(function: Callable[..., Any]) -> Callable[..., Any]:
     With a thread pool (or for oneway calls under ``ONEWAY_THREADED``) calls normally hop to
     a worker thread. A method that only touches in-memory state gains nothing from that hop,
     and if it touches state the reactor thread owns, it must not run elsewhere. Coroutine
-    functions are treated this way without the marker.
+    functions are treated this way without the marker. On a registered *class*, it keeps the
+    creation of its instances (``__init__``, ``instance_creator``) in the reactor thread.
     """
     function._pyroInReactor = True  # type: ignore[attr-defined]
     return function
@@ -180,7 +181,6 @@ class Dispatcher:
             return self._encode(wire.MSG_PING, b"pong", msg.serializer_id, 0, msg.seq,
                                 self._annotations(ctx))
         oneway = bool(msg.flags & wire.FLAGS_ONEWAY)
-        batch = bool(msg.flags & wire.FLAGS_BATCH)
         try:
             serializer = self._accepted_serializer(msg)
             object_id, method, vargs, kwargs = self._call_data(msg, serializer)
@@ -188,11 +188,60 @@ class Dispatcher:
             if obj is None:
                 log.debug("unknown object requested: {object_id}", object_id=object_id)
                 raise errors.DaemonError("unknown object")
-            if inspect.isclass(obj):
-                # Pyro4's own rules. A new instance's __init__ (or instance_creator) sees this
-                # call's current_context, as in Pyro4, and not whichever call ran last here.
-                obj = ctx.run(Daemon._getInstance, self.daemon, obj, connection)
             pool = self.daemon.threadpool
+            if inspect.isclass(obj):
+                obj = self._instance(obj, connection, ctx, pool)
+                if isinstance(obj, defer.Deferred):  # being created in the pool
+                    return obj.addCallbacks(
+                        self._request, self._instance_failed,
+                        callbackArgs=(msg, ctx, serializer, method, vargs, kwargs, pool),
+                        errbackArgs=(msg, ctx))
+        except Exception:
+            if oneway:
+                log.debug("oneway request failed: {error!r}", error=sys.exc_info()[1])
+                return None
+            return self.exception_reply(msg, sys.exc_info()[1], self._traceback(), ctx)
+        return self._request(obj, msg, ctx, serializer, method, vargs, kwargs, pool)
+
+    def _instance(self, cls: type, connection: PyroConnection, ctx: CallContext,
+                  pool: Any) -> Any:
+        """The instance of a registered class that serves this call (Pyro4's instance modes,
+        by Pyro4's own ``_getInstance``), or a Deferred of it.
+
+        A new instance's ``__init__`` (or ``instance_creator``) sees this call's
+        ``current_context``, as in Pyro4. With a thread pool it runs in the pool, as in
+        Pyro4's thread server (it may block: open a database, say), unless the class is
+        marked :func:`in_reactor`; an instance that exists already is found at once.
+        """
+        if pool is None or runs_in_reactor(cls) or self._existing_instance(cls, connection):
+            return ctx.run(Daemon._getInstance, self.daemon, cls, connection)
+        return threads.deferToThreadPool(self.daemon.reactor, pool, ctx.run_in_worker,
+                                         Daemon._getInstance, self.daemon, cls, connection)
+
+    def _existing_instance(self, cls: type, connection: PyroConnection) -> Any:
+        """The instance ``_getInstance`` would return without creating one, else None (or a
+        falsy instance, which Pyro4's ``_getInstance`` replaces)."""
+        mode = cls._pyroInstancing[0]  # type: ignore[attr-defined]
+        if mode == "single":
+            return self.daemon._pyroInstances.get(cls)
+        if mode == "session":
+            return connection.pyroInstances.get(cls)
+        return None  # percall (or an invalid mode, which _getInstance reports)
+
+    def _instance_failed(self, failure: Failure, msg: wire.Message,
+                         ctx: CallContext) -> MaybeDeferredReply:
+        """Creating the servant instance in the pool raised: the client gets the error."""
+        if msg.flags & wire.FLAGS_ONEWAY:
+            log.debug("oneway request failed: {error!r}", error=failure.value)
+            return None
+        return self._failure_reply(failure, msg, ctx)
+
+    def _request(self, obj: Any, msg: wire.Message, ctx: CallContext, serializer: Any,
+                 method: str, vargs: Any, kwargs: Any, pool: Any) -> MaybeDeferredReply:
+        """Serve an INVOKE on ``obj`` (the servant instance): batch, attribute or call."""
+        oneway = bool(msg.flags & wire.FLAGS_ONEWAY)
+        batch = bool(msg.flags & wire.FLAGS_BATCH)
+        try:
             if batch:
                 outcome = defer.ensureDeferred(self._batch(obj, vargs, ctx, pool))
             elif method == "__getattr__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 import Pyro4
 import Pyro4.errors
@@ -11,6 +12,7 @@ from Pyro4 import errors
 from Pyro4.core import SerializedBlob
 from Pyro4.message import Message
 from twisted.internet import defer, reactor, task
+from twisted.python.threadable import isInIOThread
 from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 
@@ -639,6 +641,36 @@ class Blocking:
         return "quick"
 
 
+class Opening:
+    """A session servant whose ``__init__`` blocks until the test opens ``gate`` (a database
+    connection being opened, say)."""
+
+    def __init__(self, entered: threading.Event, gate: threading.Event,
+                 created_in: list[tuple[str, bool]]) -> None:
+        created_in.append((threading.current_thread().name, isInIOThread()))
+        entered.set()
+        self.opened = gate.wait(10)
+        if not self.opened:
+            raise RuntimeError("the gate never opened")
+
+    @Pyro4.expose
+    def ready(self) -> bool:
+        return self.opened
+
+
+def opening_class(**behaviour: Any) -> tuple[type, threading.Event, threading.Event,
+                                             list[tuple[str, bool]]]:
+    """A fresh exposed ``Opening`` subclass with its own events, for one test."""
+    entered, gate, created_in = threading.Event(), threading.Event(), []
+
+    @Pyro4.behavior(**behaviour)
+    class Servant(Opening):
+        def __init__(self) -> None:
+            super().__init__(entered, gate, created_in)
+
+    return Servant, entered, gate, created_in
+
+
 class ThreadPoolTest(unittest.TestCase):
     def setUp(self):
         self.pool = ThreadPool(minthreads=0, maxthreads=8, name="servants")
@@ -670,6 +702,64 @@ class ThreadPoolTest(unittest.TestCase):
                     servant.oneway_release.set()
 
         self.assertEqual((yield in_thread(blocking)), "quick")
+
+
+    @defer.inlineCallbacks
+    def test_servant_instances_are_created_in_the_pool(self):
+        """A blocking ``__init__`` of a session (or percall, single) servant runs in the pool,
+        as in Pyro4's thread server: the reactor serves others while it blocks."""
+        for mode in ("session", "percall", "single"):
+            factory = serve(self, threadpool=self.pool)
+            servant, entered, gate, created_in = opening_class(instance_mode=mode)
+            uri = factory.register(servant)
+            quick = factory.register(Calculator())
+            first = call(uri, "ready")
+            yield in_thread(entered.wait, 10)
+            self.assertEqual((yield call(quick, "add", 1, 2)), 3)  # while __init__ blocks
+            gate.set()
+            self.assertIs((yield first), True)
+            ((thread, in_reactor),) = created_in
+            self.assertIn("servants", thread, mode)
+            self.assertFalse(in_reactor, mode)
+
+    @defer.inlineCallbacks
+    def test_in_reactor_classes_are_created_in_the_reactor(self):
+        from pyro.dispatch import in_reactor
+
+        factory = serve(self, threadpool=self.pool)
+        servant, _, gate, created_in = opening_class(instance_mode="session")
+        gate.set()  # (it must not block: the reactor thread runs it)
+        uri = factory.register(in_reactor(servant))
+        self.assertIs((yield call(uri, "ready")), True)
+        self.assertEqual([in_reactor for _, in_reactor in created_in], [True])
+
+    @defer.inlineCallbacks
+    def test_an_instance_that_cannot_be_created_fails_the_call_only(self):
+        factory = serve(self, threadpool=self.pool)
+
+        @Pyro4.behavior(instance_mode="percall")
+        @Pyro4.expose
+        class Broken:
+            def __init__(self):
+                raise ValueError("no database today")
+
+            def ready(self):
+                return True
+
+        uri = factory.register(Broken)
+
+        def blocking():
+            with Pyro4.Proxy(uri) as proxy:
+                try:
+                    proxy.ready()
+                except ValueError as error:
+                    return str(error), "".join(Pyro4.util.getPyroTraceback())
+                raise AssertionError("no error")
+
+        message, remote = yield in_thread(blocking)
+        self.assertEqual(message, "no database today")
+        self.assertIn("no database today", remote)
+        self.assertEqual((yield call(factory.register(Calculator()), "add", 2, 2)), 4)
 
 
 class OriginalReadmeTest(unittest.TestCase):
