@@ -762,6 +762,49 @@ class ThreadPoolTest(unittest.TestCase):
         self.assertEqual((yield call(factory.register(Calculator()), "add", 2, 2)), 4)
 
 
+class NameServerOnOurFactoryTest(unittest.TestCase):
+    """Pyro4's own ``NameServer`` object is just a servant: served by our factory, it is a
+    name server that Pyro4 clients (``locateNS``, ``PYRONAME:``, ``PYROMETA:``) and our native
+    client use as they would Pyro4's ``NameServerDaemon`` (without its broadcast responder)."""
+
+    @defer.inlineCallbacks
+    def test_pyro4_clients_and_ours_use_it(self):
+        import Pyro4.naming
+        from Pyro4.constants import NAMESERVER_NAME
+
+        from pyro.client import DeferredProxy, resolve
+
+        factory = serve(self)
+        nameserver = Pyro4.naming.NameServer()
+        ns_uri = factory.register(nameserver, NAMESERVER_NAME)
+        nameserver.register(NAMESERVER_NAME, ns_uri)  # as NameServerDaemon does
+        thing_uri = factory.register(Calculator())
+        host, port = ns_uri.host, ns_uri.port
+
+        def blocking():
+            ns = Pyro4.locateNS(host, port)
+            ns.register("example.calc", thing_uri, metadata={"kind:calculator"})
+            listed = ns.list(prefix="example.")
+            found = ns.lookup("example.calc", return_metadata=True)
+            with Pyro4.Proxy(f"PYRONAME:example.calc@{host}:{port}") as by_name:
+                named = by_name.add(1, 2)
+            with Pyro4.Proxy(f"PYROMETA:kind:calculator@{host}:{port}") as by_meta:
+                meta = by_meta.add(3, 4)
+            ns._pyroRelease()
+            return listed, found, named, meta
+
+        listed, (uri, metadata), named, meta = yield in_thread(blocking)
+        self.assertEqual(listed, {"example.calc": str(thing_uri)})
+        self.assertEqual((str(uri), metadata), (str(thing_uri), ["kind:calculator"]))  # as Pyro4
+        self.assertEqual((named, meta), (3, 7))
+        # the native client resolves through it too, without a thread
+        self.assertEqual(str((yield resolve(f"PYRONAME:example.calc@{host}:{port}"))),
+                         str(thing_uri))
+        proxy = DeferredProxy(f"PYRONAME:example.calc@{host}:{port}")
+        self.addCleanup(proxy.close)
+        self.assertEqual((yield proxy.add(5, 6)), 11)
+
+
 class OriginalReadmeTest(unittest.TestCase):
     @defer.inlineCallbacks
     def test_original_readme_example_runs_as_written(self):
