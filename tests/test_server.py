@@ -763,21 +763,18 @@ class ThreadPoolTest(unittest.TestCase):
 
 
 class NameServerOnOurFactoryTest(unittest.TestCase):
-    """Pyro4's own ``NameServer`` object is just a servant: served by our factory, it is a
-    name server that Pyro4 clients (``locateNS``, ``PYRONAME:``, ``PYROMETA:``) and our native
-    client use as they would Pyro4's ``NameServerDaemon`` (without its broadcast responder)."""
+    """Pyro4's own ``NameServer`` object is just a servant: served by our factory
+    (``pyro.nameserver.register_name_server``), it is a name server that Pyro4 clients
+    (``locateNS``, ``PYRONAME:``, ``PYROMETA:``) and our native client use as they would
+    Pyro4's ``NameServerDaemon``. (Broadcast lookups: tests/test_nameserver.py.)"""
 
     @defer.inlineCallbacks
     def test_pyro4_clients_and_ours_use_it(self):
-        import Pyro4.naming
-        from Pyro4.constants import NAMESERVER_NAME
-
         from pyro.client import DeferredProxy, resolve
+        from pyro.nameserver import register_name_server
 
         factory = serve(self)
-        nameserver = Pyro4.naming.NameServer()
-        ns_uri = factory.register(nameserver, NAMESERVER_NAME)
-        nameserver.register(NAMESERVER_NAME, ns_uri)  # as NameServerDaemon does
+        _, ns_uri = register_name_server(factory)
         thing_uri = factory.register(Calculator())
         host, port = ns_uri.host, ns_uri.port
 

@@ -1,0 +1,97 @@
+"""Pyro4's name server, served from the reactor.
+
+Pyro4's ``NameServer`` is an ordinary servant: :func:`register_name_server` puts one on a
+:class:`~pyro.protocol.Pyro4ProtocolFactory` as Pyro4's ``NameServerDaemon`` puts it on its
+daemon (well-known object id ``Pyro.NameServer``, listed in itself). :class:`BroadcastResponder`
+answers the UDP ``GET_NSURI`` queries with which ``Pyro4.locateNS()`` (and
+:func:`pyro.client.locate_ns`) look for a name server when none is at ``NS_HOST``, as Pyro4's
+``BroadcastServer`` does, but on the reactor instead of in a thread of its own.
+
+Not provided: ``NS_AUTOCLEAN``'s cleaner, which pings every registered object from a thread
+with blocking proxies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import Pyro4.naming
+from Pyro4 import constants, socketutil
+from Pyro4.configuration import config
+from Pyro4.core import URI
+from twisted.internet.protocol import DatagramProtocol
+from twisted.logger import Logger
+
+__all__ = ["REQUEST_NSURI", "BroadcastResponder", "listen_broadcast", "register_name_server"]
+
+log = Logger()
+
+#: What a client broadcasts to find a name server (Pyro4's ``BroadcastServer.REQUEST_NSURI``).
+REQUEST_NSURI = b"GET_NSURI"
+
+
+def register_name_server(factory: Any, storage: Any = None) -> tuple[Pyro4.naming.NameServer,
+                                                                    URI]:
+    """Serve a Pyro4 name server on ``factory``: ``(nameserver, uri)``.
+
+    ``storage`` is one of Pyro4's name server storages (default: in memory, as
+    ``NameServerDaemon`` has it; ``Pyro4.naming_storage.SqlStorage(path)`` persists). The name
+    server is listed in itself under ``Pyro.NameServer`` with the metadata
+    ``class:Pyro4.naming.NameServer``, as Pyro4 does. Its methods run in the reactor thread
+    (or the factory's thread pool); they only touch the storage, under its own lock.
+    """
+    nameserver = Pyro4.naming.NameServer(storage or Pyro4.naming.MemoryStorage())
+    uri = factory.register(nameserver, constants.NAMESERVER_NAME)
+    nameserver.register(constants.NAMESERVER_NAME, uri,
+                        metadata={"class:Pyro4.naming.NameServer"})
+    return nameserver, uri
+
+
+class BroadcastResponder(DatagramProtocol):
+    """Answers ``GET_NSURI`` datagrams with the name server's URI; ignores anything else.
+
+    As in Pyro4, a URI whose host is ``0.0.0.0`` (a server listening on every interface) is
+    answered with the address of the interface that reaches the asking client.
+
+    :ivar requests: how many ``GET_NSURI`` queries were answered.
+    """
+
+    def __init__(self, ns_uri: URI | str) -> None:
+        self.ns_uri = URI(ns_uri)
+        self.requests = 0
+
+    def datagramReceived(self, datagram: bytes, addr: Any) -> None:
+        if datagram != REQUEST_NSURI:
+            log.debug("ignored a datagram from {host} that is not a name server query",
+                      host=addr[0])
+            return
+        answer = URI(self.ns_uri)  # a copy: the host may be filled in per client
+        if answer.host == "0.0.0.0":
+            try:
+                answer.host = socketutil.getInterfaceAddress(addr[0])
+            except OSError:
+                pass
+        self.requests += 1
+        log.debug("answering a name server query from {host}: {uri}", host=addr[0],
+                  uri=str(answer))
+        transport = self.transport
+        if transport is not None:  # (None only once the port stopped listening)
+            transport.write(str(answer).encode("iso-8859-1"), addr)
+
+
+def listen_broadcast(ns_uri: URI | str, reactor: Any = None, interface: str | None = None,
+                     port: int | None = None) -> Any:
+    """Answer name server queries on UDP: the listening port (``stopListening()`` ends it).
+
+    ``port`` defaults to ``Pyro4.config.NS_BCPORT`` and ``interface`` to
+    ``Pyro4.config.NS_BCHOST``, else every interface (``""``, or ``"::"`` for an IPv6 name
+    server), which a socket needs to hear broadcasts at all. Its ``protocol`` attribute is the
+    :class:`BroadcastResponder`.
+    """
+    if reactor is None:
+        from twisted.internet import reactor
+    responder = BroadcastResponder(ns_uri)
+    if interface is None:
+        interface = config.NS_BCHOST or ("::" if ":" in responder.ns_uri.host else "")
+    return reactor.listenUDP(config.NS_BCPORT if port is None else port, responder,
+                             interface=interface)
