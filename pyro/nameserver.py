@@ -22,7 +22,8 @@ from Pyro4.core import URI
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-__all__ = ["REQUEST_NSURI", "BroadcastResponder", "listen_broadcast", "register_name_server"]
+__all__ = ["REQUEST_NSURI", "BroadcastResponder", "listen_broadcast", "register_name_server",
+           "serve_name_server"]
 
 log = Logger()
 
@@ -95,3 +96,39 @@ def listen_broadcast(ns_uri: URI | str, reactor: Any = None, interface: str | No
         interface = config.NS_BCHOST or ("::" if ":" in responder.ns_uri.host else "")
     return reactor.listenUDP(config.NS_BCPORT if port is None else port, responder,
                              interface=interface)
+
+
+async def serve_name_server(reactor: Any, host: str | None = None, port: int | None = None,
+                            broadcast: bool = True, bchost: str | None = None,
+                            bcport: int | None = None, hmac_key: bytes | None = None,
+                            out: Any = None) -> Any:
+    """``python -m pyro ns``: a name server on the reactor, as ``python -m Pyro4.naming``.
+
+    Listens on ``host:port`` (default ``Pyro4.config.HOST`` and ``NS_PORT``) and, unless
+    ``broadcast`` is false, answers broadcast queries on ``bchost:bcport`` (default
+    ``NS_BCHOST``/``NS_BCPORT``); prints where, as Pyro4 does; returns the factory (its
+    ``close()`` stops the name server; the broadcast port is in ``factory.ports`` too).
+    """
+    from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
+
+    from .protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
+
+    host = config.HOST if host is None else host
+    port = config.NS_PORT if port is None else port
+    endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
+    factory = Pyro4ProtocolFactory(reactor=reactor)
+    if hmac_key:
+        factory._pyroHmacKey = hmac_key
+    await factory.listen(endpoint_type(reactor, port, backlog=DEFAULT_BACKLOG, interface=host))
+    nameserver, uri = register_name_server(factory)
+    lines = ["NS running on %s (%s)" % (factory.locationStr, host)]
+    if broadcast:
+        udp = listen_broadcast(uri, reactor, interface=bchost, port=bcport)
+        factory.ports.append(udp)
+        address = udp.getHost()
+        lines.append("Broadcast server running on %s:%d" % (address.host, address.port))
+    else:
+        lines.append("Not starting broadcast server.")
+    lines.append("URI = %s" % uri)
+    print("\n".join(lines), file=out, flush=True)
+    return factory

@@ -118,3 +118,55 @@ class NameServerOnTheReactorTests(TestCase):
         udp = listen_broadcast(self.ns_uri, reactor=reactor)
         self.addCleanup(udp.stopListening)
         self.assertEqual((udp.getHost().host, udp.getHost().port), ("127.0.0.1", number))
+
+
+# -- python -m pyro ns: the command, as a user runs it -----------------------------------------
+
+
+def test_the_ns_command_serves_and_answers_broadcasts() -> None:
+    """``python -m pyro ns``, started like ``python -m Pyro4.naming``, is found by Pyro4
+    clients directly and by broadcast; SIGTERM stops it cleanly."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pyro
+
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYRO_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(pyro.__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
+    command = [sys.executable, "-m", "pyro", "ns", "-n", "127.0.0.1", "-p", "0",
+               "--bchost", "127.0.0.1", "--bcport", "0"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in range(3)]
+        assert lines[0].startswith("NS running on 127.0.0.1:"), lines
+        assert lines[1].startswith("Broadcast server running on 127.0.0.1:"), lines
+        assert lines[2].startswith("URI = PYRO:Pyro.NameServer@127.0.0.1:"), lines
+        ns_port = int(lines[0].split()[3].rsplit(":", 1)[1])
+        bc_port = int(lines[1].rsplit(":", 1)[1])
+        with Pyro4.locateNS("127.0.0.1", ns_port) as ns:
+            assert str(ns._pyroUri) == lines[2][len("URI = "):]
+            assert constants.NAMESERVER_NAME in ns.list()
+        saved = {name: getattr(Pyro4.config, name)
+                 for name in ("NS_HOST", "NS_PORT", "BROADCAST_ADDRS", "NS_BCPORT")}
+        try:
+            Pyro4.config.NS_HOST, Pyro4.config.NS_PORT = "127.0.0.1", free_port()
+            Pyro4.config.BROADCAST_ADDRS, Pyro4.config.NS_BCPORT = "127.0.0.1", bc_port
+            with Pyro4.locateNS() as ns:  # nothing at NS_HOST:NS_PORT: found by broadcast
+                assert ns._pyroUri.port == ns_port
+        finally:
+            for name, value in saved.items():
+                setattr(Pyro4.config, name, value)
+        process.terminate()
+        assert process.wait(20) == 0
+        stderr = process.stderr.read() if process.stderr else ""
+        assert "Traceback" not in stderr, stderr
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(20)
