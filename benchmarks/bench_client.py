@@ -40,7 +40,9 @@ installed, so thread counts and CPU times belong to that client alone.
     they travel on different connections: ``max_connections = max_in_flight = 10,000`` (one
     call per connection; ``--burst-connections`` for fewer, pipelined). Two bursts on the same
     proxy: *cold* (one connection open; the pool grows during the burst) and *warm* (again,
-    with the connections the first burst left open). All calls are issued at once, so all
+    with the connections the first burst left open); then *prestarted*: a new proxy with
+    ``min_connections`` = its ``max_connections``, whose whole pool is opened (and timed)
+    before its burst, as for a burst known in advance. All calls are issued at once, so all
     their Deferreds are outstanding together; how many are on the wire at once depends on how
     fast the pool opens connections, and is reported. Also: successes, wall time from issuing
     the first call to the last reply, client CPU, and the client's threads
@@ -392,7 +394,8 @@ async def burst_phase(reactor: Any, proxy: Any, server_pid: int, count: int, slo
 
 async def run_burst(reactor: Any, uri: str, server_pid: int, duration: float,
                     spec: dict[str, Any]) -> Any:
-    """Two bursts of ``spec["count"]`` concurrent ``slow(spec["slow"])`` calls (cold, warm)."""
+    """Bursts of ``spec["count"]`` concurrent ``slow(spec["slow"])`` calls: cold and warm on
+    one proxy, then on a new proxy whose pool was opened first (``min_connections``)."""
     from pyro.client import DeferredProxy
 
     proxy = DeferredProxy(uri, reactor=reactor, max_connections=spec["connections"],
@@ -406,13 +409,31 @@ async def run_burst(reactor: Any, uri: str, server_pid: int, duration: float,
         for phase in ("cold", "warm"):
             out[phase] = await burst_phase(reactor, proxy, server_pid, spec["count"],
                                            spec["slow"], spec["timeout"])
-        return out
     finally:
         t0 = time.perf_counter()
         await proxy.close()
         out["close_s"] = time.perf_counter() - t0
+    prestarted = DeferredProxy(uri, reactor=reactor, max_connections=spec["connections"],
+                               max_in_flight=spec["in_flight"], timeout=spec["timeout"],
+                               min_connections=spec["connections"])
+    try:
+        from twisted.internet import task
+
+        t0 = time.perf_counter()
+        await prestarted.connect()
+        deadline = t0 + spec["timeout"]
+        while len(prestarted._ready) < spec["connections"] and time.perf_counter() < deadline:
+            await task.deferLater(reactor, 0.01, lambda: None)
+        opened_s = time.perf_counter() - t0
+        out["prestarted"] = await burst_phase(reactor, prestarted, server_pid, spec["count"],
+                                              spec["slow"], spec["timeout"])
+        out["prestarted"]["opened_s"] = opened_s
+    finally:
+        await prestarted.close()
+    return out
 
 
+BURST_PHASES = ("cold", "warm", "prestarted")
 SYNC_RUNNERS = {"blocking": run_blocking, "async": run_async}
 REACTOR_RUNNERS = {"pds": run_pds, "dp": run_dp, "burst": run_burst}
 
@@ -576,7 +597,7 @@ def measure_burst(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc]
         got = run_client(ctx, spec, servers["ours"], spec["timeout"] * 2 + 60)
     finally:
         stop_servers(servers, registry)
-    for phase in ("cold", "warm"):
+    for phase in BURST_PHASES:
         r = got[phase]
         print("  %s (%d connections open before): %d/%d ok in %s s (first reply %s s, median "
               "%s s; calls issued in %.3f s); peak %d sent and unanswered, %d connections; "
@@ -586,6 +607,9 @@ def measure_burst(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc]
                   r["peak_connections"], r["threads"], r["kernel_threads"], r["client_cpu_s"],
                   ("; errors %d %s" % (r["errors"], r["error_samples"])) if r["errors"] else ""),
               flush=True)
+        if "opened_s" in r:
+            print("    (%s: its pool was opened beforehand in %.2f s)" % (phase, r["opened_s"]),
+                  flush=True)
     print("  closing the proxy (%d connections): %.2f s" % (
         max(got["cold"]["peak_connections"], got["warm"]["peak_connections"]), got["close_s"]),
         flush=True)
@@ -686,12 +710,16 @@ def report(results: dict[str, Any], opts: argparse.Namespace) -> str:
             return out + [""] * len(kinds)
 
         n = burst["count"]
-        for phase in ("cold", "warm"):
+        for phase in BURST_PHASES:
             r = burst[phase]
             rows.append(["(2) %d concurrent slow(%s s) calls, %s (%d connection%s open "
                          "before): succeeded" % (n, burst["slow"], phase, r["open_before"],
                                                  "" if r["open_before"] == 1 else "s")] + cells("%d/%d" % (r["ok"], n)) +
                 ["all %d" % n, verdict(r["ok"] == n and not r["errors"])])
+            if "opened_s" in r:
+                rows.append(["(2) %s: opening the pool beforehand, min_connections=%d (s)"
+                             % (phase, r["open_before"])] + cells(_f(r["opened_s"], 2))
+                            + ["", ""])
             rows.append(["(2) %s: wall time, first call issued to last reply (s)" % phase] +
                          cells("%s (first reply %s, median %s)" % (
                              _f(r["wall"], 2), _f(r["first"], 2), _f(r["median"], 2))) +
