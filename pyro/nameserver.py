@@ -121,7 +121,9 @@ async def serve_name_server(reactor: Any, host: str | None = None, port: int | N
         factory._pyroHmacKey = hmac_key
     await factory.listen(endpoint_type(reactor, port, backlog=DEFAULT_BACKLOG, interface=host))
     nameserver, uri = register_name_server(factory)
-    lines = ["NS running on %s (%s)" % (factory.locationStr, host)]
+    bound = factory.ports[0].getHost()
+    shown = "[%s]" % host if ":" in host else host
+    lines = ["NS running on %s:%d (%s)" % (shown, bound.port, bound.host)]  # Pyro4's wording
     if broadcast:
         udp = listen_broadcast(uri, reactor, interface=bchost, port=bcport)
         factory.ports.append(udp)
