@@ -20,10 +20,11 @@ from Pyro4.core import current_context
 class CallContext:
     """A snapshot of ``Pyro4.current_context`` for one call (``to_global()`` format)."""
 
-    __slots__ = ("values",)
+    __slots__ = ("values", "_saved")
 
     def __init__(self, values: dict[str, Any]):
         self.values = values
+        self._saved: tuple[Any, Any, Any] = ({}, None, {})
 
     @classmethod
     def for_message(cls, connection: Any, msg: Any, handshake: bool = False) -> CallContext:
@@ -47,7 +48,13 @@ class CallContext:
         )
 
     def install(self) -> None:
-        """Make these facts what ``Pyro4.current_context`` shows in this thread."""
+        """Make these facts what ``Pyro4.current_context`` shows in this thread.
+
+        What a client in this thread had set there (annotations, correlation id) and the
+        response annotations of its last call are kept for :meth:`capture` to put back.
+        """
+        self._saved = (current_context.annotations, current_context.correlation_id,
+                       current_context.response_annotations)
         current_context.from_global(self.values)
 
     @property
@@ -59,19 +66,17 @@ class CallContext:
 
     def capture(self) -> None:
         """Take back what the servant changed (it may replace ``response_annotations``), then
-        leave the thread's context as no call's.
+        give the thread back the client facts it had before :meth:`install`.
 
         The reactor thread runs much besides servant code; a Pyro4 or ``pyro.client`` proxy
-        used there later (a timer, a callback) reads ``current_context`` to decide what
-        annotations and correlation id to send, and must not send those of whichever request
-        was served last. (Pyro4's multiplex server leaves them in place: its thread runs
-        nothing else.) The fields a client reads, and the connection, are reset; the rest
-        are plain numbers.
+        used there (a timer, a callback) reads ``current_context`` to decide what annotations
+        and correlation id to send: its own, never those of whichever request was served last.
+        (Pyro4's servers leave the served call's facts in place: their threads run nothing
+        else.) The connection is dropped too; the rest are plain numbers.
         """
         self.values["response_annotations"] = current_context.response_annotations
-        current_context.annotations = {}
-        current_context.response_annotations = {}
-        current_context.correlation_id = None
+        (current_context.annotations, current_context.correlation_id,
+         current_context.response_annotations) = self._saved
         current_context.client = None
         current_context.client_sock_addr = None
 

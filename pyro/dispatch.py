@@ -348,7 +348,9 @@ class Dispatcher:
     def exception_reply(self, msg: wire.Message, exc: Any, tblines: list[str] | None,
                         ctx: CallContext | None, flags: int = 0,
                         annotations: dict[str, bytes] | None = None) -> bytes:
-        """An exception RESULT, exactly as Pyro4's ``_sendExceptionResponse`` builds it."""
+        """An exception RESULT, as Pyro4's ``_sendExceptionResponse`` builds it, plus the
+        call's correlation id (``CORR``), which Pyro4 leaves out there: a client that tags its
+        calls can match failures too."""
         if not isinstance(exc, (StopIteration, GeneratorExit)) and not flags:
             log.debug("exception while handling request: {error!r}", error=exc)
         serializer = _serializer_or_marshal(msg.serializer_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import Pyro4
 from Pyro4 import errors
 from twisted.internet import defer, task
@@ -218,6 +220,12 @@ class ProtocolTestCase(ProtocolFixture):
         idle = (Pyro4.current_context.annotations, Pyro4.current_context.correlation_id,
                 Pyro4.current_context.client)
         self.assertEqual(idle, ({}, None, None))  # while the coroutine waits
+        # what a client in this thread sets is its own: serving calls leaves it alone
+        mine = uuid.UUID(int=7)
+        Pyro4.current_context.correlation_id = mine
+        Pyro4.current_context.annotations = {"MINE": b"x"}
+        self.addCleanup(setattr, Pyro4.current_context, "correlation_id", None)
+        self.addCleanup(setattr, Pyro4.current_context, "annotations", {})
         self.servant.pending.pop().callback(None)
         (reply,) = peer.replies(transport)
         self.assertEqual(peer.load(reply)[0], True)  # the servant still saw its own facts
@@ -228,7 +236,7 @@ class ProtocolTestCase(ProtocolFixture):
         self.assertEqual(peer.load(peer.replies(transport)[0]), 3)
         self.assertEqual((Pyro4.current_context.annotations,
                           Pyro4.current_context.correlation_id,
-                          Pyro4.current_context.response_annotations), ({}, None, {}))
+                          Pyro4.current_context.client), ({"MINE": b"x"}, mine, None))
 
     def test_invoke_before_handshake_gets_connectfail_and_close(self):
         protocol, transport, peer = self.connect(handshake=False)

@@ -172,6 +172,11 @@ class PyroClientProtocol(Protocol):
         once.
     :ivar waiting: calls pinned to this connection that were not written yet, in order; they
         fail with the calls in flight when the connection breaks.
+    :ivar on_response_annotations: ``f(annotations, msg_type)`` or ``None``; called with the
+        annotations of every reply that has some (for a call still waiting for it), before
+        the reply is decoded, as a ``Pyro4.Proxy`` calls its ``_pyroResponseAnnotations``. An
+        exception it raises fails that call.
+    :ivar handshake_annotations: the annotations of the ``CONNECTOK`` reply.
     """
 
     transport: Any  # set by makeConnection; TCP, UNIX and TLS transports all differ
@@ -190,6 +195,7 @@ class PyroClientProtocol(Protocol):
         self.want_metadata = bool(config.METADATA)  # read when connecting, as Pyro4 does
         self.metadata: dict[str, Any] | None = None
         self.handshake_response: Any = None
+        self.handshake_annotations: dict[str, bytes] = {}
         self.ready: defer.Deferred[PyroClientProtocol] = defer.Deferred(self._cancel_handshake)
         self.reader = wire.MessageReader(hmac_key=lambda: self.hmac_key,
                                          allowed_types=_HANDSHAKE_REPLIES)
@@ -200,6 +206,7 @@ class PyroClientProtocol(Protocol):
         self.on_load_change: Callable[[PyroClientProtocol], None] | None = None
         self.scheduler: Callable[[PyroClientProtocol, _Call], None] | None = None
         self.waiting: collections.deque[_Call] = collections.deque()
+        self.on_response_annotations: Callable[[dict[str, bytes], int], None] | None = None
 
     @property
     def load(self) -> int:
@@ -293,6 +300,8 @@ class PyroClientProtocol(Protocol):
             self._load_changed()
         self.transport.write(frame)
         if oneway:
+            # no reply, so no response annotations: Pyro4's proxy leaves the context's empty
+            Pyro4.current_context.response_annotations = {}
             call.succeed(None)
 
     def call(self, object_id: str, method: str, vargs: Any, kwargs: Any, flags: int = 0,
@@ -336,6 +345,7 @@ class PyroClientProtocol(Protocol):
             self._abort(exc)
             return
         self.handshake_response = response
+        self.handshake_annotations = msg.annotations
         self.reader.allowed_types = _RESULT_REPLIES
         self.state = ClientState.READY
         self.ready.callback(self)
@@ -356,6 +366,9 @@ class PyroClientProtocol(Protocol):
             return  # cancelled or timed out: the reply is dropped
         Pyro4.current_context.response_annotations = msg.annotations
         try:
+            hook = self.on_response_annotations
+            if hook is not None and msg.annotations:
+                hook(msg.annotations, msg.type)
             ok, value = self._decode(msg, call)
         except Exception:
             call.fail(Failure())  # this reply only; the stream itself is still in sync

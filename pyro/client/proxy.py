@@ -463,6 +463,17 @@ class DeferredProxy:
     def _pyroValidateHandshake(self, response: Any) -> Any:
         """Override to vet the server's handshake response; raise (or fail) to refuse it."""
 
+    def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
+        """Override to see the annotations of each reply (Pyro4's hook of the same name).
+
+        Called, as a ``Pyro4.Proxy`` calls it, for the ``CONNECTOK`` reply of every new
+        connection (after :meth:`_pyroValidateHandshake`; an exception refuses the connection)
+        and for every reply to a call (``MSG_RESULT``, item streams' included) that carries
+        annotations, before the call's Deferred fires (an exception fails that call). Oneway
+        calls get no reply, so no annotations. ``Pyro4.current_context.response_annotations``
+        holds the same annotations when a call's callbacks run.
+        """
+
     def _pyroAnnotationsNow(self, clear: bool = True) -> dict[str, bytes]:
         # Pyro4's rule: the context's annotations are used once, by the next call
         context = Pyro4.current_context
@@ -578,8 +589,11 @@ class DeferredProxy:
         if call.check == "attr":
             name = call.vargs[0]
             if name not in self._pyroAttrs:
-                return AttributeError("remote object '%s' has no exposed attribute '%s'"
-                                      % (self.uri, name))
+                # Pyro4's messages: its __getattr__ looks for an attribute or a method
+                what = ("attribute or method" if call.method == "__getattr__"
+                        and name not in self._pyroMethods else "attribute")
+                return AttributeError("remote object '%s' has no exposed %s '%s'"
+                                      % (self.uri, what, name))
         elif call.method not in self._pyroMethods:
             return AttributeError("remote object '%s' has no exposed attribute or method '%s'"
                                   % (self.uri, call.method))
@@ -652,9 +666,11 @@ class DeferredProxy:
         location = uri.location
 
         def build() -> PyroClientProtocol:
-            return PyroClientProtocol(uri.object, self._get_serializer(), self._hmac_key,
-                                      self._handshake, self._pyroAnnotationsNow(clear=False),
-                                      location, self._clock)
+            protocol = PyroClientProtocol(uri.object, self._get_serializer(), self._hmac_key,
+                                          self._handshake, self._pyroAnnotationsNow(clear=False),
+                                          location, self._clock)
+            protocol.on_response_annotations = self._pyroResponseAnnotations
+            return protocol
 
         wait = self._connect_wait()
         endpoint = self._endpoint_factory(self._clock, uri, wait)
@@ -682,6 +698,8 @@ class DeferredProxy:
                                                timeout=self.timeout or wait)
             self._process_metadata(metadata)
             await defer.maybeDeferred(self._pyroValidateHandshake, protocol.handshake_response)
+            if protocol.handshake_annotations:  # after the validation, as Pyro4's proxy does
+                self._pyroResponseAnnotations(protocol.handshake_annotations, wire.MSG_CONNECTOK)
         except BaseException:
             protocol.close()
             await protocol.when_lost()
