@@ -46,7 +46,6 @@ servants' own.
 
 from __future__ import annotations
 
-import datetime
 import threading
 import uuid
 from collections.abc import Awaitable
@@ -65,11 +64,11 @@ from twisted.trial import unittest
 
 from pyro.client import DeferredProxy, ItemStream
 
-from . import peers
 from . import test_examples as examples
 from .asynctest import async_test, failure_of
 from .servers import in_thread, restore_config
 from .test_examples import (
+    BLOB_TIME,
     CONTEXT_CORRELATION,
     CONTEXT_HMAC,
     FOREVER,
@@ -80,29 +79,41 @@ from .test_examples import (
     AttributesThingy,
     BatchedThingy,
     BlobDispatcher,
-    BlobListener,
     ContextDaemon,
     ContextEchoServer,
     CustomData,
     ExceptionsTestClass,
-    FrozenFactory,
     HandshakeDaemon,
     HugeTestclass,
     OnewayServer,
-    PercallInstance,
     Person,
-    SessionboundDatabase,
-    SessionInstance,
-    SingleInstance,
-    SingletonDatabase,
     Streamer,
     TimeoutServer,
-    UnserializableError,
-    Warehouse,
+    check_attributes,
+    check_batchedcalls,
+    check_blob_dispatch,
+    check_callcontext,
+    check_echoserver,
+    check_exceptions,
+    check_hugetransfer,
+    check_instancemode,
+    check_maxsize,
+    check_oneway,
+    check_streaming,
+    check_usersession,
+    check_warehouse,
     datasize,
+    register_custom_data,
+    release_listener_proxies,
     remote_frames,
     say,
     secret_code,
+    serve_blob_listeners,
+    serve_instancemode,
+    serve_timeout,
+    serve_usersession,
+    serve_warehouse,
+    shown_annotations,
 )
 
 #: What a test class takes over from test_examples' class for the same server.
@@ -140,15 +151,7 @@ class CustomAnnotationProxy(DeferredProxy):
         return {"XYZZ": b"Hello, I am a custom annotation from the proxy!"}
 
     def _pyroResponseAnnotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
-        shown: dict[str, Any] = {}
-        for key in annotations:
-            if key == "CORR":
-                shown[key] = uuid.UUID(bytes=annotations[key])
-            elif key == "HMAC":
-                shown[key] = "[...]"
-            else:
-                shown[key] = annotations[key]
-        self.responses.append((msgtype, shown))
+        self.responses.append((msgtype, shown_annotations(annotations)))
 
 
 class CustomHandshakeProxy(DeferredProxy):
@@ -276,19 +279,7 @@ class NativeExampleTests:
         error = await failure_of(p.setattr("value", 1))
         seen["setattr value"] = (type(error).__name__, str(error).replace(str(uri), "<uri>"))
 
-        self.assertEqual(seen["first"], 42)
-        self.assertEqual(seen["after +500"], 542)
-        self.assertEqual(seen["getValue"], 542)
-        self.assertEqual(seen["__dunder__"], "yep")
-        self.assertEqual(seen["metadata"], (["__dunder__", "__len__", "getValue"],
-                                            ["prop_sub", "prop_value"], []))
-        self.assertEqual(seen["new session"], 42)
-        for name in ("sub", "value", "_value", "__value"):
-            self.assertEqual(
-                seen[name], "remote object '<uri>' has no exposed attribute or method '%s'" % name)
-        self.assertEqual(seen["prop_sub"], ({"name": "value"}, {"name": "value"}))
-        self.assertEqual(seen["dotted"],
-                         ("AttributeError", "'dict' object has no attribute 'foobar'", None))
+        check_attributes(self, seen)
         self.assertEqual(seen["setattr value"], (
             "AttributeError", "remote object '<uri>' has no exposed attribute 'value'"))
 
@@ -340,25 +331,10 @@ class NativeExampleTests:
             seen["error batch"] = (x._pyroBatchResults, str(x),
                                    remote_frames(Pyro4.util.getPyroTraceback()))
 
-        expected_total = NUMBER_OF_LOOPS * (7 * 6 + 10 + 20)
-        self.assertEqual(seen["normal"], expected_total)
-        self.assertEqual(seen["batch #1"], (2 * NUMBER_OF_LOOPS + 2, expected_total))
-        self.assertIsNone(seen["oneway batch"])
-        self.assertEqual(seen["async batch"], [0, 42, 30, 0.02, 0])
         self.assertEqual(seen["left in the batch"], 0)
-        # Pyro4: [0, 42, 30, 0.02, 0, 33, 50, 100], batch #3's calls having stayed in the batch
-        self.assertEqual(seen["error batch"], ([33, 50, 100],
-                                               "integer division or modulo by zero",
-                                               self.daemon_frames + ["divide"]))
-        expected = [
-            "beginning normal calls", "end of normal calls", "beginning batch #1",
-            "end of batch #1", "beginning batch #2", "end of batch #2",
-            "beginning batch #3", "end of batch #3"]
-        said = await in_thread(say.wait_for, len(expected))
-        if self.oneway_in_line:
-            self.assertEqual(said, expected)
-        else:  # the oneway batch #2 ran alongside the calls after it
-            self.assertEqual(sorted(said), sorted(expected))
+        # so the error batch gives [33, 50, 100]; Pyro4: [0, 42, 30, 0.02, 0, 33, 50, 100],
+        # batch #3's calls having stayed in the batch
+        await check_batchedcalls(self, seen, async_batch_kept=False)
 
     @async_test
     async def test_batchedcalls_oneway_batch_runs_before_the_next_call(self):
@@ -380,41 +356,22 @@ class NativeExampleTests:
 
     @async_test
     async def test_blob_dispatch(self):
-        Pyro4.util.SerializerBase.register_class_to_dict(CustomData, CustomData.to_dict)
-        self.addCleanup(Pyro4.util.SerializerBase.unregister_class_to_dict, CustomData)
-        Pyro4.util.SerializerBase.register_dict_to_class(CustomData.serialized_classname,
-                                                         CustomData.from_dict)
-        self.addCleanup(Pyro4.util.SerializerBase.unregister_dict_to_class,
-                        CustomData.serialized_classname)
+        register_custom_data(self)
         daemon = self.start()
         uri = daemon.register(BlobDispatcher, "example.blobdispatcher")
-        listeners = peers.serve_pyro4(self, "thread")  # examples/blob-dispatch/listeners
-        self.addCleanup(examples.forget_registrations, listeners.daemon)
-        weather, news = BlobListener("weather"), BlobListener("news")
-        listeners.register(weather)
-        listeners.register(news)
-        when = datetime.datetime(2020, 5, 4, 3, 2, 1)
-
-        def release_listener_proxies():
-            for proxies in daemon._pyroInstances[BlobDispatcher].listeners.values():
-                for proxy in proxies:
-                    proxy._pyroRelease()
-
+        listeners, weather, news = serve_blob_listeners(self)
         dispatcher = self.proxy(uri)
-        self.addCleanup(release_listener_proxies)
+        self.addCleanup(release_listener_proxies, daemon)
         # registered Pyro objects travel as proxies (Pyro4's autoproxy), from this client too
         await dispatcher.register("weather", weather)
         await dispatcher.register("news", news)
         for topic in ("weather", "news", "weather", "nobody listens"):
-            data = CustomData(42, "hello " + topic, when)
+            data = CustomData(42, "hello " + topic, BLOB_TIME)
             blob = Pyro4.core.SerializedBlob(topic, data)
             self.assertIsNone(await dispatcher.process_blob(blob))
         on_weather = await in_thread(weather.received.wait_for, 2)
         on_news = await in_thread(news.received.wait_for, 1)
-        self.assertEqual(on_weather, [("CustomData", 42, "hello weather", when.isoformat())] * 2)
-        self.assertEqual(on_news, [("CustomData", 42, "hello news", when.isoformat())])
-        self.assertEqual([item[1] for item in say.items if item[0] == "Dispatching blob with name:"],
-                         ["weather", "news", "weather", "nobody listens"])
+        check_blob_dispatch(self, on_weather, on_news)
         self.assertEqual([item for item in say.items if str(item).startswith("New listener")], [
             "New listener for topic %s registered: %s" % (listener.topic,
                                                           listeners.daemon.uriFor(listener))
@@ -458,34 +415,7 @@ class NativeExampleTests:
         await proxy.close()
 
         # the assertions of test_examples.test_callcontext
-        CONNECTOK, RESULT = Pyro4.message.MSG_CONNECTOK, Pyro4.message.MSG_RESULT
-        ddaa = b"custom response annotation set by the daemon"
-        expected_annotations = {"CORR": CONTEXT_CORRELATION, "DDAA": ddaa, "HMAC": "[...]"}
-        self.assertEqual(responses[:-2], [
-            (CONNECTOK, expected_annotations),
-            *[(RESULT, expected_annotations)] * 4,  # 4 calls on one proxy
-            *[(CONNECTOK, expected_annotations), (RESULT, expected_annotations)] * 2,
-            (CONNECTOK, expected_annotations),  # the oneway calls: only the connection's
-        ])
-        # the call without a correlation id: the server makes one up for each message
-        self.assertEqual([(msgtype, sorted(annotations)) for msgtype, annotations in responses[-2:]],
-                         [(CONNECTOK, ["CORR", "DDAA", "HMAC"]), (RESULT, ["CORR", "DDAA", "HMAC"])])
-        self.assertNotIn(CONTEXT_CORRELATION, [annotations["CORR"] for _, annotations in responses[-2:]])
-        self.assertEqual(normal["DDAA"], ddaa)
-        self.assertEqual(uuid.UUID(bytes=normal["CORR"]), CONTEXT_CORRELATION)
-        self.assertEqual(after_oneway, {})  # "should be empty because oneway!"
-
-        calls = {entry["message"]: entry for entry in await in_thread(say.wait_for, 11)}
-        self.assertEqual(len(calls), 11)
-        for message, entry in calls.items():
-            self.assertEqual(entry["obj.pyroid"], "example.context", message)
-            self.assertEqual(entry["obj.daemon"], daemon.locationStr, message)
-            self.assertEqual(entry["context.serializer_id"], 1, message)  # serpent
-            if message == "hello-ASYNC":  # no correlation id: the server's
-                self.assertNotEqual(entry["context.correlation_id"], CONTEXT_CORRELATION)
-            else:
-                self.assertEqual(entry["context.correlation_id"], CONTEXT_CORRELATION, message)
-        self.assertEqual([calls["hello-%d" % i]["context.seq"] for i in range(4)], [1, 2, 3, 4])
+        calls = await check_callcontext(self, daemon, responses, normal, after_oneway)
         # one connection per proxy (the example compares with the proxy's socket address)
         addresses = [calls[m]["context.client_sock_addr"] for m in ("hello-0", "hello-1",
                                                                     "hello-2", "hello-3")]
@@ -494,21 +424,6 @@ class NativeExampleTests:
                                       for i in range(2)]
         self.assertEqual(len(set(addresses)), 3, addresses)
         self.assertEqual({address[0] for address in addresses}, {"127.0.0.1"})
-        ONEWAY = Pyro4.message.FLAGS_ONEWAY
-        self.assertEqual({m: e["context.msg_flags"] for m, e in calls.items()}, {
-            "hello-0": 0, "hello-1": 0, "hello-2": 0, "hello-3": 0, "hello-new-0": 0,
-            "hello-new-1": 0, "hello-ONEWAY-1": ONEWAY, "hello-ONEWAY-2": ONEWAY,
-            "hello-ASYNC": 0, "hi there - new method of annotation access in client": 0,
-            "hi there ONEWAY - new method of annotation access in client": ONEWAY})
-        custom = b"Hello, I am a custom annotation from the proxy!"
-        self.assertEqual({m: e["XYZZ"] for m, e in calls.items()}, {
-            "hello-0": custom, "hello-1": custom, "hello-2": custom, "hello-3": custom,
-            "hello-new-0": custom, "hello-new-1": custom, "hello-ONEWAY-1": custom,
-            "hello-ONEWAY-2": custom, "hello-ASYNC": custom,
-            "hi there - new method of annotation access in client":
-                b"custom annotation from client via new way(1)",
-            "hi there ONEWAY - new method of annotation access in client":
-                b"custom annotation from client via new way(2)"})
 
     @async_test
     async def test_callcontext_correlation_id(self):
@@ -562,17 +477,7 @@ class NativeExampleTests:
             seen["complexerror"] = (type(x).__name__, str(x),
                                     remote_frames(Pyro4.util.getPyroTraceback()))
             error = x
-        self.assertEqual(seen, {
-            "div": 2.0 / 9.0,
-            "div by zero": ("ZeroDivisionError", "division by zero"),
-            "error": ("ValueError", "a valueerror! Great!"),
-            "error2": ("ValueError", "a valueerror! Great!"),  # returned, not raised
-            "othererr": ("RuntimeError", "a runtime error!"),
-            "unserializable": ("SerializeError", "unsupported serialized class: %s.%s"
-                               % (examples.__name__, UnserializableError.__name__)),
-            "complexerror": ("TypeError", "unsupported operand type(s) for //: 'str' and 'int'",
-                             self.daemon_frames + ["complexerror", "crash", "crash2"]),
-        })
+        check_exceptions(self, seen)
         # outside the except block: the exception's own traceback, as for a Failure
         frames = remote_frames(Pyro4.util.getPyroTraceback(type(error), error,
                                                            error.__traceback__))
@@ -611,12 +516,7 @@ class NativeExampleTests:
 
     @async_test
     async def test_instancemode(self):
-        daemon = self.start()
-        uris = {
-            "single": daemon.register(SingleInstance, "instance.single"),
-            "session": daemon.register(SessionInstance, "instance.session"),
-            "percall": daemon.register(PercallInstance, "instance.percall"),
-        }
+        uris = serve_instancemode(self)
         seen = {}
         p = self.proxy(uris["percall"])
         seen["percall"] = [await p.msg("hello%d" % i) for i in (1, 2, 3)]
@@ -638,16 +538,7 @@ class NativeExampleTests:
             seen["single"] += [await p.msg(hello) for _ in range(3)]
             await p.close()
 
-        percall = seen["percall"]
-        self.assertEqual(len(set(percall)), 3, percall)  # a different instance every time
-        sessions = seen["session"]
-        for calls in sessions:  # one instance per session, made for the first call
-            serials = {serial for serial, _, _ in calls}
-            self.assertEqual(len(serials), 1, calls)
-            first_call = calls[0][2]
-            self.assertEqual([created_for for _, created_for, _ in calls], [first_call] * 3)
-        self.assertNotEqual(sessions[0][0][0], sessions[1][0][0])
-        self.assertEqual(len(set(seen["single"])), 1)
+        check_instancemode(self, seen)
 
     @async_test
     async def test_maxsize(self):
@@ -664,10 +555,7 @@ class NativeExampleTests:
             small = await outcome(echoserver.echo("small"))  # still fits, on the same connection
         finally:
             Pyro4.config.MAX_MESSAGE_SIZE = 0
-        self.assertTrue(unlimited)
-        self.assertEqual(limited[0], "MessageTooLargeError")
-        self.assertRegex(limited[1], r"^max message size exceeded \(\d+ where max=2500\)$")
-        self.assertEqual(small, ("ok", "small"))
+        check_maxsize(self, unlimited, limited, small)
 
     @async_test
     async def test_echoserver(self):
@@ -691,19 +579,7 @@ class NativeExampleTests:
         seen["_private"] = await outcome(echoserver._invoke(None, "_private", (), {}))
         seen["verbose"] = await echoserver.getattr("verbose")
         seen["shutdown"] = await echoserver.shutdown()
-        self.assertEqual(seen, {
-            "hello": "hello",
-            "list": [1, 2, 3, 4],
-            "generator": ["one", "two", "three"],
-            "error": ("ValueError", "expected error from echoserver error() method",
-                      self.daemon_frames + ["error"]),
-            "oneway": None,
-            "__dunder__": "should be allowed (dunder)",
-            "_private": ("AttributeError", "attempt to access private attribute '_private'"),
-            "verbose": False,
-            "shutdown": None,
-        })
-        self.assertTrue(echo._must_shutdown)
+        check_echoserver(self, seen, echo)
         # the public way is checked by the client, with a Pyro4.Proxy's message for proxy._private
         self.assertEqual(await outcome(echoserver.call("_private")), (
             "AttributeError",
@@ -724,9 +600,7 @@ class NativeExampleTests:
         stream = await p.download_chunks(datasize * 2)
         self.assertIsInstance(stream, ItemStream)
         chunks = [len(serpent.tobytes(chunk)) async for chunk in stream]
-        self.assertEqual(sizes, [datasize] * 6)
-        self.assertEqual(sum(chunks), datasize * 2)
-        self.assertEqual(chunks, [200000] * 10 + [datasize * 2 - 2000000])
+        check_hugetransfer(self, sizes, chunks)
         self.assertEqual([item for item in say.items if item.startswith("received")],
                          ["received %d bytes" % datasize] * 6)
 
@@ -747,11 +621,7 @@ class NativeExampleTests:
         seen["ready when done"] = await serv.ready()
         seen["result"] = await serv.result()
         seen["oneway_work"] = await serv.oneway_work()
-        self.assertEqual(seen, {
-            "oneway_start": None, "nothing": [None] * 4, "ready while working": False,
-            "ready when done": True, "result": "The result :)", "oneway_work": None})
-        said = await in_thread(say.wait_for, 19)
-        self.assertEqual(said[-1], "work's done!")
+        await check_oneway(self, seen)
 
     @async_test
     async def test_oneway_unthreaded(self):
@@ -787,34 +657,14 @@ class NativeExampleTests:
             seen["list, streaming disabled"] = await p.list()
         finally:
             Pyro4.config.ITER_STREAMING = True
-        one_to_nine = [1, 2, 3, 4, 5, 6, 7, 8, 9]
-        self.assertEqual(seen, {
-            "list": one_to_nine, "iterator": one_to_nine, "generator": one_to_nine,
-            "slow_generator": one_to_nine,
-            "fibonacci": [0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89],
-            "after close": ("StopAsyncIteration", ""),  # Pyro4: ("StopIteration", "")
-            "streaming disabled": (
-                "ProtocolError",
-                "result of call is an iterator, but the server is not configured to allow streaming"),
-            "list, streaming disabled": one_to_nine,
-        })
+        # "after close": ("StopAsyncIteration", ""); Pyro4: ("StopIteration", "")
+        check_streaming(self, seen, stop="StopAsyncIteration")
 
     @async_test
     async def test_timeout(self):
-        restore_config(self, COMMTIMEOUT=0)
-        daemon = self.start()
         server = OffReactorTimeoutServer() if self.target == "reactor" else TimeoutServer()
         server.released = {amount: threading.Event() for amount in range(FOREVER, FOREVER + 3)}
-        for event in server.released.values():
-            self.addCleanup(event.set)  # never leave a servant waiting
-        uri = daemon.register(server)
-        if self.ours:
-            frozen = self.start(FrozenFactory)
-        else:  # the example's second daemon, which is never started
-            frozen = Pyro4.Daemon(host="127.0.0.1")
-            self.addCleanup(frozen.close)
-        frozen_uri = frozen.register(TimeoutServer())
-        self.addCleanup(frozen.unregister, frozen_uri.object)
+        uri, frozen_uri = serve_timeout(self, server)
         timed_out = "call timed out after %s seconds" % SECOND  # Pyro4: "receiving: timeout"
 
         seen = {}
@@ -863,11 +713,7 @@ class NativeExampleTests:
 
     @async_test
     async def test_usersession(self):
-        daemon = self.start()
-        uris = {
-            "singletondb": daemon.register(SingletonDatabase, "example.usersession.singletondb"),
-            "sessiondb": daemon.register(SessionboundDatabase, "example.usersession.sessiondb"),
-        }
+        uris = serve_usersession(self)
         seen = {}
         for db in ("sessiondb", "singletondb"):  # sequential access using multiple proxies
             p1 = self.closing(UserProxy(uris[db]))
@@ -907,25 +753,11 @@ class NativeExampleTests:
                                       consumeErrors=True)
             seen["concurrent " + db] = errors
 
-        self.assertEqual(seen["sessiondb"], (42, 43))
-        self.assertEqual(seen["singletondb"], (42, 43))
-        self.assertEqual(seen["user123 session"], ("ok", None))
-        self.assertEqual(seen["mallory session"], ("AssertionError", "access denied"))
-        self.assertEqual(seen["user123 again"], ("ok", 1))
-        self.assertEqual(seen["concurrent sessiondb"], [])  # "no issues"
-        if not self.threaded:  # one call at a time: no "threading problem" either
-            self.assertEqual(seen["concurrent singletondb"], [])
-        for error in seen["concurrent singletondb"]:
-            self.assertEqual(error[0], "RuntimeError")
-            self.assertIn("ERROR: concurrent connection access", error[1])
+        check_usersession(self, seen)
 
     @async_test
     async def test_warehouse(self):
-        daemon = self.start()
-        uri = daemon.register(Warehouse)
-        ns = peers.serve_pyro4_nameserver(self)
-        ns.register_name("example.warehouse", uri)
-        warehouse = self.proxy(ns.pyroname("example.warehouse"))  # the example's visit.py
+        warehouse = self.proxy(serve_warehouse(self))  # the example's visit.py
         janet = NativePerson("Janet", ["teddy bear", "bike"])
         henry = NativePerson("Henry", ["", "chair"])
         await janet.visit(warehouse)
@@ -933,14 +765,7 @@ class NativeExampleTests:
         thief = NativePerson("Thief", ["", "unicorn"])
         stolen = await outcome(thief.visit(warehouse))
         contents = await warehouse.list_contents()
-        initial = ["chair", "bike", "flashlight", "laptop", "couch"]
-        self.assertEqual(janet.saw, [initial, initial + ["teddy bear"]])
-        after_janet = ["chair", "flashlight", "laptop", "couch", "teddy bear"]
-        self.assertEqual(henry.saw, [after_janet, after_janet])
-        self.assertEqual(stolen, ("ValueError", "list.remove(x): x not in list"))
-        self.assertEqual(contents, ["flashlight", "laptop", "couch", "teddy bear"])
-        self.assertEqual(say.items, ["Janet stored the teddy bear.", "Janet took the bike.",
-                                     "Henry took the chair."])
+        check_warehouse(self, janet.saw, henry.saw, stolen, contents)
         self.assertEqual(warehouse.uri.protocol, "PYRONAME")  # resolved, not rewritten
 
 

@@ -3,7 +3,10 @@
 Each test ports one example from Pyro4 4.82's ``examples/`` directory (MIT licensed, by Irmen
 de Jong): the servant classes from its ``server.py``, kept as close to the original as
 possible, and the calls of its ``client.py``, made by an unmodified ``Pyro4.Proxy`` in a worker
-thread. What the example prints becomes assertions on the values it expects. Interactive
+thread. What the example prints becomes assertions on the values it expects: a
+``check_<example>(test, ...)`` function next to the example's client code (with
+``serve_<example>(test)`` where its setup is more than a registration), which
+tests/test_client_examples.py calls as well, on what the native client sees. Interactive
 input becomes fixed values; a name server is used only where the test starts one.
 
 Every test runs four times, against four servers (the classes at the bottom):
@@ -191,6 +194,23 @@ def attributes_client(uri):
     return seen
 
 
+def check_attributes(test, seen):
+    """examples/attributes' expectations: what the client saw (``seen``, as above)."""
+    test.assertEqual(seen["first"], 42)
+    test.assertEqual(seen["after +500"], 542)
+    test.assertEqual(seen["getValue"], 542)
+    test.assertEqual(seen["__dunder__"], "yep")
+    test.assertEqual(seen["metadata"], (["__dunder__", "__len__", "getValue"],
+                                        ["prop_sub", "prop_value"], []))
+    test.assertEqual(seen["new session"], 42)
+    for name in ("sub", "value", "_value", "__value"):
+        test.assertEqual(
+            seen[name], "remote object '<uri>' has no exposed attribute or method '%s'" % name)
+    test.assertEqual(seen["prop_sub"], ({"name": "value"}, {"name": "value"}))
+    test.assertEqual(seen["dotted"],
+                     ("AttributeError", "'dict' object has no attribute 'foobar'", None))
+
+
 # ---------------------------------------------------------------------------------------------
 # examples/autoproxy -- adapted from Pyro4 4.82 examples/autoproxy/{server,thingy}.py
 
@@ -326,6 +346,32 @@ def batchedcalls_client(uri):
     return seen
 
 
+async def check_batchedcalls(test, seen, *, async_batch_kept):
+    """examples/batchedcalls' expectations: the results (``seen``, as above), then what the
+    servant printed. ``async_batch_kept``: the asynchronous batch call left its calls in the
+    batch, so they run again with the next batch (Pyro4's; the native client's empties it)."""
+    expected_total = NUMBER_OF_LOOPS * (7 * 6 + 10 + 20)
+    test.assertEqual(seen["normal"], expected_total)
+    test.assertEqual(seen["batch #1"], (2 * NUMBER_OF_LOOPS + 2, expected_total))
+    test.assertIsNone(seen["oneway batch"])
+    test.assertEqual(seen["async batch"], [0, 42, 30, 0.02, 0])
+    again = [0, 42, 30, 0.02, 0] if async_batch_kept else []
+    test.assertEqual(seen["error batch"], (again + [33, 50, 100],
+                                           "integer division or modulo by zero",
+                                           test.daemon_frames + ["divide"]))
+    expected = [
+        "beginning normal calls", "end of normal calls", "beginning batch #1",
+        "end of batch #1", "beginning batch #2", "end of batch #2",
+        "beginning batch #3", "end of batch #3"]
+    if async_batch_kept:
+        expected += ["beginning batch #3", "end of batch #3"]
+    said = await in_thread(say.wait_for, len(expected))
+    if test.oneway_in_line:
+        test.assertEqual(said, expected)
+    else:  # the oneway batch #2 ran alongside the calls after it
+        test.assertEqual(sorted(said), sorted(expected))
+
+
 # ---------------------------------------------------------------------------------------------
 # examples/blob-dispatch -- adapted from Pyro4 4.82 examples/blob-dispatch/{dispatcher,
 # listeners,client}: the dispatcher passes SerializedBlobs on without deserializing them.
@@ -379,6 +425,45 @@ class BlobListener:
         self.received((type(customdata).__name__, customdata.a, customdata.b, customdata.c))
 
 
+BLOB_TIME = datetime.datetime(2020, 5, 4, 3, 2, 1)  # every blob's CustomData.c
+
+
+def register_custom_data(test):
+    """CustomData's (serpent) class/dict hooks, registered until ``test`` ends."""
+    Pyro4.util.SerializerBase.register_class_to_dict(CustomData, CustomData.to_dict)
+    test.addCleanup(Pyro4.util.SerializerBase.unregister_class_to_dict, CustomData)
+    Pyro4.util.SerializerBase.register_dict_to_class(CustomData.serialized_classname,
+                                                     CustomData.from_dict)
+    test.addCleanup(Pyro4.util.SerializerBase.unregister_dict_to_class,
+                    CustomData.serialized_classname)
+
+
+def serve_blob_listeners(test):
+    """The example's listeners (examples/blob-dispatch/listeners/main.py), which run
+    elsewhere: in a Pyro4 daemon of their own. ``(listeners' peer, weather, news)``."""
+    listeners = peers.serve_pyro4(test, "thread")
+    test.addCleanup(forget_registrations, listeners.daemon)
+    weather, news = BlobListener("weather"), BlobListener("news")
+    listeners.register(weather)
+    listeners.register(news)
+    return listeners, weather, news
+
+
+def release_listener_proxies(daemon):
+    """Release the proxies of the listeners that ``daemon``'s BlobDispatcher holds."""
+    for proxies in daemon._pyroInstances[BlobDispatcher].listeners.values():
+        for proxy in proxies:
+            proxy._pyroRelease()
+
+
+def check_blob_dispatch(test, on_weather, on_news):
+    """examples/blob-dispatch's expectations: what each listener received, what was dispatched."""
+    test.assertEqual(on_weather, [("CustomData", 42, "hello weather", BLOB_TIME.isoformat())] * 2)
+    test.assertEqual(on_news, [("CustomData", 42, "hello news", BLOB_TIME.isoformat())])
+    test.assertEqual([item[1] for item in say.items if item[0] == "Dispatching blob with name:"],
+                     ["weather", "news", "weather", "nobody listens"])
+
+
 # ---------------------------------------------------------------------------------------------
 # examples/callcontext -- adapted from Pyro4 4.82 examples/callcontext/{server,client}.py
 
@@ -415,6 +500,19 @@ CONTEXT_HMAC = b"secr3t_k3y"
 CONTEXT_CORRELATION = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
 
+def shown_annotations(annotations):
+    """Response annotations as the example's proxy prints them (CORR a UUID, HMAC hidden)."""
+    shown = {}
+    for key in annotations:
+        if key == "CORR":
+            shown[key] = uuid.UUID(bytes=annotations[key])
+        elif key == "HMAC":
+            shown[key] = "[...]"
+        else:
+            shown[key] = annotations[key]
+    return shown
+
+
 def callcontext_client(uri):
     responses = []  # (msgtype, annotations) as the example's proxy prints them
     Pyro4.current_context.correlation_id = CONTEXT_CORRELATION
@@ -428,15 +526,7 @@ def callcontext_client(uri):
             return {"XYZZ": b"Hello, I am a custom annotation from the proxy!"}
 
         def _pyroResponseAnnotations(self, annotations, msgtype):
-            shown = {}
-            for key in annotations:
-                if key == "CORR":
-                    shown[key] = uuid.UUID(bytes=annotations[key])
-                elif key == "HMAC":
-                    shown[key] = "[...]"
-                else:
-                    shown[key] = annotations[key]
-            responses.append((msgtype, shown))
+            responses.append((msgtype, shown_annotations(annotations)))
 
     sockets = {}  # message -> the client's address, as the server should see it
     with CustomAnnotationProxy(uri) as proxy:
@@ -464,6 +554,56 @@ def callcontext_client(uri):
         proxy.oneway("hi there ONEWAY - new method of annotation access in client")
         after_oneway = dict(Pyro4.current_context.response_annotations)
     return responses, sockets, normal, after_oneway
+
+
+async def check_callcontext(test, daemon, responses, normal, after_oneway):
+    """examples/callcontext's expectations: the responses' annotations (as above), then the
+    calls' contexts as the servant saw them; returns those, by message."""
+    CONNECTOK, RESULT = Pyro4.message.MSG_CONNECTOK, Pyro4.message.MSG_RESULT
+    ddaa = b"custom response annotation set by the daemon"
+    expected_annotations = {"CORR": CONTEXT_CORRELATION, "DDAA": ddaa, "HMAC": "[...]"}
+    test.assertEqual(responses[:-2], [
+        (CONNECTOK, expected_annotations),
+        *[(RESULT, expected_annotations)] * 4,  # 4 calls on one proxy
+        *[(CONNECTOK, expected_annotations), (RESULT, expected_annotations)] * 2,
+        (CONNECTOK, expected_annotations),  # the oneway calls: only the connection's
+    ])
+    # the asynchronous call, made without a correlation id (Pyro4's: by a copy of the proxy in
+    # another thread, which has none set): the server makes one up for each message
+    test.assertEqual([(msgtype, sorted(annotations)) for msgtype, annotations in responses[-2:]],
+                     [(CONNECTOK, ["CORR", "DDAA", "HMAC"]), (RESULT, ["CORR", "DDAA", "HMAC"])])
+    test.assertNotIn(CONTEXT_CORRELATION, [annotations["CORR"] for _, annotations in responses[-2:]])
+    test.assertEqual(normal["DDAA"], ddaa)
+    test.assertEqual(uuid.UUID(bytes=normal["CORR"]), CONTEXT_CORRELATION)
+    test.assertEqual(after_oneway, {})  # "should be empty because oneway!"
+
+    calls = {entry["message"]: entry for entry in await in_thread(say.wait_for, 11)}
+    test.assertEqual(len(calls), 11)
+    for message, entry in calls.items():
+        test.assertEqual(entry["obj.pyroid"], "example.context", message)
+        test.assertEqual(entry["obj.daemon"], daemon.locationStr, message)
+        test.assertEqual(entry["context.serializer_id"], 1, message)  # serpent
+        if message == "hello-ASYNC":  # no correlation id: the server's
+            test.assertNotEqual(entry["context.correlation_id"], CONTEXT_CORRELATION)
+        else:
+            test.assertEqual(entry["context.correlation_id"], CONTEXT_CORRELATION, message)
+    test.assertEqual([calls["hello-%d" % i]["context.seq"] for i in range(4)], [1, 2, 3, 4])
+    ONEWAY = Pyro4.message.FLAGS_ONEWAY
+    test.assertEqual({m: e["context.msg_flags"] for m, e in calls.items()}, {
+        "hello-0": 0, "hello-1": 0, "hello-2": 0, "hello-3": 0, "hello-new-0": 0,
+        "hello-new-1": 0, "hello-ONEWAY-1": ONEWAY, "hello-ONEWAY-2": ONEWAY,
+        "hello-ASYNC": 0, "hi there - new method of annotation access in client": 0,
+        "hi there ONEWAY - new method of annotation access in client": ONEWAY})
+    custom = b"Hello, I am a custom annotation from the proxy!"
+    test.assertEqual({m: e["XYZZ"] for m, e in calls.items()}, {
+        "hello-0": custom, "hello-1": custom, "hello-2": custom, "hello-3": custom,
+        "hello-new-0": custom, "hello-new-1": custom, "hello-ONEWAY-1": custom,
+        "hello-ONEWAY-2": custom, "hello-ASYNC": custom,
+        "hi there - new method of annotation access in client":
+            b"custom annotation from client via new way(1)",
+        "hi there ONEWAY - new method of annotation access in client":
+            b"custom annotation from client via new way(2)"})
+    return calls
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,6 +661,21 @@ def exceptions_client(uri):
             seen["complexerror"] = (type(x).__name__, str(x),
                                     remote_frames(Pyro4.util.getPyroTraceback()))
     return seen
+
+
+def check_exceptions(test, seen):
+    """examples/exceptions' expectations: what each call returned or raised (``seen``)."""
+    test.assertEqual(seen, {
+        "div": 2.0 / 9.0,
+        "div by zero": ("ZeroDivisionError", "division by zero"),
+        "error": ("ValueError", "a valueerror! Great!"),
+        "error2": ("ValueError", "a valueerror! Great!"),  # returned, not raised
+        "othererr": ("RuntimeError", "a runtime error!"),
+        "unserializable": ("SerializeError", "unsupported serialized class: %s.%s"
+                           % (__name__, UnserializableError.__name__)),
+        "complexerror": ("TypeError", "unsupported operand type(s) for //: 'str' and 'int'",
+                         test.daemon_frames + ["complexerror", "crash", "crash2"]),
+    })
 
 
 # ---------------------------------------------------------------------------------------------
@@ -630,6 +785,30 @@ def instancemode_client(uris):
     return seen
 
 
+def serve_instancemode(test):
+    """The example's three servant classes, registered on a new daemon; their URIs by mode."""
+    daemon = test.start()
+    return {
+        "single": daemon.register(SingleInstance, "instance.single"),
+        "session": daemon.register(SessionInstance, "instance.session"),
+        "percall": daemon.register(PercallInstance, "instance.percall"),
+    }
+
+
+def check_instancemode(test, seen):
+    """examples/instancemode's expectations: which instance served which call (``seen``)."""
+    percall = seen["percall"]
+    test.assertEqual(len(set(percall)), 3, percall)  # a different instance every time
+    sessions = seen["session"]
+    for calls in sessions:  # one instance per session, made for the first call
+        serials = {serial for serial, _, _ in calls}
+        test.assertEqual(len(serials), 1, calls)
+        first_call = calls[0][2]
+        test.assertEqual([created_for for _, created_for, _ in calls], [first_call] * 3)
+    test.assertNotEqual(sessions[0][0][0], sessions[1][0][0])
+    test.assertEqual(len(set(seen["single"])), 1)
+
+
 # ---------------------------------------------------------------------------------------------
 # examples/maxsize and examples/echoserver use Pyro4's own test echo server:
 # Pyro4.test.echoserver.EchoServer (``python -m Pyro4.test.echoserver``).
@@ -649,6 +828,14 @@ def maxsize_client(uri):
     return unlimited, limited, small
 
 
+def check_maxsize(test, unlimited, limited, small):
+    """examples/maxsize's expectations: the huge echo without a limit, then with one."""
+    test.assertTrue(unlimited)
+    test.assertEqual(limited[0], "MessageTooLargeError")
+    test.assertRegex(limited[1], r"^max message size exceeded \(\d+ where max=2500\)$")
+    test.assertEqual(small, ("ok", "small"))
+
+
 def echoserver_client(uri):
     seen = {}
     with Pyro4.Proxy(uri) as echoserver:
@@ -666,6 +853,23 @@ def echoserver_client(uri):
         seen["verbose"] = echoserver.verbose
         seen["shutdown"] = echoserver.shutdown()
     return seen
+
+
+def check_echoserver(test, seen, echo):
+    """Pyro4.test.echoserver's expectations: what each call gave (``seen``); ``echo`` shut down."""
+    test.assertEqual(seen, {
+        "hello": "hello",
+        "list": [1, 2, 3, 4],
+        "generator": ["one", "two", "three"],
+        "error": ("ValueError", "expected error from echoserver error() method",
+                  test.daemon_frames + ["error"]),
+        "oneway": None,
+        "__dunder__": "should be allowed (dunder)",
+        "_private": ("AttributeError", "attempt to access private attribute '_private'"),
+        "verbose": False,
+        "shutdown": None,
+    })
+    test.assertTrue(echo._must_shutdown)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -704,6 +908,13 @@ def hugetransfer_client(uri):
         for chunk in p.download_chunks(datasize * 2):
             chunks.append(len(serpent.tobytes(chunk)))  # in case of serpent encoded bytes
     return sizes, chunks
+
+
+def check_hugetransfer(test, sizes, chunks):
+    """examples/hugetransfer's expectations: the sizes received and the chunks downloaded."""
+    test.assertEqual(sizes, [datasize] * 6)
+    test.assertEqual(sum(chunks), datasize * 2)
+    test.assertEqual(chunks, [200000] * 10 + [datasize * 2 - 2000000])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -758,6 +969,15 @@ def oneway_client(uri, server):
         seen["result"] = serv.result()
         seen["oneway_work"] = serv.oneway_work()
     return seen
+
+
+async def check_oneway(test, seen):
+    """examples/oneway's expectations: the calls' results (``seen``), then the servant's last word."""
+    test.assertEqual(seen, {
+        "oneway_start": None, "nothing": [None] * 4, "ready while working": False,
+        "ready when done": True, "result": "The result :)", "oneway_work": None})
+    said = await in_thread(say.wait_for, 19)
+    test.assertEqual(said[-1], "work's done!")
 
 
 def oneway_unthreaded_client(uri, server):
@@ -887,6 +1107,22 @@ def streaming_client(uri):
     return seen
 
 
+def check_streaming(test, seen, stop="StopIteration"):
+    """examples/streaming's expectations: what each stream gave (``seen``). ``stop``: the
+    exception type an exhausted or closed stream raises."""
+    one_to_nine = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+    test.assertEqual(seen, {
+        "list": one_to_nine, "iterator": one_to_nine, "generator": one_to_nine,
+        "slow_generator": one_to_nine,
+        "fibonacci": [0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89],
+        "after close": (stop, ""),
+        "streaming disabled": (
+            "ProtocolError",
+            "result of call is an iterator, but the server is not configured to allow streaming"),
+        "list, streaming disabled": one_to_nine,
+    })
+
+
 # ---------------------------------------------------------------------------------------------
 # examples/timeout -- adapted from Pyro4 4.82 examples/timeout/{server,client}.py.
 # One example second is SECOND here; a call that must time out waits until the client,
@@ -945,6 +1181,24 @@ class FrozenFactory(Pyro4ProtocolFactory):
 
     def validateHandshake(self, conn, data):
         return defer.Deferred()  # never fires; the connection is dropped at close
+
+
+def serve_timeout(test, server):
+    """``server`` (a TimeoutServer with its ``released`` events) on a new daemon, and a
+    TimeoutServer on the example's second daemon, which never answers; their URIs."""
+    restore_config(test, COMMTIMEOUT=0)
+    daemon = test.start()
+    for event in server.released.values():
+        test.addCleanup(event.set)  # never leave a servant waiting
+    uri = daemon.register(server)
+    if test.ours:
+        frozen = test.start(FrozenFactory)
+    else:  # the example's second daemon, which is never started
+        frozen = Pyro4.Daemon(host="127.0.0.1")
+        test.addCleanup(frozen.close)
+    frozen_uri = frozen.register(TimeoutServer())
+    test.addCleanup(frozen.unregister, frozen_uri.object)
+    return uri, frozen_uri
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1099,6 +1353,30 @@ def usersession_client(uris):
     return seen
 
 
+def serve_usersession(test):
+    """The example's two databases, registered on a new daemon; their URIs."""
+    daemon = test.start()
+    return {
+        "singletondb": daemon.register(SingletonDatabase, "example.usersession.singletondb"),
+        "sessiondb": daemon.register(SessionboundDatabase, "example.usersession.sessiondb"),
+    }
+
+
+def check_usersession(test, seen):
+    """examples/usersession's expectations: what each user saw, alone and concurrently."""
+    test.assertEqual(seen["sessiondb"], (42, 43))
+    test.assertEqual(seen["singletondb"], (42, 43))
+    test.assertEqual(seen["user123 session"], ("ok", None))
+    test.assertEqual(seen["mallory session"], ("AssertionError", "access denied"))
+    test.assertEqual(seen["user123 again"], ("ok", 1))
+    test.assertEqual(seen["concurrent sessiondb"], [])  # "no issues"
+    if not test.threaded:  # one call at a time: no "threading problem" either
+        test.assertEqual(seen["concurrent singletondb"], [])
+    for error in seen["concurrent singletondb"]:
+        test.assertEqual(error[0], "RuntimeError")
+        test.assertIn("ERROR: concurrent connection access", error[1])
+
+
 # ---------------------------------------------------------------------------------------------
 # examples/servertypes -- adapted from Pyro4 4.82 examples/servertypes/server.py.
 # Its delays sleep one second; here the oneway ones wait until the client lets them finish.
@@ -1227,6 +1505,27 @@ def warehouse_client(pyroname):
         thief = Person("Thief", ["", "unicorn"])
         stolen = outcome(thief.visit, warehouse)
         return janet.saw, henry.saw, stolen, warehouse.list_contents()
+
+
+def serve_warehouse(test):
+    """The example's Warehouse on a new daemon, named in a Pyro4 name server; its PYRONAME."""
+    daemon = test.start()
+    uri = daemon.register(Warehouse)
+    ns = peers.serve_pyro4_nameserver(test)
+    ns.register_name("example.warehouse", uri)
+    return ns.pyroname("example.warehouse")
+
+
+def check_warehouse(test, janet, henry, stolen, contents):
+    """examples/warehouse's expectations: what each visitor saw, the theft, what is left."""
+    initial = ["chair", "bike", "flashlight", "laptop", "couch"]
+    test.assertEqual(janet, [initial, initial + ["teddy bear"]])
+    after_janet = ["chair", "flashlight", "laptop", "couch", "teddy bear"]
+    test.assertEqual(henry, [after_janet, after_janet])
+    test.assertEqual(stolen, ("ValueError", "list.remove(x): x not in list"))
+    test.assertEqual(contents, ["flashlight", "laptop", "couch", "teddy bear"])
+    test.assertEqual(say.items, ["Janet stored the teddy bear.", "Janet took the bike.",
+                                 "Henry took the chair."])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1494,20 +1793,7 @@ class ExampleTests:
     async def test_attributes(self):
         daemon = self.start()
         uri = daemon.register(AttributesThingy, "example.attributes")
-        seen = await client(attributes_client, uri)
-        self.assertEqual(seen["first"], 42)
-        self.assertEqual(seen["after +500"], 542)
-        self.assertEqual(seen["getValue"], 542)
-        self.assertEqual(seen["__dunder__"], "yep")
-        self.assertEqual(seen["metadata"], (["__dunder__", "__len__", "getValue"],
-                                            ["prop_sub", "prop_value"], []))
-        self.assertEqual(seen["new session"], 42)
-        for name in ("sub", "value", "_value", "__value"):
-            self.assertEqual(
-                seen[name], "remote object '<uri>' has no exposed attribute or method '%s'" % name)
-        self.assertEqual(seen["prop_sub"], ({"name": "value"}, {"name": "value"}))
-        self.assertEqual(seen["dotted"],
-                         ("AttributeError", "'dict' object has no attribute 'foobar'", None))
+        check_attributes(self, await client(attributes_client, uri))
 
     @async_test
     async def test_autoproxy(self):
@@ -1526,24 +1812,8 @@ class ExampleTests:
         daemon = self.start()
         uri = daemon.register(BatchedThingy, "example.batched")
         seen = await client(batchedcalls_client, uri)
-        expected_total = NUMBER_OF_LOOPS * (7 * 6 + 10 + 20)
-        self.assertEqual(seen["normal"], expected_total)
-        self.assertEqual(seen["batch #1"], (2 * NUMBER_OF_LOOPS + 2, expected_total))
-        self.assertIsNone(seen["oneway batch"])
-        self.assertEqual(seen["async batch"], [0, 42, 30, 0.02, 0])
         # (the asynchronous batch call left its calls in the batch, so they run again)
-        self.assertEqual(seen["error batch"], ([0, 42, 30, 0.02, 0, 33, 50, 100],
-                                               "integer division or modulo by zero",
-                                               self.daemon_frames + ["divide"]))
-        expected = [
-            "beginning normal calls", "end of normal calls", "beginning batch #1",
-            "end of batch #1", "beginning batch #2", "end of batch #2",
-            "beginning batch #3", "end of batch #3", "beginning batch #3", "end of batch #3"]
-        said = await client(say.wait_for, len(expected))
-        if self.oneway_in_line:
-            self.assertEqual(said, expected)
-        else:  # the oneway batch #2 ran alongside the calls after it
-            self.assertEqual(sorted(said), sorted(expected))
+        await check_batchedcalls(self, seen, async_batch_kept=True)
 
     @async_test
     async def test_batchedcalls_oneway_batch_runs_before_the_next_call(self):
@@ -1556,43 +1826,23 @@ class ExampleTests:
 
     @async_test
     async def test_blob_dispatch(self):
-        Pyro4.util.SerializerBase.register_class_to_dict(CustomData, CustomData.to_dict)
-        self.addCleanup(Pyro4.util.SerializerBase.unregister_class_to_dict, CustomData)
-        Pyro4.util.SerializerBase.register_dict_to_class(CustomData.serialized_classname,
-                                                         CustomData.from_dict)
-        self.addCleanup(Pyro4.util.SerializerBase.unregister_dict_to_class,
-                        CustomData.serialized_classname)
+        register_custom_data(self)
         daemon = self.start()
         uri = daemon.register(BlobDispatcher, "example.blobdispatcher")
-        # the listeners run elsewhere (examples/blob-dispatch/listeners/main.py): in their own
-        # Pyro4 daemon
-        listeners = peers.serve_pyro4(self, "thread")
-        self.addCleanup(forget_registrations, listeners.daemon)
-        weather, news = BlobListener("weather"), BlobListener("news")
-        listeners.register(weather)
-        listeners.register(news)
-        when = datetime.datetime(2020, 5, 4, 3, 2, 1)
+        _, weather, news = serve_blob_listeners(self)
 
         def blocking():
             with Pyro4.Proxy(uri) as dispatcher:
                 dispatcher.register("weather", weather)  # each listener registers itself
                 dispatcher.register("news", news)
                 for topic in ("weather", "news", "weather", "nobody listens"):
-                    data = CustomData(42, "hello " + topic, when)
+                    data = CustomData(42, "hello " + topic, BLOB_TIME)
                     dispatcher.process_blob(Pyro4.core.SerializedBlob(topic, data))
             return weather.received.wait_for(2), news.received.wait_for(1)
 
-        def release_listener_proxies():
-            for proxies in daemon._pyroInstances[BlobDispatcher].listeners.values():
-                for proxy in proxies:
-                    proxy._pyroRelease()
-
-        self.addCleanup(release_listener_proxies)
+        self.addCleanup(release_listener_proxies, daemon)
         on_weather, on_news = await client(blocking)
-        self.assertEqual(on_weather, [("CustomData", 42, "hello weather", when.isoformat())] * 2)
-        self.assertEqual(on_news, [("CustomData", 42, "hello news", when.isoformat())])
-        self.assertEqual([item[1] for item in say.items if item[0] == "Dispatching blob with name:"],
-                         ["weather", "news", "weather", "nobody listens"])
+        check_blob_dispatch(self, on_weather, on_news)
 
     @async_test
     async def test_callcontext(self):
@@ -1600,52 +1850,9 @@ class ExampleTests:
         daemon._pyroHmacKey = CONTEXT_HMAC
         uri = daemon.register(ContextEchoServer, "example.context")
         responses, sockets, normal, after_oneway = await client(callcontext_client, uri)
-        CONNECTOK, RESULT = Pyro4.message.MSG_CONNECTOK, Pyro4.message.MSG_RESULT
-        ddaa = b"custom response annotation set by the daemon"
-        expected_annotations = {"CORR": CONTEXT_CORRELATION, "DDAA": ddaa, "HMAC": "[...]"}
-        self.assertEqual(responses[:-2], [
-            (CONNECTOK, expected_annotations),
-            *[(RESULT, expected_annotations)] * 4,  # 4 calls on one proxy
-            *[(CONNECTOK, expected_annotations), (RESULT, expected_annotations)] * 2,
-            (CONNECTOK, expected_annotations),  # the oneway calls: only the connection's
-        ])
-        # the asynchronous call, by a copy of the proxy in another thread, which has no
-        # correlation id set: the server makes one up for each message
-        self.assertEqual([(msgtype, sorted(annotations)) for msgtype, annotations in responses[-2:]],
-                         [(CONNECTOK, ["CORR", "DDAA", "HMAC"]), (RESULT, ["CORR", "DDAA", "HMAC"])])
-        self.assertNotIn(CONTEXT_CORRELATION, [annotations["CORR"] for _, annotations in responses[-2:]])
-        self.assertEqual(normal["DDAA"], ddaa)
-        self.assertEqual(uuid.UUID(bytes=normal["CORR"]), CONTEXT_CORRELATION)
-        self.assertEqual(after_oneway, {})  # "should be empty because oneway!"
-
-        calls = {entry["message"]: entry for entry in await client(say.wait_for, 11)}
-        self.assertEqual(len(calls), 11)
-        for message, entry in calls.items():
-            self.assertEqual(entry["obj.pyroid"], "example.context", message)
-            self.assertEqual(entry["obj.daemon"], daemon.locationStr, message)
-            self.assertEqual(entry["context.serializer_id"], 1, message)  # serpent
-            if message == "hello-ASYNC":  # another thread: no correlation id, the server's
-                self.assertNotEqual(entry["context.correlation_id"], CONTEXT_CORRELATION)
-            else:
-                self.assertEqual(entry["context.correlation_id"], CONTEXT_CORRELATION, message)
-        self.assertEqual([calls["hello-%d" % i]["context.seq"] for i in range(4)], [1, 2, 3, 4])
+        calls = await check_callcontext(self, daemon, responses, normal, after_oneway)
         for message, address in sockets.items():
             self.assertEqual(calls[message]["context.client_sock_addr"], address, message)
-        ONEWAY = Pyro4.message.FLAGS_ONEWAY
-        self.assertEqual({m: e["context.msg_flags"] for m, e in calls.items()}, {
-            "hello-0": 0, "hello-1": 0, "hello-2": 0, "hello-3": 0, "hello-new-0": 0,
-            "hello-new-1": 0, "hello-ONEWAY-1": ONEWAY, "hello-ONEWAY-2": ONEWAY,
-            "hello-ASYNC": 0, "hi there - new method of annotation access in client": 0,
-            "hi there ONEWAY - new method of annotation access in client": ONEWAY})
-        custom = b"Hello, I am a custom annotation from the proxy!"
-        self.assertEqual({m: e["XYZZ"] for m, e in calls.items()}, {
-            "hello-0": custom, "hello-1": custom, "hello-2": custom, "hello-3": custom,
-            "hello-new-0": custom, "hello-new-1": custom, "hello-ONEWAY-1": custom,
-            "hello-ONEWAY-2": custom, "hello-ASYNC": custom,
-            "hi there - new method of annotation access in client":
-                b"custom annotation from client via new way(1)",
-            "hi there ONEWAY - new method of annotation access in client":
-                b"custom annotation from client via new way(2)"})
 
     @async_test
     async def test_callcontext_oneway_leaves_no_context_behind(self):
@@ -1682,18 +1889,7 @@ class ExampleTests:
     async def test_exceptions(self):
         daemon = self.start()
         uri = daemon.register(ExceptionsTestClass, "example.exceptions")
-        seen = await client(exceptions_client, uri)
-        self.assertEqual(seen, {
-            "div": 2.0 / 9.0,
-            "div by zero": ("ZeroDivisionError", "division by zero"),
-            "error": ("ValueError", "a valueerror! Great!"),
-            "error2": ("ValueError", "a valueerror! Great!"),  # returned, not raised
-            "othererr": ("RuntimeError", "a runtime error!"),
-            "unserializable": ("SerializeError", "unsupported serialized class: %s.%s"
-                               % (__name__, UnserializableError.__name__)),
-            "complexerror": ("TypeError", "unsupported operand type(s) for //: 'str' and 'int'",
-                             self.daemon_frames + ["complexerror", "crash", "crash2"]),
-        })
+        check_exceptions(self, await client(exceptions_client, uri))
 
     @async_test
     async def test_handshake(self):
@@ -1716,75 +1912,35 @@ class ExampleTests:
 
     @async_test
     async def test_instancemode(self):
-        daemon = self.start()
-        uris = {
-            "single": daemon.register(SingleInstance, "instance.single"),
-            "session": daemon.register(SessionInstance, "instance.session"),
-            "percall": daemon.register(PercallInstance, "instance.percall"),
-        }
-        seen = await client(instancemode_client, uris)
-        percall = seen["percall"]
-        self.assertEqual(len(set(percall)), 3, percall)  # a different instance every time
-        sessions = seen["session"]
-        for calls in sessions:  # one instance per session, made for the first call
-            serials = {serial for serial, _, _ in calls}
-            self.assertEqual(len(serials), 1, calls)
-            first_call = calls[0][2]
-            self.assertEqual([created_for for _, created_for, _ in calls], [first_call] * 3)
-        self.assertNotEqual(sessions[0][0][0], sessions[1][0][0])
-        self.assertEqual(len(set(seen["single"])), 1)
+        uris = serve_instancemode(self)
+        check_instancemode(self, await client(instancemode_client, uris))
 
     @async_test
     async def test_maxsize(self):
         restore_config(self, MAX_MESSAGE_SIZE=0)
         daemon = self.start()
         uri = daemon.register(Pyro4.test.echoserver.EchoServer(), "test.echoserver")
-        unlimited, limited, small = await client(maxsize_client, uri)
-        self.assertTrue(unlimited)
-        self.assertEqual(limited[0], "MessageTooLargeError")
-        self.assertRegex(limited[1], r"^max message size exceeded \(\d+ where max=2500\)$")
-        self.assertEqual(small, ("ok", "small"))
+        check_maxsize(self, *await client(maxsize_client, uri))
 
     @async_test
     async def test_echoserver(self):
         daemon = self.start()
         echo = Pyro4.test.echoserver.EchoServer()
         uri = daemon.register(echo, "test.echoserver")
-        seen = await client(echoserver_client, uri)
-        self.assertEqual(seen, {
-            "hello": "hello",
-            "list": [1, 2, 3, 4],
-            "generator": ["one", "two", "three"],
-            "error": ("ValueError", "expected error from echoserver error() method",
-                      self.daemon_frames + ["error"]),
-            "oneway": None,
-            "__dunder__": "should be allowed (dunder)",
-            "_private": ("AttributeError", "attempt to access private attribute '_private'"),
-            "verbose": False,
-            "shutdown": None,
-        })
-        self.assertTrue(echo._must_shutdown)
+        check_echoserver(self, await client(echoserver_client, uri), echo)
 
     @async_test
     async def test_hugetransfer(self):
         daemon = self.start()
         uri = daemon.register(HugeTestclass, "example.hugetransfer")
-        sizes, chunks = await client(hugetransfer_client, uri)
-        self.assertEqual(sizes, [datasize] * 6)
-        self.assertEqual(sum(chunks), datasize * 2)
-        self.assertEqual(chunks, [200000] * 10 + [datasize * 2 - 2000000])
+        check_hugetransfer(self, *await client(hugetransfer_client, uri))
 
     @async_test
     async def test_oneway(self):
         daemon = self.start()
         server = OnewayServer()  # the example registers the class; we need its instance
         uri = daemon.register(server, "example.oneway")
-        seen = await client(oneway_client, uri, server)
-        self.assertEqual(seen, {
-            "oneway_start": None, "nothing": [None] * 4, "ready while working": False,
-            "ready when done": True, "result": "The result :)", "oneway_work": None})
-        said = await client(say.wait_for, 19)
-        self.assertEqual(said[-1], "work's done!")
+        await check_oneway(self, await client(oneway_client, uri, server))
 
     @async_test
     async def test_oneway_unthreaded(self):
@@ -1817,35 +1973,13 @@ class ExampleTests:
         restore_config(self, ITER_STREAMING=True)
         daemon = self.start()
         uri = daemon.register(Streamer, "example.streamer")
-        seen = await client(streaming_client, uri)
-        one_to_nine = [1, 2, 3, 4, 5, 6, 7, 8, 9]
-        self.assertEqual(seen, {
-            "list": one_to_nine, "iterator": one_to_nine, "generator": one_to_nine,
-            "slow_generator": one_to_nine,
-            "fibonacci": [0, 1, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89],
-            "after close": ("StopIteration", ""),
-            "streaming disabled": (
-                "ProtocolError",
-                "result of call is an iterator, but the server is not configured to allow streaming"),
-            "list, streaming disabled": one_to_nine,
-        })
+        check_streaming(self, await client(streaming_client, uri))
 
     @async_test
     async def test_timeout(self):
-        restore_config(self, COMMTIMEOUT=0)
-        daemon = self.start()
         server = TimeoutServer()
         server.released = {FOREVER: threading.Event(), FOREVER + 1: threading.Event()}
-        for event in server.released.values():
-            self.addCleanup(event.set)  # never leave a servant waiting
-        uri = daemon.register(server)
-        if self.ours:
-            frozen = self.start(FrozenFactory)
-        else:  # the example's second daemon, which is never started
-            frozen = Pyro4.Daemon(host="127.0.0.1")
-            self.addCleanup(frozen.close)
-        frozen_uri = frozen.register(TimeoutServer())
-        self.addCleanup(frozen.unregister, frozen_uri.object)
+        uri, frozen_uri = serve_timeout(self, server)
         seen = await client(timeout_client, uri, frozen_uri, server)
         self.assertEqual(seen, {
             "no timeout": "slept 2 seconds",
@@ -1857,23 +1991,8 @@ class ExampleTests:
 
     @async_test
     async def test_usersession(self):
-        daemon = self.start()
-        uris = {
-            "singletondb": daemon.register(SingletonDatabase, "example.usersession.singletondb"),
-            "sessiondb": daemon.register(SessionboundDatabase, "example.usersession.sessiondb"),
-        }
-        seen = await client(usersession_client, uris)
-        self.assertEqual(seen["sessiondb"], (42, 43))
-        self.assertEqual(seen["singletondb"], (42, 43))
-        self.assertEqual(seen["user123 session"], ("ok", None))
-        self.assertEqual(seen["mallory session"], ("AssertionError", "access denied"))
-        self.assertEqual(seen["user123 again"], ("ok", 1))
-        self.assertEqual(seen["concurrent sessiondb"], [])  # "no issues"
-        if not self.threaded:  # one call at a time: no "threading problem" either
-            self.assertEqual(seen["concurrent singletondb"], [])
-        for error in seen["concurrent singletondb"]:
-            self.assertEqual(error[0], "RuntimeError")
-            self.assertIn("ERROR: concurrent connection access", error[1])
+        uris = serve_usersession(self)
+        check_usersession(self, await client(usersession_client, uris))
 
     @async_test
     async def test_servertypes(self):
@@ -1911,20 +2030,8 @@ class ExampleTests:
 
     @async_test
     async def test_warehouse(self):
-        daemon = self.start()
-        uri = daemon.register(Warehouse)
-        ns = peers.serve_pyro4_nameserver(self)
-        ns.register_name("example.warehouse", uri)
-        janet, henry, stolen, contents = await client(warehouse_client,
-                                                      ns.pyroname("example.warehouse"))
-        initial = ["chair", "bike", "flashlight", "laptop", "couch"]
-        self.assertEqual(janet, [initial, initial + ["teddy bear"]])
-        after_janet = ["chair", "flashlight", "laptop", "couch", "teddy bear"]
-        self.assertEqual(henry, [after_janet, after_janet])
-        self.assertEqual(stolen, ("ValueError", "list.remove(x): x not in list"))
-        self.assertEqual(contents, ["flashlight", "laptop", "couch", "teddy bear"])
-        self.assertEqual(say.items, ["Janet stored the teddy bear.", "Janet took the bike.",
-                                     "Henry took the chair."])
+        pyroname = serve_warehouse(self)
+        check_warehouse(self, *await client(warehouse_client, pyroname))
 
     @async_test
     async def test_shoppingcart(self):
