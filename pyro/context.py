@@ -88,19 +88,6 @@ class CallContext:
         finally:
             self.capture()
 
-    def run_in_worker(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """:meth:`run`, in a worker thread that other code shares (a thread pool's).
-
-        The thread's own ``current_context`` is put back afterwards, so the call's facts do
-        not leak into whatever the thread runs next: a Pyro4 proxy used there would send the
-        finished call's correlation id. (Pyro4 runs such calls in threads of its own.)
-        """
-        saved = current_context.to_global()
-        try:
-            return self.run(function, *args, **kwargs)
-        finally:
-            current_context.from_global(saved)
-
     def drive(self, coroutine: Any) -> Generator[Any, Any, Any]:
         """A generator that steps ``coroutine``, installing these facts before every step.
 

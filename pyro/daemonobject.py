@@ -66,7 +66,7 @@ class TwistedDaemonObject(DaemonObject):
         if pool is None:
             return self._next(streamId, stream)
         context = CallContext(current_context.to_global())
-        return threads.deferToThreadPool(self.daemon.reactor, pool, context.run_in_worker,
+        return threads.deferToThreadPool(self.daemon.reactor, pool, context.run,
                                          self._next, streamId, stream)
 
     def _next(self, streamId: str, stream: Any) -> Any:

@@ -108,7 +108,7 @@ class Dispatcher:
         """
         if threadpool is not None and not runs_in_reactor(function):
             d = threads.deferToThreadPool(
-                self.daemon.reactor, threadpool, ctx.run_in_worker, function, *args, **kwargs
+                self.daemon.reactor, threadpool, ctx.run, function, *args, **kwargs
             )
             return d.addCallback(self._settle, ctx)
         return self._settle(ctx.run(function, *args, **kwargs), ctx)
@@ -180,7 +180,6 @@ class Dispatcher:
         if msg.type == wire.MSG_PING:
             return self._encode(wire.MSG_PING, b"pong", msg.serializer_id, 0, msg.seq,
                                 self._annotations(ctx))
-        oneway = bool(msg.flags & wire.FLAGS_ONEWAY)
         try:
             serializer = self._accepted_serializer(msg)
             object_id, method, vargs, kwargs = self._call_data(msg, serializer)
@@ -197,10 +196,7 @@ class Dispatcher:
                         callbackArgs=(msg, ctx, serializer, method, vargs, kwargs, pool),
                         errbackArgs=(msg, ctx))
         except Exception:
-            if oneway:
-                log.debug("oneway request failed: {error!r}", error=sys.exc_info()[1])
-                return None
-            return self.exception_reply(msg, sys.exc_info()[1], self._traceback(), ctx)
+            return self._request_failed(msg, ctx)
         return self._request(obj, msg, ctx, serializer, method, vargs, kwargs, pool)
 
     def _instance(self, cls: type, connection: PyroConnection, ctx: CallContext,
@@ -215,7 +211,7 @@ class Dispatcher:
         """
         if pool is None or runs_in_reactor(cls) or self._existing_instance(cls, connection):
             return ctx.run(Daemon._getInstance, self.daemon, cls, connection)
-        return threads.deferToThreadPool(self.daemon.reactor, pool, ctx.run_in_worker,
+        return threads.deferToThreadPool(self.daemon.reactor, pool, ctx.run,
                                          Daemon._getInstance, self.daemon, cls, connection)
 
     def _existing_instance(self, cls: type, connection: PyroConnection) -> Any:
@@ -227,6 +223,15 @@ class Dispatcher:
         if mode == "session":
             return connection.pyroInstances.get(cls)
         return None  # percall (or an invalid mode, which _getInstance reports)
+
+    def _request_failed(self, msg: wire.Message, ctx: CallContext) -> Reply | None:
+        """In an ``except`` block: the exception reply to ``msg``; none for a oneway request,
+        whose failure is only logged."""
+        error = sys.exc_info()[1]
+        if msg.flags & wire.FLAGS_ONEWAY:
+            log.debug("oneway request failed: {error!r}", error=error)
+            return None
+        return self.exception_reply(msg, error, self._traceback(), ctx)
 
     def _instance_failed(self, failure: Failure, msg: wire.Message,
                          ctx: CallContext) -> MaybeDeferredReply:
@@ -257,10 +262,7 @@ class Dispatcher:
                     return None
                 outcome = self.call(function, vargs, kwargs, ctx, pool)
         except Exception:
-            if oneway:
-                log.debug("oneway request failed: {error!r}", error=sys.exc_info()[1])
-                return None
-            return self.exception_reply(msg, sys.exc_info()[1], self._traceback(), ctx)
+            return self._request_failed(msg, ctx)
         if oneway:
             return None
         if isinstance(outcome, defer.Deferred):
