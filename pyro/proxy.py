@@ -60,6 +60,7 @@ from twisted.python import failure
 
 from .batch import CallRecorder, RecordedCall, collect_results
 from .patient import DEFAULT_MAX_TRIES, DEFAULT_RETRY_INTERVAL, PyroPatientProxy
+from .workerconnection import adopt as adopt_connection
 from .workers import Call, StreamLink, Workers, sendCloseStream
 
 __all__ = [
@@ -623,6 +624,7 @@ class PyroDeferredService:
                     try:
                         call.outcome = call.operation(target, *call.args)
                     finally:
+                        adopt_connection(target)  # see pyro/workerconnection.py
                         if link is not None:
                             workers.unclaim(link)
                         call.responseAnnotations = context.response_annotations

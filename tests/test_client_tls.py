@@ -1,4 +1,4 @@
-"""The native client over TLS, configured the way Pyro4 clients are: ``Pyro4.config.SSL``,
+"""The native client (and PyroDeferredService's workers) over TLS, configured the way Pyro4 clients are: ``Pyro4.config.SSL``,
 ``SSL_CACERTS``, ``SSL_CLIENTCERT`` and ``SSL_CLIENTKEY``, read by ``default_endpoint`` for
 every connection. The server is our factory on ``reactor.listenSSL`` (as in
 ``test_transports``), with certificates made fresh for each test (``tests/certs.py``).
@@ -24,12 +24,20 @@ from twisted.trial import unittest
 
 from pyro.client import DeferredProxy, default_endpoint
 from pyro.protocol import DEFAULT_BACKLOG
+from pyro.proxy import PyroDeferredService
+from pyro.workerconnection import WorkerConnection
 
 from . import test_transports as transports
 from .certs import make_pki
 from .servers import restore_config
 
 config = Pyro4.config
+
+
+@Pyro4.expose
+class Echo:
+    def echo(self, value):
+        return value
 
 
 def _can_bind(host: str) -> bool:
@@ -198,6 +206,26 @@ class ClientTLSTests(unittest.TestCase):
         self.use_tls_client(cacerts=self.tmp + "/nothing.pem")
         error = yield self.assert_refused(uri)
         self.assertIn("nothing.pem", str(error))
+
+    @defer.inlineCallbacks
+    def test_deferredService_overTLS_usesWorkerConnections(self):
+        """PyroDeferredService's workers (blocking Pyro4 proxies, Pyro4's own TLS) read replies
+        ahead on their TLS connections too (pyro/workerconnection.py; sending stays Pyro4's);
+        a large reply arrives in many TLS records."""
+        uri = self.serve(self.listen_tls())
+        self.factory.register(Echo(), "echo")
+        self.use_tls_client()
+        service = PyroDeferredService(Pyro4.Proxy(self.factory.uriFor("echo")), max_workers=1)
+        self.addCleanup(service.close)
+        big = "".join(map(str, range(60_000)))
+        self.assertEqual(big, (yield service.echo(big)))
+        self.assertEqual("small", (yield service.echo("small")))
+        (copy,) = service._workers.copies
+        self.assertIs(WorkerConnection, type(copy._pyroConnection))
+        self.assertTrue(hasattr(copy._pyroConnection.sock, "getpeercert"))  # really TLS
+        counter = PyroDeferredService(Pyro4.Proxy(uri))
+        self.addCleanup(counter.close)
+        self.assertEqual(1, (yield counter.count()))
 
     # -- without SSL ---------------------------------------------------------------------------
 

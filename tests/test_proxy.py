@@ -30,6 +30,7 @@ from twisted.python import threadable
 from twisted.trial import unittest
 
 from pyro.proxy import PyroDeferredService, PyroPatientProxy
+from pyro.workerconnection import WorkerConnection
 from tests.peers import (
     free_port,
     patch_config,
@@ -265,6 +266,26 @@ class _DeferredServiceTests:
         yield self.assertFailure(service.slow(0.5), Pyro4.errors.TimeoutError)
         service._pyroTimeout = None
         self.assertEqual((yield service.echo(2)), 2)
+
+    @defer.inlineCallbacks
+    def test_worker_copies_use_worker_connections_also_after_reconnecting(self):
+        # See pyro/workerconnection.py: each worker copy's connection is a WorkerConnection.
+        service = self.service(max_workers=1)
+        big = "".join(map(str, range(60_000)))  # ~290 kB: several reads (> READ_SIZE)
+        self.assertEqual((yield service.echo(big)), big)
+        (copy_,) = service._workers.copies
+        first = copy_._pyroConnection
+        self.assertIs(type(first), WorkerConnection)
+        self.assertEqual((yield service.echo("small")), "small")
+        self.assertEqual(first._buffered, b"")
+        # A timeout makes Pyro4 drop the connection; the next call's new one is adopted too.
+        service._pyroTimeout = 0.2
+        yield self.assertFailure(service.slow(0.5), Pyro4.errors.TimeoutError)
+        service._pyroTimeout = None
+        self.assertEqual((yield service.echo(big)), big)
+        (copy_,) = service._workers.copies
+        self.assertIsNot(copy_._pyroConnection, first)
+        self.assertIs(type(copy_._pyroConnection), WorkerConnection)
 
     @defer.inlineCallbacks
     def test_hmac_keyed_daemon(self):
