@@ -32,10 +32,19 @@ woke the reactor with one ``callFromThread`` (a wake-up pipe write) per call: wi
 does no I/O, 100 in flight and 4 workers, that machinery cost about 40-50 us of CPU per call
 (20-26k calls/s); now plain daemon threads take calls from a ``queue.SimpleQueue``, append
 finished ones to a deque, and the reactor is woken once per batch (only when no wake-up is
-due yet): about 5-6 us per call (165-200k calls/s). In ``benchmarks/bench_client.py`` (small
-calls, 100 in flight, Pyro4's multiplex server) that moved the service from 4,500-5,100 to
-5,300-7,200 calls/s (3.6-4.1x to 4.5-5.7x the async proxy). The ``Deferred`` holds the
-result; a ``FutureResult`` would add nothing but its locks.
+due yet): about 5-6 us per call (165-200k calls/s). The ``Deferred`` holds the result. A
+``FutureResult`` as the carrier alone (made and set in the worker, read by the Deferred's first
+callback) was tried again after the change below: 4.6 us more per call in isolation, but 20-25 %
+less throughput in the benchmark (6,200 against 8,000 calls/s, alternating A/B runs against our
+server), because every microsecond of Python in a worker is GIL time the other threads queue
+for.
+
+The other half of the cost is Pyro4's own socket I/O in the workers: each blocking socket
+call drops the GIL, and every drop is a hand-off when five threads want it. The workers' proxy
+copies therefore use :class:`pyro.workerconnection.WorkerConnection` (Pyro4's connection, but
+reading a reply in one ``recv`` and sending without polling first): in
+``benchmarks/bench_client.py`` (small calls, 100 in flight, Pyro4's multiplex daemon) the
+service went from 4.2-5.7x to 6.5-7x Pyro4's async proxy.
 """
 
 from __future__ import annotations
