@@ -73,11 +73,33 @@ class Servant:
     def blob(self, blob: Any) -> list[Any]:
         return [type(blob).__name__, blob.info, blob.deserialized()]
 
+    def child(self, name: str) -> Child:
+        """A new object registered with this servant's daemon: Pyro4 sends a proxy for it."""
+        child = Child(name)
+        self._pyroDaemon.register(child)
+        return child
+
+    def children(self, names: list[str]) -> dict[str, Any]:
+        return {"list": [self.child(name) for name in names], "pair": (self.child("t"), 1)}
+
     def slow(self, seconds: float) -> Any:
         if isInIOThread():  # our server, without a thread pool: do not block the reactor
             return task.deferLater(reactor, seconds, lambda: "slept")
         time.sleep(seconds)  # a Pyro4 daemon's worker
         return "slept"
+
+
+@Pyro4.expose
+class Child:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def name(self) -> str:
+        return self._name
+
+    @Pyro4.oneway
+    def ping(self) -> None:
+        pass
 
 
 async def _eventually(check: Callable[[], Any], tries: int = 200) -> Any:
@@ -244,6 +266,41 @@ class ClientTests:
             self.assertIsInstance(await failure_of(proxy.fail(name)), ValueError)
             stream = await proxy.count(2)
             self.assertEqual([item async for item in stream], [0, 1], name)
+
+    @async_test
+    async def test_autoproxied_results_become_deferred_proxies(self) -> None:
+        uri = self.serve(Servant(), accepted=ALL_SERIALIZERS)
+        # Not marshal: Pyro4's marshal serializer has no type replacements, so a server
+        # sends the object's attributes instead of a proxy (to any client).
+        for name in ("serpent", "json", "msgpack", "pickle"):
+            proxy = self.proxy(uri, serializer=name, timeout=10)
+            child = await proxy.child("one")
+            self.assertIs(type(child), DeferredProxy, name)
+            self.assertEqual(child._pyroOneway, {"ping"}, name)  # metadata came with it
+            self.assertEqual((child.timeout, child._serializer_name), (10, name))
+            self.assertEqual(await child.name(), "one", name)
+            self.assertIsNone(await child.ping(), name)
+            nested = await proxy.children(["a", "b"])
+            first, second = nested["list"]
+            third, one = nested["pair"]
+            names = [await first.name(), await second.name(), await third.name()]
+            self.assertEqual((names, one), (["a", "b", "t"], 1), name)
+            await proxy.close()  # closes the proxies it made, too
+            self.assertFalse(child._connections or first._connections, name)
+
+    @async_test
+    async def test_autoproxied_results_keep_the_hmac_key(self) -> None:
+        uri = self.serve(Servant(), hmac_key=b"secret")
+        proxy = self.proxy(uri, hmac_key=b"secret")
+        child = await proxy.child("keyed")
+        self.assertEqual(await child.name(), "keyed")
+
+    @async_test
+    async def test_autoproxied_results_left_alone_on_request(self) -> None:
+        proxy = self.proxy(self.serve(Servant()), wrap_proxies=False)
+        found = await proxy.child("plain")
+        self.assertIs(type(found), Pyro4.Proxy)
+        found._pyroRelease()
 
     @async_test
     async def test_pickle_refused_by_default(self) -> None:

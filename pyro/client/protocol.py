@@ -176,6 +176,10 @@ class PyroClientProtocol(Protocol):
         annotations of every reply that has some (for a call still waiting for it), before
         the reply is decoded, as a ``Pyro4.Proxy`` calls its ``_pyroResponseAnnotations``. An
         exception it raises fails that call.
+    :ivar on_result: ``f(value, msg)`` or ``None``; every successful reply's value passes
+        through it (``msg``: the reply, a :class:`pyro.wire.Message`) and the call gets what
+        it returns: a proxy replaces what Pyro4's deserializer built there (autoproxies). An
+        exception it raises fails that call.
     :ivar handshake_annotations: the annotations of the ``CONNECTOK`` reply.
     """
 
@@ -207,6 +211,7 @@ class PyroClientProtocol(Protocol):
         self.scheduler: Callable[[PyroClientProtocol, _Call], None] | None = None
         self.waiting: collections.deque[_Call] = collections.deque()
         self.on_response_annotations: Callable[[dict[str, bytes], int], None] | None = None
+        self.on_result: Callable[[Any, wire.Message], Any] | None = None
 
     @property
     def load(self) -> int:
@@ -395,7 +400,8 @@ class PyroClientProtocol(Protocol):
             if isinstance(data, BaseException):
                 return False, data  # _pyroTraceback came along as an attribute
             return False, errors.ProtocolError("exception reply is not an exception: %r" % (data,))
-        return True, data
+        hook = self.on_result
+        return True, (data if hook is None else hook(data, msg))
 
     # -- failure --------------------------------------------------------------------------
 

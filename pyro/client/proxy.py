@@ -14,6 +14,7 @@ import itertools
 import math
 import os
 import re
+import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -287,6 +288,12 @@ class DeferredProxy:
         given: the proxy's ``timeout`` at connection time when there is one (so
         ``COMMTIMEOUT`` bounds connecting, as for a ``Pyro4.Proxy``), else 30 seconds.
 
+    :param wrap_proxies: a ``Pyro4.Proxy`` in a result (Pyro4's autoproxy: the servant
+        returned an object registered with its daemon), also inside lists, tuples and dicts,
+        becomes a ``DeferredProxy`` like this one (see :meth:`_proxy_for`), which this
+        proxy's :meth:`close` closes too. ``False``: results keep the plain, *blocking*
+        ``Pyro4.Proxy`` Pyro4's deserializer built (never call it in the reactor thread).
+
     A ``Pyro4.core.SerializedBlob`` passed as the only argument of a call travels as Pyro4
     sends it (flag ``KEEPSERIALIZED``, annotation ``BLBI``, the blob's data serialized once
     or, for a blob a servant received, passed on untouched): the servant receives a
@@ -311,8 +318,11 @@ class DeferredProxy:
                  patient_tries: int = 20, backoff: Callable[[int], float] | None = None,
                  endpoint_factory: Callable[[Any, URI, float], Any] | None = None,
                  connect_timeout: float | None = _DEFAULT, broadcast: bool = True,
-                 min_connections: int = 0):
+                 min_connections: int = 0, wrap_proxies: bool = True):
         self.uri = uri if isinstance(uri, URI) else URI(uri)
+        self._wrap_proxies = wrap_proxies
+        # the proxies made for Pyro4 proxies in this one's results: closed with it
+        self._children: weakref.WeakSet[DeferredProxy] = weakref.WeakSet()
         self._broadcast = broadcast
         if timeout is _DEFAULT:
             timeout = config.COMMTIMEOUT  # when the proxy is made, as Pyro4's Proxy does
@@ -670,6 +680,8 @@ class DeferredProxy:
                                           self._handshake, self._pyroAnnotationsNow(clear=False),
                                           location, self._clock)
             protocol.on_response_annotations = self._pyroResponseAnnotations
+            if self._wrap_proxies:
+                protocol.on_result = self._wrap_results
             return protocol
 
         wait = self._connect_wait()
@@ -705,6 +717,36 @@ class DeferredProxy:
             await protocol.when_lost()
             raise
         return protocol
+
+    def _wrap_results(self, value: Any, msg: wire.Message) -> Any:
+        """Replace the ``Pyro4.Proxy`` objects in a result (Pyro4's autoproxies: a servant
+        returned an object registered with its daemon) with proxies like this one. Only
+        replies that can hold one are searched: Pyro4's serializers all name the class."""
+        if not msg.flags & wire.FLAGS_COMPRESSED and b"Proxy" not in msg.data:
+            return value
+        return _replace_proxies(value, self._proxy_for)
+
+    def _proxy_for(self, found: Pyro4.Proxy) -> DeferredProxy:
+        """The proxy that stands for ``found``, a ``Pyro4.Proxy`` in a result: the same class
+        as this one (override this if its constructor takes other arguments), for the same
+        URI, with this proxy's reactor, pool, timeout, name server and transport settings,
+        ``found``'s metadata, and ``found``'s HMAC key, handshake and serializer where it has
+        them (this proxy's otherwise). It is closed when this proxy is closed."""
+        child = type(self)(
+            found._pyroUri, reactor=self._reactor,
+            hmac_key=found._pyroHmacKey or self._hmac_key,
+            serializer=found._pyroSerializer or self._serializer_name,
+            max_connections=self._max_connections, max_in_flight=self._max_in_flight,
+            timeout=self.timeout, handshake=found._pyroHandshake,
+            correlation_id=self._correlation_id, ns_uri=self._ns_uri, patient=self._patient,
+            patient_tries=self._patient_tries, backoff=self._backoff,
+            endpoint_factory=self._endpoint_factory, connect_timeout=self._connect_timeout,
+            broadcast=self._broadcast, wrap_proxies=self._wrap_proxies)
+        child._pyroMethods = set(found._pyroMethods)
+        child._pyroAttrs = set(found._pyroAttrs)
+        child._pyroOneway = set(found._pyroOneway)
+        self._children.add(child)
+        return child
 
     def _process_metadata(self, metadata: dict[str, Any] | None) -> None:
         if not metadata:
@@ -830,6 +872,7 @@ class DeferredProxy:
         for protocol in list(self._connections):  # broken ones too: wait until gone
             waits.append(protocol.when_lost())
             protocol.close(closed)
+        waits.extend(child.close() for child in list(self._children))
 
         def closed_now(_: Any) -> None:
             self._closing = False
@@ -848,6 +891,24 @@ class DeferredProxy:
         return "<%s.%s for %s; %d connections, %d in flight, %d queued>" % (
             type(self).__module__, type(self).__name__, self.uri, len(self._ready),
             self._in_flight, queued)
+
+
+def _replace_proxies(value: Any, replace: Callable[[Pyro4.Proxy], Any]) -> Any:
+    """``value`` with every ``Pyro4.Proxy`` in it, or in its lists, tuples and dicts (values),
+    replaced by ``replace(proxy)``. Lists and dicts are changed in place: they are fresh from
+    the deserializer."""
+    if isinstance(value, Pyro4.Proxy):
+        return replace(value)
+    kind = type(value)
+    if kind is list:
+        for index, item in enumerate(value):
+            value[index] = _replace_proxies(item, replace)
+    elif kind is dict:
+        for key, item in value.items():
+            value[key] = _replace_proxies(item, replace)
+    elif kind is tuple:
+        return tuple(_replace_proxies(item, replace) for item in value)
+    return value
 
 
 class _RemoteMethod:
