@@ -73,6 +73,10 @@ class Servant:
     def blob(self, blob: Any) -> list[Any]:
         return [type(blob).__name__, blob.info, blob.deserialized()]
 
+    def where(self) -> list[Any]:
+        """The calling connection's client address."""
+        return list(Pyro4.current_context.client_sock_addr)
+
     def child(self, name: str) -> Child:
         """A new object registered with this servant's daemon: Pyro4 sends a proxy for it."""
         child = Child(name)
@@ -301,6 +305,20 @@ class ClientTests:
         found = await proxy.child("plain")
         self.assertIs(type(found), Pyro4.Proxy)
         found._pyroRelease()
+
+    @async_test
+    async def test_min_connections_open_before_the_calls(self) -> None:
+        proxy = self.proxy(self.serve(Servant()), min_connections=4, max_connections=4,
+                           max_in_flight=4)
+        await proxy.connect()
+
+        async def all_up() -> bool:
+            return len(proxy._ready) == 4
+
+        await _eventually(all_up)
+        addresses = await defer.gatherResults([proxy.where() for _ in range(4)])
+        self.assertEqual(len({tuple(address) for address in addresses}), 4)  # one each
+        self.assertEqual(len(proxy._connections), 4)  # none opened for the calls
 
     @async_test
     async def test_pickle_refused_by_default(self) -> None:
