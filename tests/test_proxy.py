@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -91,6 +92,9 @@ class Servant:
         self.release.wait(10)
         self.notes.append(value)
         self.noted.set()
+
+    def serializer_id(self) -> int:
+        return Pyro4.current_context.serializer_id
 
     def context(self) -> dict[str, Any]:
         context = Pyro4.current_context
@@ -286,6 +290,55 @@ class _DeferredServiceTests:
         (copy_,) = service._workers.copies
         self.assertIsNot(copy_._pyroConnection, first)
         self.assertIs(type(copy_._pyroConnection), WorkerConnection)
+
+    @defer.inlineCallbacks
+    def test_handshake_serializer_and_hooks_of_the_wrapped_proxy(self):
+        seen = []
+
+        class Validating(Pyro4.Daemon):
+            def validateHandshake(self, conn, data):
+                seen.append(data)
+                if data != "let me in":
+                    raise ValueError("members only")
+                return "welcome"
+
+        class Checking(Pyro4.Proxy):
+            def _pyroValidateHandshake(self, response):
+                seen.append(("validated", response))
+
+        peer = serve_pyro4(self, self.SERVERTYPE, daemon_class=Validating,
+                           SERIALIZERS_ACCEPTED={"serpent", "json"})
+        uri = peer.register(Servant(), "validating")
+        proxy = Checking(uri)
+        proxy._pyroHandshake = "let me in"
+        proxy._pyroSerializer = "json"
+        service = self.service(proxy, max_workers=1)
+        json_id = Pyro4.util.get_serializer("json").serializer_id
+        self.assertEqual((yield service.serializer_id()), json_id)
+        self.assertEqual(seen, ["let me in", ("validated", "welcome")])
+        refused = self.service(Pyro4.Proxy(uri))
+        failure = yield self.assertFailure(refused.add(1, 2), Pyro4.errors.CommunicationError)
+        self.assertIn("members only", str(failure))
+
+    @defer.inlineCallbacks
+    def test_max_retries_of_the_wrapped_proxy(self):
+        def broken(service):
+            # The worker's connection breaks while it is idle (as when a server restarts).
+            (copy_,) = service._workers.copies
+            copy_._pyroConnection.sock.shutdown(socket.SHUT_RDWR)
+
+        retrying = Pyro4.Proxy(self.uri)
+        retrying._pyroMaxRetries = 1
+        service = self.service(retrying, max_workers=1)
+        self.assertEqual((yield service.add(1, 2)), 3)
+        broken(service)
+        self.assertEqual((yield service.add(2, 3)), 5)  # Pyro4 reconnected and retried
+
+        once = self.service(Pyro4.Proxy(self.uri), max_workers=1)
+        self.assertEqual((yield once.add(1, 2)), 3)
+        broken(once)
+        yield self.assertFailure(once.add(2, 3), Pyro4.errors.ConnectionClosedError)
+        self.assertEqual((yield once.add(3, 4)), 7)  # the next call reconnects
 
     @defer.inlineCallbacks
     def test_hmac_keyed_daemon(self):
