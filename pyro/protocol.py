@@ -234,8 +234,15 @@ class Pyro4Protocol(PyroConnection, Protocol):
         latency; measured, sending at once saves 10-15 % of server CPU per call. Only done on
         a plain TCP transport whose buffers are empty (so ordering is kept); whatever the
         kernel does not take at once, and any error, goes through Twisted's own path.
+
+        A connection we are closing (a servant's ``current_context.client.close()``, the idle
+        sweep, ``factory.close()``) takes no more replies: Twisted would still send what is
+        written before it closes, but a Pyro4 daemon closes the socket at once, and its client
+        sees the connection lost, not a reply.
         """
         transport = self.transport
+        if transport.disconnecting:
+            return
         sock = self._direct_socket
         if (sock is not None and not transport.dataBuffer and not transport._tempDataBuffer
                 and transport.connected and not transport.disconnecting

@@ -73,6 +73,13 @@ class Servant:
     def blob(self, blob: Any) -> list[Any]:
         return [type(blob).__name__, blob.info, blob.deserialized()]
 
+    def drop_first(self) -> int:
+        """Closes the calling connection before replying, the first time only."""
+        self.drops = getattr(self, "drops", 0) + 1
+        if self.drops == 1:
+            Pyro4.current_context.client.close()
+        return self.drops
+
     def where(self) -> list[Any]:
         """The calling connection's client address."""
         return list(Pyro4.current_context.client_sock_addr)
@@ -305,6 +312,20 @@ class ClientTests:
         found = await proxy.child("plain")
         self.assertIs(type(found), Pyro4.Proxy)
         found._pyroRelease()
+
+    @async_test
+    async def test_max_retries_sends_a_call_again_after_a_lost_connection(self) -> None:
+        uri = self.serve(Servant())
+        once = self.proxy(uri)
+        self.assertIsInstance(await failure_of(once.drop_first()), errors.ConnectionClosedError)
+        retrying = self.proxy(uri, max_retries=1)
+        self.assertEqual(await retrying.drop_first(), 2)  # the first run's reply never came
+
+        servant = Servant()
+        again = self.proxy(self.serve(servant))
+        again._pyroMaxRetries = 1  # Pyro4's name
+        self.assertEqual(await again.drop_first(), 2)
+        self.assertEqual(servant.drops, 2)  # ran twice: retries are for calls that may
 
     @async_test
     async def test_min_connections_open_before_the_calls(self) -> None:

@@ -415,6 +415,105 @@ class ClientUnitTests(TestCase):
         self.assertIsNone(self.successResultOf(proxy.connect()))
         self.close(proxy, peer)
 
+    # -- max_retries (Pyro4's _pyroMaxRetries) ---------------------------------------------
+
+    def test_max_retries_sends_lost_calls_again_in_order(self) -> None:
+        proxy = self.proxy(max_retries=1, max_connections=1)
+        first, second = proxy.add(1, 2), proxy.add(3, 4)
+        peer = self.connected(proxy)
+        self.assertEqual(len(peer.received()), 2)
+        peer.lose()  # both were written, neither answered
+        self.assertNoResult(first)
+        self.assertNoResult(second)
+        self.assertEqual(len(self.reactor.tcpClients), 2)  # at once: not a connect failure
+        again = self.connected(proxy)
+        one, two = again.received()
+        self.assertEqual([again.call_of(one), again.call_of(two)],
+                         [("obj", "add", (1, 2), {}), ("obj", "add", (3, 4), {})])
+        again.reply(one, 3)
+        again.reply(two, 7)
+        self.assertEqual((self.successResultOf(first), self.successResultOf(second)), (3, 7))
+        self.assertEqual(proxy._in_flight, 0)
+        self.close(proxy, again)
+
+    def test_retries_run_out(self) -> None:
+        proxy = self.proxy(max_retries=1)
+        d = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        peer.received()
+        peer.lose()
+        again = self.connected(proxy)
+        again.received()
+        again.lose()
+        self.failureResultOf(d, errors.ConnectionClosedError)
+        self.assertEqual(proxy._in_flight, 0)
+        self.close(proxy)
+
+    def test_no_retries_by_default_nor_for_attributes_batches_or_close(self) -> None:
+        plain = self.proxy()
+        self.assertEqual(plain.max_retries, Pyro4.config.MAX_RETRIES)
+        self.assertEqual(plain.max_retries, 0)
+        d = plain.add(1, 2)
+        peer = self.connected(plain)
+        peer.received()
+        peer.lose()
+        self.failureResultOf(d, errors.ConnectionClosedError)
+        self.close(plain)
+
+        proxy = self.proxy(max_retries=3)
+        attribute = proxy.getattr("value")
+        batch = proxy.batch()
+        batch.add(1, 2)
+        batched = batch.send()
+        peer = self.connected(proxy)
+        self.assertEqual(len(peer.received()), 2)
+        peer.lose()
+        self.failureResultOf(attribute, errors.ConnectionClosedError)
+        self.failureResultOf(batched, errors.ConnectionClosedError)
+
+        call = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        peer.received()
+        closed = proxy.close()
+        self.failureResultOf(call, errors.ConnectionClosedError)
+        peer.lose()
+        self.successResultOf(closed)
+        self.assertEqual(len(self.reactor.tcpClients), 3)  # nothing reconnected for it
+
+    def test_pyro4_names_for_the_settings(self) -> None:
+        proxy = self.proxy()
+        self.assertEqual(str(proxy._pyroUri), URI)
+        proxy._pyroHmacKey = "key"  # str, as Pyro4 accepts it
+        self.assertEqual(proxy._pyroHmacKey, b"key")
+        proxy._pyroSerializer = "json"
+        proxy._pyroHandshake = {"user": "me"}
+        proxy._pyroMaxRetries = 2
+        proxy._pyroTimeout = 5
+        self.assertEqual((proxy.max_retries, proxy.timeout), (2, 5))
+        with self.assertRaises(errors.SerializeError):  # unknown: refused at once, as Pyro4
+            proxy._pyroSerializer = "nonesuch"
+        bound = proxy._pyroBind()
+        peer = self.peer(hmac_key=b"key").accept()
+        connect = peer.connect_ok()
+        self.assertTrue(self.successResultOf(bound))  # a connection had to be made
+        self.assertFalse(self.successResultOf(proxy._pyroBind()))
+        self.assertEqual(SERPENT.deserializeData(connect.data)["handshake"], {"user": "me"})
+        d = proxy.echo("x")
+        (call,) = peer.received()
+        self.assertEqual(call.serializer_id, util.get_serializer("json").serializer_id)
+        peer.reply(call, "x", serializer=util.get_serializer("json"))
+        self.assertEqual(self.successResultOf(d), "x")
+        proxy._pyroHmacKey = b"new"  # the live connection signs its next message with it
+        d = proxy.echo("y")
+        peer.hmac_key = peer.reader._hmac_key = b"new"
+        (call,) = peer.received()
+        peer.reply(call, "y", serializer=util.get_serializer("json"))
+        self.assertEqual(self.successResultOf(d), "y")
+        released = proxy._pyroRelease()
+        peer.lose()
+        self.successResultOf(released)
+        self.assertEqual(len(proxy._connections), 0)
+
     # -- min_connections ------------------------------------------------------------------
 
     def test_min_connections_open_on_first_use_then_in_parallel(self) -> None:

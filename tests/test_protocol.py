@@ -43,6 +43,11 @@ class Servant:
     def count(self, n):
         return iter(range(n))
 
+    def hang_up(self):
+        """As a Pyro4 servant may: close the caller's connection, then return."""
+        Pyro4.current_context.client.close()
+        return "never seen"
+
     @Pyro4.oneway
     def fire_and_forget(self, i):
         self.oneway_calls.append(i)
@@ -274,6 +279,16 @@ class ProtocolTestCase(ProtocolFixture):
         while self.servant.pending and transport.producerState == "paused":
             self.servant.pending.pop().callback(None)
         self.assertEqual(transport.producerState, "producing")
+
+    def test_a_servant_that_closes_its_callers_connection_sends_no_reply(self):
+        # Pyro4's daemon closes the socket at once; Twisted would flush a reply written
+        # after loseConnection(): the client must see its connection lost, as with Pyro4.
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "add", 1, 1)
+                              + peer.invoke("servant", "hang_up"))
+        (reply,) = peer.replies(transport)  # the reply written before is still sent
+        self.assertEqual(peer.load(reply), 2)
+        self.assertTrue(transport.disconnecting)
 
     def test_connection_lost_mid_call_costs_only_that_call(self):
         protocol, transport, peer = self.connect()

@@ -65,7 +65,7 @@ class _Call:
 
     __slots__ = ("object_id", "method", "vargs", "kwargs", "flags", "annotations", "check",
                  "timeout", "deferred", "data", "data_object_id", "serializer", "sent", "done",
-                 "on_done", "pinned", "ticket")
+                 "on_done", "pinned", "ticket", "retries")
 
     def __init__(self, object_id: str | None, method: str, vargs: Any, kwargs: Any,
                  flags: int = 0, annotations: dict[str, bytes] | None = None,
@@ -87,6 +87,7 @@ class _Call:
         self.on_done: Callable[[_Call], None] | None = None
         self.pinned: PyroClientProtocol | None = None
         self.ticket = 0
+        self.retries = 0  # times it may be sent again after losing its connection
 
     def prepare(self, serializer: Any, object_id: str) -> None:
         """Serialize now, so arguments are captured at call time, as Pyro4 does.
@@ -176,6 +177,9 @@ class PyroClientProtocol(Protocol):
         annotations of every reply that has some (for a call still waiting for it), before
         the reply is decoded, as a ``Pyro4.Proxy`` calls its ``_pyroResponseAnnotations``. An
         exception it raises fails that call.
+    :ivar on_call_lost: ``f(call, error)`` or ``None``; asked about each call that was
+        written and is still owed a reply when the connection fails: if it returns true it
+        has taken the call (to send it again elsewhere), else the call fails with ``error``.
     :ivar on_result: ``f(value, msg)`` or ``None``; every successful reply's value passes
         through it (``msg``: the reply, a :class:`pyro.wire.Message`) and the call gets what
         it returns: a proxy replaces what Pyro4's deserializer built there (autoproxies). An
@@ -212,6 +216,7 @@ class PyroClientProtocol(Protocol):
         self.waiting: collections.deque[_Call] = collections.deque()
         self.on_response_annotations: Callable[[dict[str, bytes], int], None] | None = None
         self.on_result: Callable[[Any, wire.Message], Any] | None = None
+        self.on_call_lost: Callable[[_Call, BaseException], bool] | None = None
 
     @property
     def load(self) -> int:
@@ -435,8 +440,10 @@ class PyroClientProtocol(Protocol):
         waiting, self.waiting = self.waiting, collections.deque()
         if state is not ClientState.CLOSED:
             self._load_changed()  # the pool must drop it before the failed calls' callbacks run
+        retry = self.on_call_lost
         for _, call in pending:
-            call.fail(error)
+            if retry is None or not retry(call, error):
+                call.fail(error)
         for call in waiting:  # after the older ones in flight
             call.fail(error)
 

@@ -288,6 +288,12 @@ class DeferredProxy:
         given: the proxy's ``timeout`` at connection time when there is one (so
         ``COMMTIMEOUT`` bounds connecting, as for a ``Pyro4.Proxy``), else 30 seconds.
 
+    :param max_retries: Pyro4's ``_pyroMaxRetries``: a method call whose connection is lost
+        before its reply is sent again (on another connection, in its place in the queue) at
+        most this often; not given: ``Pyro4.config.MAX_RETRIES`` (default 0). As in Pyro4,
+        only for calls of methods (not attribute access, batches or item streams), and only
+        for calls that may run twice: the server may have run it before the connection
+        broke. The call's ``timeout`` covers its retries too.
     :param wrap_proxies: a ``Pyro4.Proxy`` in a result (Pyro4's autoproxy: the servant
         returned an object registered with its daemon), also inside lists, tuples and dicts,
         becomes a ``DeferredProxy`` like this one (see :meth:`_proxy_for`), which this
@@ -298,6 +304,12 @@ class DeferredProxy:
     sends it (flag ``KEEPSERIALIZED``, annotation ``BLBI``, the blob's data serialized once
     or, for a blob a servant received, passed on untouched): the servant receives a
     ``SerializedBlob`` to ``deserialized()`` when it needs the data.
+
+    Code written for a ``Pyro4.Proxy`` finds Pyro4's names: ``_pyroTimeout``,
+    ``_pyroHmacKey``, ``_pyroSerializer``, ``_pyroHandshake`` and ``_pyroMaxRetries`` read and
+    write the settings above (a new HMAC key or serializer applies to the next message, a
+    handshake to the next connection), ``_pyroUri`` is :attr:`uri`, and ``_pyroBind()``,
+    ``_pyroRelease()`` and ``_pyroReconnect()`` return Deferreds.
 
     Every public name of this class (``call``, ``invoke``, ``getattr``, ``setattr``,
     ``batch``, ``connect``, ``close``, ``uri``, ``timeout``) shadows a remote method of that
@@ -318,8 +330,12 @@ class DeferredProxy:
                  patient_tries: int = 20, backoff: Callable[[int], float] | None = None,
                  endpoint_factory: Callable[[Any, URI, float], Any] | None = None,
                  connect_timeout: float | None = _DEFAULT, broadcast: bool = True,
-                 min_connections: int = 0, wrap_proxies: bool = True):
+                 min_connections: int = 0, wrap_proxies: bool = True,
+                 max_retries: int = _DEFAULT):
         self.uri = uri if isinstance(uri, URI) else URI(uri)
+        if max_retries is _DEFAULT:
+            max_retries = config.MAX_RETRIES  # when the proxy is made, as Pyro4's Proxy does
+        self.max_retries: int = max_retries
         self._wrap_proxies = wrap_proxies
         # the proxies made for Pyro4 proxies in this one's results: closed with it
         self._children: weakref.WeakSet[DeferredProxy] = weakref.WeakSet()
@@ -382,6 +398,64 @@ class DeferredProxy:
     def _pyroTimeout(self, timeout: float | None) -> None:
         self.timeout = timeout or None
 
+    # Pyro4's names for the settings, so code written for a Pyro4.Proxy keeps working (a
+    # change reaches the next message, as with Pyro4; handshake: the next connection).
+
+    @property
+    def _pyroUri(self) -> URI:
+        return self.uri
+
+    @property
+    def _pyroHmacKey(self) -> bytes | None:
+        return self._hmac_key
+
+    @_pyroHmacKey.setter
+    def _pyroHmacKey(self, key: bytes | str | None) -> None:
+        if key and not isinstance(key, bytes):
+            key = key.encode("utf-8")
+        self._hmac_key = key or None
+        for protocol in self._connections:
+            protocol.hmac_key = self._hmac_key
+
+    @property
+    def _pyroSerializer(self) -> str | None:
+        return self._serializer_name
+
+    @_pyroSerializer.setter
+    def _pyroSerializer(self, name: str | None) -> None:
+        util.get_serializer(name or config.SERIALIZER)  # unknown: fail now, as Pyro4 does
+        self._serializer_name = name
+
+    @property
+    def _pyroHandshake(self) -> Any:
+        return self._handshake
+
+    @_pyroHandshake.setter
+    def _pyroHandshake(self, handshake: Any) -> None:
+        self._handshake = handshake
+
+    @property
+    def _pyroMaxRetries(self) -> int:
+        return self.max_retries
+
+    @_pyroMaxRetries.setter
+    def _pyroMaxRetries(self, retries: int) -> None:
+        self.max_retries = retries
+
+    def _pyroBind(self) -> defer.Deferred[bool]:
+        """Pyro4's ``_pyroBind``: :meth:`connect`, firing with ``True`` if it had to make a
+        connection, ``False`` if one was up."""
+        unbound = not self._ready
+        return self.connect().addCallback(lambda _: unbound)
+
+    def _pyroRelease(self) -> defer.Deferred[None]:
+        """Pyro4's ``_pyroRelease``: :meth:`close`."""
+        return self.close()
+
+    def _pyroReconnect(self) -> defer.Deferred[None]:
+        """Pyro4's ``_pyroReconnect``: :meth:`close`, then :meth:`connect`."""
+        return self.close().addCallback(lambda _: self.connect())
+
     def _connect_wait(self) -> float:
         if self._connect_timeout is not _DEFAULT and self._connect_timeout:
             return self._connect_timeout
@@ -431,6 +505,8 @@ class DeferredProxy:
             timeout = self.timeout
         call = _Call(object_id, method, vargs, kwargs, flags, self._pyroAnnotationsNow(),
                      check, timeout)
+        if check == "method":
+            call.retries = self.max_retries
         if self._closing:
             call.fail(errors.ConnectionClosedError("the proxy is closing"))
             return call.deferred
@@ -682,6 +758,7 @@ class DeferredProxy:
             protocol.on_response_annotations = self._pyroResponseAnnotations
             if self._wrap_proxies:
                 protocol.on_result = self._wrap_results
+            protocol.on_call_lost = self._retry_lost
             return protocol
 
         wait = self._connect_wait()
@@ -718,6 +795,24 @@ class DeferredProxy:
             raise
         return protocol
 
+    def _retry_lost(self, call: _Call, error: BaseException) -> bool:
+        """A sent call lost its connection: back to the queue, in ticket order, if it has
+        retries left (``max_retries``) and the proxy is not closing."""
+        if (call.retries <= 0 or call.done or self._closing
+                or not isinstance(error, errors.ConnectionClosedError)):
+            return False
+        call.retries -= 1
+        call.sent = False
+        self._in_flight -= 1
+        queue = self._queue
+        index = next((i for i, queued in enumerate(queue) if queued.ticket > call.ticket),
+                     len(queue))
+        queue.insert(index, call)
+        log.info("{uri}: {method} lost its connection ({error}); sending it again",
+                 uri=str(self.uri), method=call.method, error=str(error))
+        self._dispatch()
+        return True
+
     def _wrap_results(self, value: Any, msg: wire.Message) -> Any:
         """Replace the ``Pyro4.Proxy`` objects in a result (Pyro4's autoproxies: a servant
         returned an object registered with its daemon) with proxies like this one. Only
@@ -741,7 +836,8 @@ class DeferredProxy:
             correlation_id=self._correlation_id, ns_uri=self._ns_uri, patient=self._patient,
             patient_tries=self._patient_tries, backoff=self._backoff,
             endpoint_factory=self._endpoint_factory, connect_timeout=self._connect_timeout,
-            broadcast=self._broadcast, wrap_proxies=self._wrap_proxies)
+            broadcast=self._broadcast, wrap_proxies=self._wrap_proxies,
+            max_retries=self.max_retries)
         child._pyroMethods = set(found._pyroMethods)
         child._pyroAttrs = set(found._pyroAttrs)
         child._pyroOneway = set(found._pyroOneway)
