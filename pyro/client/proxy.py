@@ -293,7 +293,8 @@ class DeferredProxy:
         most this often; not given: ``Pyro4.config.MAX_RETRIES`` (default 0). As in Pyro4,
         only for calls of methods (not attribute access, batches or item streams), and only
         for calls that may run twice: the server may have run it before the connection
-        broke. The call's ``timeout`` covers its retries too.
+        broke. The call's ``timeout`` covers its retries too (so, unlike Pyro4, a call that
+        timed out is not sent again).
     :param wrap_proxies: a ``Pyro4.Proxy`` in a result (Pyro4's autoproxy: the servant
         returned an object registered with its daemon), also inside lists, tuples and dicts,
         becomes a ``DeferredProxy`` like this one (see :meth:`_proxy_for`), which this
