@@ -464,9 +464,7 @@ class Pyro4ProtocolFactory(ServerFactory):
 
     @_pyroHmacKey.setter
     def _pyroHmacKey(self, value: bytes | str | None) -> None:
-        if value and not isinstance(value, bytes):
-            value = value.encode("utf-8")
-        self.__pyroHmacKey = value or None
+        self.__pyroHmacKey = wire.hmac_key_bytes(value)
 
     def validateHandshake(self, conn: PyroConnection, data: Any) -> Any:
         """Override to vet new connections: return a value for the client, raise to refuse.

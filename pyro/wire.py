@@ -45,6 +45,7 @@ __all__ = [
     "ReadState",
     "WireError",
     "encode",
+    "hmac_key_bytes",
     "parse_header",
     "parse_annotations",
     "FLAGS_BATCH",
@@ -178,6 +179,13 @@ def parse_header(header: bytes) -> Message:
     msg.annotations, msg.annotations_size = {}, annotations_size
     msg.hmac_key = None
     return msg
+
+
+def hmac_key_bytes(key: bytes | str | None) -> bytes | None:
+    """An HMAC key as Pyro4 keeps it: bytes (a ``str`` is UTF-8 encoded), or ``None``."""
+    if key and not isinstance(key, bytes):
+        key = key.encode("utf-8")
+    return key or None
 
 
 def verify_hmac(msg: Message, hmac_key: bytes | None) -> None:

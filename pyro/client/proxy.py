@@ -234,6 +234,13 @@ class _LoadIndex:
         return next(iter(self._levels[self._lowest])), self._lowest
 
 
+def _alias(attribute: str) -> Any:
+    """A property that reads and writes ``attribute`` (Pyro4's name for one of ours)."""
+    return property(lambda self: getattr(self, attribute),
+                    lambda self, value: setattr(self, attribute, value),
+                    doc=f"Pyro4's name for ``{attribute}``.")
+
+
 class DeferredProxy:
     """A Pyro4 proxy whose calls return Deferreds: ``proxy.method(*args, **kwargs)``.
 
@@ -345,9 +352,7 @@ class DeferredProxy:
             timeout = config.COMMTIMEOUT  # when the proxy is made, as Pyro4's Proxy does
         self.timeout: float | None = timeout or None
         self._reactor = reactor
-        if hmac_key and not isinstance(hmac_key, bytes):
-            hmac_key = hmac_key.encode("utf-8")
-        self._hmac_key: bytes | None = hmac_key or None
+        self._hmac_key: bytes | None = wire.hmac_key_bytes(hmac_key)
         self._serializer_name = serializer
         self._get_serializer()  # fail early on an unknown serializer, as Pyro4's Proxy does
         self._max_connections = max(1, max_connections)
@@ -412,9 +417,7 @@ class DeferredProxy:
 
     @_pyroHmacKey.setter
     def _pyroHmacKey(self, key: bytes | str | None) -> None:
-        if key and not isinstance(key, bytes):
-            key = key.encode("utf-8")
-        self._hmac_key = key or None
+        self._hmac_key = wire.hmac_key_bytes(key)
         for protocol in self._connections:
             protocol.hmac_key = self._hmac_key
 
@@ -427,21 +430,8 @@ class DeferredProxy:
         util.get_serializer(name or config.SERIALIZER)  # unknown: fail now, as Pyro4 does
         self._serializer_name = name
 
-    @property
-    def _pyroHandshake(self) -> Any:
-        return self._handshake
-
-    @_pyroHandshake.setter
-    def _pyroHandshake(self, handshake: Any) -> None:
-        self._handshake = handshake
-
-    @property
-    def _pyroMaxRetries(self) -> int:
-        return self.max_retries
-
-    @_pyroMaxRetries.setter
-    def _pyroMaxRetries(self, retries: int) -> None:
-        self.max_retries = retries
+    _pyroHandshake = _alias("_handshake")
+    _pyroMaxRetries = _alias("max_retries")
 
     def _pyroBind(self) -> defer.Deferred[bool]:
         """Pyro4's ``_pyroBind``: :meth:`connect`, firing with ``True`` if it had to make a
