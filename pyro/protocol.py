@@ -234,15 +234,8 @@ class Pyro4Protocol(PyroConnection, Protocol):
         latency; measured, sending at once saves 10-15 % of server CPU per call. Only done on
         a plain TCP transport whose buffers are empty (so ordering is kept); whatever the
         kernel does not take at once, and any error, goes through Twisted's own path.
-
-        A connection we are closing (a servant's ``current_context.client.close()``, the idle
-        sweep, ``factory.close()``) takes no more replies: Twisted would still send what is
-        written before it closes, but a Pyro4 daemon closes the socket at once, and its client
-        sees the connection lost, not a reply.
         """
         transport = self.transport
-        if transport.disconnecting:
-            return
         sock = self._direct_socket
         if (sock is not None and not transport.dataBuffer and not transport._tempDataBuffer
                 and transport.connected and not transport.disconnecting
@@ -273,6 +266,14 @@ class Pyro4Protocol(PyroConnection, Protocol):
     def idle(self) -> bool:
         """Nothing being served, queued or unsent: the client is just keeping the line."""
         return not (self._serving or self._queue or self._write_blocked or self.closing)
+
+    def close(self) -> None:
+        """Hang up (a servant's ``Pyro4.current_context.client.close()``, or the factory's
+        ``close()``). As with a Pyro4 daemon, which closes the socket at once, the call being
+        served gets no reply and the requests queued behind it are not served: its client
+        sees the connection lost. (Twisted's ``loseConnection`` alone would still send a
+        reply written after it.)"""
+        self._hang_up()
 
     def _hang_up(self) -> None:
         """Close after what was written so far; serve and read nothing more."""
@@ -551,7 +552,7 @@ class Pyro4ProtocolFactory(ServerFactory):
             waiter: defer.Deferred[None] = defer.Deferred()
             self._lost_waiters.setdefault(protocol, []).append(waiter)
             waits.append(waiter)
-            protocol.transport.loseConnection()
+            protocol.close()
         self.streams.clear()
         return defer.gatherResults(waits).addCallback(lambda _: None)
 

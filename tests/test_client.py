@@ -80,6 +80,10 @@ class Servant:
             Pyro4.current_context.client.close()
         return self.drops
 
+    def note(self, value: Any) -> Any:
+        self.remembered.append(value)
+        return value
+
     def where(self) -> list[Any]:
         """The calling connection's client address."""
         return list(Pyro4.current_context.client_sock_addr)
@@ -326,6 +330,16 @@ class ClientTests:
         again._pyroMaxRetries = 1  # Pyro4's name
         self.assertEqual(await again.drop_first(), 2)
         self.assertEqual(servant.drops, 2)  # ran twice: retries are for calls that may
+
+    @async_test
+    async def test_requests_behind_a_call_that_closed_its_connection_are_not_served(self) -> None:
+        servant = Servant()
+        proxy = self.proxy(self.serve(servant), max_connections=1)
+        await proxy.connect()
+        closing, behind = proxy.drop_first(), proxy.note("behind")  # pipelined, one connection
+        for call in (closing, behind):
+            self.assertIsInstance(await failure_of(call), errors.ConnectionClosedError)
+        self.assertEqual(await proxy.recall(), [])  # as with a Pyro4 daemon: never ran
 
     @async_test
     async def test_min_connections_open_before_the_calls(self) -> None:

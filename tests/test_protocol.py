@@ -285,10 +285,12 @@ class ProtocolTestCase(ProtocolFixture):
         # after loseConnection(): the client must see its connection lost, as with Pyro4.
         protocol, transport, peer = self.connect()
         protocol.dataReceived(peer.invoke("servant", "add", 1, 1)
-                              + peer.invoke("servant", "hang_up"))
+                              + peer.invoke("servant", "hang_up")
+                              + peer.invoke("servant", "later"))
         (reply,) = peer.replies(transport)  # the reply written before is still sent
         self.assertEqual(peer.load(reply), 2)
         self.assertTrue(transport.disconnecting)
+        self.assertEqual(self.servant.pending, [])  # the request behind it was not served
 
     def test_connection_lost_mid_call_costs_only_that_call(self):
         protocol, transport, peer = self.connect()
