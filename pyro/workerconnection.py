@@ -32,11 +32,10 @@ from __future__ import annotations
 
 import os
 import ssl
-import time
 from typing import Any
 
 import Pyro4.errors
-from Pyro4.socketutil import ERRNO_RETRIES, SocketConnection, sendData
+from Pyro4.socketutil import ERRNO_RETRIES, SocketConnection, receiveData, sendData
 
 __all__ = ["READ_SIZE", "WorkerConnection", "adopt"]
 
@@ -72,19 +71,18 @@ class WorkerConnection(SocketConnection):  # type: ignore[misc]
         chunks = [buffered] if buffered else []
         have = len(buffered)
         self._buffered = b""
-        retries = 0
         while have < size:
             try:
                 chunk = self.sock.recv(max(size - have, READ_SIZE))
             except TimeoutError:  # the builtin: socket.timeout
                 raise Pyro4.errors.TimeoutError("receiving: timeout") from None
             except OSError as error:
-                if error.errno not in ERRNO_RETRIES or retries >= 1000:
+                if error.errno not in ERRNO_RETRIES:
                     raise Pyro4.errors.ConnectionClosedError(
                         f"receiving: connection lost: {error}") from None
-                retries += 1
-                time.sleep(0.00001 * retries)  # as Pyro4's receive loop: a short pause
-                continue
+                # Nothing there on a non-blocking socket (``_pyroTimeout = 0`` on a live
+                # connection): the rest exactly as Pyro4 reads it, retrying as long as it does.
+                chunk = receiveData(self.sock, size - have)
             if not chunk:
                 lost = Pyro4.errors.ConnectionClosedError("receiving: not enough data")
                 lost.partialData = b"".join(chunks)  # type: ignore[attr-defined]

@@ -436,6 +436,27 @@ class ClientUnitTests(TestCase):
         self.assertEqual(proxy._in_flight, 0)
         self.close(proxy, again)
 
+    def test_retried_calls_go_before_calls_made_in_errbacks_of_the_lost_ones(self) -> None:
+        proxy = self.proxy(max_retries=1, max_connections=2)
+        made_in_errback: list[defer.Deferred[Any]] = []
+        attribute = proxy.getattr("value")  # not retried: fails, and its errback calls again
+        attribute.addErrback(lambda _: made_in_errback.append(proxy.add(9, 9)))
+        first = self.connected(proxy)
+        retried = proxy.add(3, 4)  # pipelined on the first connection; a second one opens
+        second = self.connected(proxy)
+        self.assertEqual(len(first.received()), 2)
+        self.assertEqual(second.received(), [])
+        first.lose()  # the errback's new call must not overtake the older retried one
+        self.assertEqual(len(made_in_errback), 1)
+        older, newer = second.received()
+        self.assertEqual([second.call_of(older)[2:], second.call_of(newer)[2:]],
+                         [((3, 4), {}), ((9, 9), {})])
+        second.reply(older, 7)
+        second.reply(newer, 18)
+        self.assertEqual(self.successResultOf(retried), 7)
+        self.assertEqual(self.successResultOf(made_in_errback[0]), 18)
+        self.close(proxy, second)
+
     def test_retries_run_out(self) -> None:
         proxy = self.proxy(max_retries=1)
         d = proxy.add(1, 2)

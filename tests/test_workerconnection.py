@@ -17,6 +17,7 @@ from typing import Any
 
 import Pyro4.errors
 import Pyro4.message
+import Pyro4.socketutil
 import pytest
 from Pyro4.socketutil import SocketConnection
 
@@ -31,7 +32,7 @@ class ScriptedSocket:
         self.script = list(script)
         self.asked: list[int] = []
 
-    def recv(self, size: int) -> bytes:
+    def recv(self, size: int, flags: int = 0) -> bytes:
         self.asked.append(size)
         if not self.script:
             return b""  # the peer closed
@@ -106,6 +107,17 @@ def test_a_retryable_error_is_retried():
     conn = connection(sock)
     assert conn.recv(4) == b"data"
     assert len(sock.asked) == 2
+
+
+def test_a_non_blocking_socket_waits_as_long_as_pyro4_does(monkeypatch):
+    # Pyro4 sets a live connection's socket to timeout 0 when _pyroTimeout becomes 0: a read
+    # then finds nothing (EAGAIN) until the reply comes, and Pyro4 keeps trying, pausing a
+    # little longer each time (no pauses here), for as long as it takes.
+    monkeypatch.setattr(Pyro4.socketutil.time, "sleep", lambda seconds: None)
+    nothing_yet = [BlockingIOError(errno.EAGAIN, "again")] * 5000
+    sock = ScriptedSocket(*nothing_yet, b"late reply")
+    assert connection(sock).recv(10) == b"late reply"
+    assert len(sock.asked) == 5001
 
 
 def test_a_socket_timeout_is_pyro4s_timeout(pair):

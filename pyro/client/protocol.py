@@ -441,9 +441,10 @@ class PyroClientProtocol(Protocol):
         if state is not ClientState.CLOSED:
             self._load_changed()  # the pool must drop it before the failed calls' callbacks run
         retry = self.on_call_lost
+        if retry is not None:  # all offered first: no errback may send a newer call ahead
+            pending = collections.deque(item for item in pending if not retry(item[1], error))
         for _, call in pending:
-            if retry is None or not retry(call, error):
-                call.fail(error)
+            call.fail(error)
         for call in waiting:  # after the older ones in flight
             call.fail(error)
 
