@@ -8,6 +8,7 @@ cleanups last-in first-out).
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import tempfile
@@ -302,6 +303,29 @@ class ClientTests:
             self.assertEqual((names, one), (["a", "b", "t"], 1), name)
             await proxy.close()  # closes the proxies it made, too
             self.assertFalse(child._connections or first._connections, name)
+
+    @async_test
+    async def test_autoproxies_dropped_close_their_connections(self) -> None:
+        # More than a Pyro4 thread daemon's 40 worker threads: its connections must go as
+        # the children are dropped (as Pyro4 proxies close theirs when collected).
+        proxy = self.proxy(self.serve(Servant()))
+        for i in range(45):
+            child = await proxy.child(str(i))
+            self.assertEqual(await child.name(), str(i))
+            del child
+            gc.collect()
+
+    @async_test
+    async def test_releasing_a_proxy_leaves_its_autoproxies_connected(self) -> None:
+        proxy = self.proxy(self.serve(Servant()))
+        child = await proxy.child("kept")
+        self.assertEqual(await child.name(), "kept")
+        await proxy._pyroRelease()  # as releasing a Pyro4 proxy: the child is not touched
+        self.assertTrue(child._connections)
+        self.assertEqual(await child.name(), "kept")
+        await proxy._pyroReconnect()
+        self.assertTrue(child._connections)
+        self.assertEqual(await proxy.child("again").addCallback(lambda c: c.name()), "again")
 
     @async_test
     async def test_autoproxied_results_keep_the_hmac_key(self) -> None:

@@ -8,6 +8,7 @@ a refused connection, a lost connection, a clock that jumps.
 
 from __future__ import annotations
 
+import gc
 import marshal
 import uuid
 from typing import Any
@@ -414,6 +415,41 @@ class ClientUnitTests(TestCase):
         self.assertIsNone(self.successResultOf(bound))
         self.assertIsNone(self.successResultOf(proxy.connect()))
         self.close(proxy, peer)
+
+    # -- a proxy nobody holds ----------------------------------------------------------------
+
+    def test_a_proxy_nobody_holds_closes_its_connections(self) -> None:
+        proxy = self.proxy()
+        d = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        del proxy
+        gc.collect()
+        self.assertFalse(peer.transport.disconnecting)  # a call in flight keeps it alive
+        peer.reply(call, 3)
+        self.assertEqual(self.successResultOf(d), 3)
+        gc.collect()
+        self.assertTrue(peer.transport.disconnecting)  # as a collected Pyro4 proxy
+        peer.lose()
+
+    def test_an_open_item_stream_keeps_its_proxy(self) -> None:
+        proxy = self.proxy()
+        d = proxy.count(3)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply_stream(call, b"stream-1")
+        stream = self.successResultOf(d)
+        del proxy, d
+        gc.collect()
+        self.assertFalse(peer.transport.disconnecting)
+        item = stream.next()
+        (get_next,) = peer.received()  # still sent in its turn by the pool
+        peer.reply(get_next, 0)
+        self.assertEqual(self.successResultOf(item), 0)
+        del stream, item
+        gc.collect()
+        self.assertTrue(peer.transport.disconnecting)
+        peer.lose()
 
     # -- max_retries (Pyro4's _pyroMaxRetries) ---------------------------------------------
 

@@ -65,7 +65,7 @@ class _Call:
 
     __slots__ = ("object_id", "method", "vargs", "kwargs", "flags", "annotations", "check",
                  "timeout", "deferred", "data", "data_object_id", "serializer", "sent", "done",
-                 "on_done", "pinned", "ticket", "retries")
+                 "on_done", "pinned", "ticket", "retries", "owner")
 
     def __init__(self, object_id: str | None, method: str, vargs: Any, kwargs: Any,
                  flags: int = 0, annotations: dict[str, bytes] | None = None,
@@ -88,6 +88,7 @@ class _Call:
         self.pinned: PyroClientProtocol | None = None
         self.ticket = 0
         self.retries = 0  # times it may be sent again after losing its connection
+        self.owner: Any = None  # the proxy, until done: an item stream it returns keeps it
 
     def prepare(self, serializer: Any, object_id: str) -> None:
         """Serialize now, so arguments are captured at call time, as Pyro4 does.
@@ -137,6 +138,7 @@ class _Call:
         if self.done:
             return False
         self.done = True
+        self.owner = None
         hook, self.on_done = self.on_done, None
         if hook is not None:
             hook(self)
@@ -400,7 +402,7 @@ class PyroClientProtocol(Protocol):
             if not stream_id:
                 return False, errors.ProtocolError("result of call is an iterator, but the "
                                                    "server is not configured to allow streaming")
-            return True, ItemStream(stream_id, self, call.timeout)
+            return True, ItemStream(stream_id, self, call.timeout, call.owner)
         if msg.flags & wire.FLAGS_EXCEPTION:
             if isinstance(data, BaseException):
                 return False, data  # _pyroTraceback came along as an attribute
@@ -466,11 +468,14 @@ class ItemStream:
     """
 
     def __init__(self, stream_id: str, protocol: PyroClientProtocol,
-                 timeout: float | None = None):
+                 timeout: float | None = None, owner: Any = None):
         self.stream_id = stream_id
         self._protocol = protocol
         self._timeout = timeout
         self._done = False
+        # The proxy whose call returned the stream: kept alive while the stream is, as a
+        # Pyro4 stream iterator keeps its proxy (a proxy nobody holds closes its connections).
+        self._owner = owner
 
     def next(self) -> defer.Deferred[Any]:
         """The next item; fails with ``StopAsyncIteration`` at the end."""

@@ -305,13 +305,18 @@ class DeferredProxy:
     :param wrap_proxies: a ``Pyro4.Proxy`` in a result (Pyro4's autoproxy: the servant
         returned an object registered with its daemon), also inside lists, tuples and dicts,
         becomes a ``DeferredProxy`` like this one (see :meth:`_proxy_for`), which this
-        proxy's :meth:`close` closes too. ``False``: results keep the plain, *blocking*
+        proxy's :meth:`close` closes too (its ``_pyroRelease()`` does not, as in Pyro4), as
+        does dropping it (below). ``False``: results keep the plain, *blocking*
         ``Pyro4.Proxy`` Pyro4's deserializer built (never call it in the reactor thread).
 
     A ``Pyro4.core.SerializedBlob`` passed as the only argument of a call travels as Pyro4
     sends it (flag ``KEEPSERIALIZED``, annotation ``BLBI``, the blob's data serialized once
     or, for a blob a servant received, passed on untouched): the servant receives a
     ``SerializedBlob`` to ``deserialized()`` when it needs the data.
+
+    A proxy nobody holds any more closes its connections when it is garbage collected, as a
+    ``Pyro4.Proxy`` closes its socket: its connections hold it only weakly, while its calls
+    in flight and its open item streams keep it alive. :meth:`close` is the deterministic way.
 
     Code written for a ``Pyro4.Proxy`` finds Pyro4's names: ``_pyroTimeout``,
     ``_pyroHmacKey``, ``_pyroSerializer``, ``_pyroHandshake`` and ``_pyroMaxRetries`` read and
@@ -347,6 +352,9 @@ class DeferredProxy:
         self._wrap_proxies = wrap_proxies
         # the proxies made for Pyro4 proxies in this one's results: closed with it
         self._children: weakref.WeakSet[DeferredProxy] = weakref.WeakSet()
+        self._connections: set[PyroClientProtocol] = set()  # every one not gone yet
+        # A proxy nobody holds any more closes its connections, as a Pyro4 proxy does.
+        weakref.finalize(self, _abandoned, self._connections, reactor).atexit = False
         self._broadcast = broadcast
         if timeout is _DEFAULT:
             timeout = config.COMMTIMEOUT  # when the proxy is made, as Pyro4's Proxy does
@@ -378,7 +386,6 @@ class DeferredProxy:
         # the pool
         self._ready: dict[PyroClientProtocol, None] = {}  # usable (READY) connections, in order
         self._spare = _LoadIndex(self._per_connection)  # the READY ones with room for a call
-        self._connections: set[PyroClientProtocol] = set()  # every one not gone yet
         self._resolved: URI | None = self.uri if self.uri.protocol == "PYRO" else None
         self._queue: collections.deque[_Call] = collections.deque()
         self._bind_waiters: list[defer.Deferred[None]] = []
@@ -440,12 +447,13 @@ class DeferredProxy:
         return self.connect().addCallback(lambda _: unbound)
 
     def _pyroRelease(self) -> defer.Deferred[None]:
-        """Pyro4's ``_pyroRelease``: :meth:`close`."""
-        return self.close()
+        """Pyro4's ``_pyroRelease``: :meth:`close`, but the proxies made for autoproxies in
+        its results keep their connections (releasing a Pyro4 proxy leaves those alone)."""
+        return self._release()
 
     def _pyroReconnect(self) -> defer.Deferred[None]:
-        """Pyro4's ``_pyroReconnect``: :meth:`close`, then :meth:`connect`."""
-        return self.close().addCallback(lambda _: self.connect())
+        """Pyro4's ``_pyroReconnect``: :meth:`_pyroRelease`, then :meth:`connect`."""
+        return self._release().addCallback(lambda _: self.connect())
 
     def _connect_wait(self) -> float:
         if self._connect_timeout is not _DEFAULT and self._connect_timeout:
@@ -496,6 +504,7 @@ class DeferredProxy:
             timeout = self.timeout
         call = _Call(object_id, method, vargs, kwargs, flags, self._pyroAnnotationsNow(),
                      check, timeout)
+        call.owner = self
         if check == "method":
             call.retries = self.max_retries
         if self._closing:
@@ -742,14 +751,20 @@ class DeferredProxy:
             self._resolved = uri
         location = uri.location
 
+        # What the connection needs, taken now: ``build`` stays with the connection, and
+        # must not keep this proxy alive (see _abandoned). Its hooks hold it weakly; calls
+        # in flight hold it through ``call.on_done``.
+        settings = (uri.object, self._get_serializer(), self._hmac_key, self._handshake,
+                    self._pyroAnnotationsNow(clear=False), location, self._clock)
+        on_response_annotations = _weakly(self._pyroResponseAnnotations)
+        on_result = _weakly(self._wrap_results, _unchanged) if self._wrap_proxies else None
+        on_call_lost = _weakly(self._retry_lost, _not_taken)
+
         def build() -> PyroClientProtocol:
-            protocol = PyroClientProtocol(uri.object, self._get_serializer(), self._hmac_key,
-                                          self._handshake, self._pyroAnnotationsNow(clear=False),
-                                          location, self._clock)
-            protocol.on_response_annotations = self._pyroResponseAnnotations
-            if self._wrap_proxies:
-                protocol.on_result = self._wrap_results
-            protocol.on_call_lost = self._retry_lost
+            protocol = PyroClientProtocol(*settings)
+            protocol.on_response_annotations = on_response_annotations
+            protocol.on_result = on_result
+            protocol.on_call_lost = on_call_lost
             return protocol
 
         wait = self._connect_wait()
@@ -853,11 +868,11 @@ class DeferredProxy:
             return protocol.when_lost()  # (close() waits for the attempt's Deferred)
         self._failures, self._next_attempt = 0, 0.0
         self._connections.add(protocol)
-        protocol.when_lost().addCallback(self._lost, protocol)
+        protocol.when_lost().addCallback(_weakly(self._lost), protocol)
         if protocol.state is ClientState.READY:
             self._ready[protocol] = None
-            protocol.on_load_change = self._load_changed
-            protocol.scheduler = self._schedule_pinned
+            protocol.on_load_change = _weakly(self._load_changed)
+            protocol.scheduler = _weakly(self._schedule_pinned, _send_now)
             self._spare.update(protocol)
         log.debug("connected to {uri} ({count} connections)", uri=str(self.uri),
                   count=len(self._ready))
@@ -936,8 +951,17 @@ class DeferredProxy:
         """Close every connection; fires when they are gone (so trial's reactor is clean).
 
         Queued and in-flight calls fail with ``ConnectionClosedError``. Like Pyro4's
-        ``_pyroRelease``, a later call opens a new connection.
+        ``_pyroRelease``, a later call opens a new connection. The proxies this one made for
+        autoproxies in its results (``wrap_proxies``) are closed too.
         """
+        children = [child.close() for child in list(self._children)]
+        released = self._release()
+        if not children:
+            return released
+        return defer.gatherResults([released, *children]).addCallback(lambda _: None)
+
+    def _release(self) -> defer.Deferred[None]:
+        """Close this proxy's own connections (see :meth:`close`)."""
         self._closing = True
         self._in_use = False
         if self._retry_call is not None:
@@ -959,7 +983,6 @@ class DeferredProxy:
         for protocol in list(self._connections):  # broken ones too: wait until gone
             waits.append(protocol.when_lost())
             protocol.close(closed)
-        waits.extend(child.close() for child in list(self._children))
 
         def closed_now(_: Any) -> None:
             self._closing = False
@@ -978,6 +1001,58 @@ class DeferredProxy:
         return "<%s.%s for %s; %d connections, %d in flight, %d queued>" % (
             type(self).__module__, type(self).__name__, self.uri, len(self._ready),
             self._in_flight, queued)
+
+
+def _weakly(method: Callable[..., Any],
+            otherwise: Callable[..., Any] | None = None) -> Callable[..., Any]:
+    """``method`` (bound to a proxy), called through a weak reference, for the hooks a
+    connection holds: they must not keep the proxy alive. Once the proxy is gone,
+    ``otherwise`` is called instead (or nothing)."""
+    ref = weakref.WeakMethod(method)
+
+    def call(*args: Any) -> Any:
+        bound = ref()
+        if bound is not None:
+            return bound(*args)
+        return None if otherwise is None else otherwise(*args)
+
+    return call
+
+
+def _unchanged(value: Any, msg: wire.Message) -> Any:
+    return value
+
+
+def _not_taken(call: _Call, error: BaseException) -> bool:
+    return False
+
+
+def _send_now(protocol: PyroClientProtocol, call: _Call) -> None:
+    """A pinned call on a connection whose pool is gone: no turn to wait for."""
+    protocol.waiting.remove(call)
+    protocol.send(call)
+
+
+def _abandoned(connections: set[PyroClientProtocol], reactor: Any) -> None:
+    """A proxy nobody holds any more was garbage collected: close its connections, as a
+    collected ``Pyro4.Proxy`` closes its socket. Nothing was waiting on them (a call in
+    flight, a queued one or an open item stream keeps its proxy alive). Collection can
+    happen in any thread: the closing is done in the reactor thread."""
+    if not connections:
+        return
+    protocols = list(connections)
+
+    def close() -> None:
+        for protocol in protocols:
+            protocol.close(errors.ConnectionClosedError("the proxy was garbage collected"))
+
+    if reactor is None:
+        from twisted.internet import reactor
+    call_from_thread = getattr(reactor, "callFromThread", None)
+    if call_from_thread is None:  # a test's Clock: single-threaded anyway
+        close()
+    else:
+        call_from_thread(close)
 
 
 def _replace_proxies(value: Any, replace: Callable[[Pyro4.Proxy], Any]) -> Any:
