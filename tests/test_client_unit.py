@@ -433,13 +433,7 @@ class ClientUnitTests(TestCase):
         peer.lose()
 
     def test_an_open_item_stream_keeps_its_proxy(self) -> None:
-        proxy = self.proxy()
-        d = proxy.count(3)
-        peer = self.connected(proxy)
-        (call,) = peer.received()
-        peer.reply_stream(call, b"stream-1")
-        stream = self.successResultOf(d)
-        del proxy, d
+        stream, peer = self.open_stream(self.proxy())
         gc.collect()
         self.assertFalse(peer.transport.disconnecting)
         item = stream.next()
@@ -857,11 +851,7 @@ class ClientUnitTests(TestCase):
 
     def test_stream_end_with_pipelined_requests(self) -> None:
         proxy = self.proxy()
-        d = proxy.count(1)
-        peer = self.connected(proxy)
-        (call,) = peer.received()
-        peer.reply_stream(call, b"s")
-        stream = self.successResultOf(d)
+        stream, peer = self.open_stream(proxy)
         first, second = stream.next(), stream.next()
         one, two = peer.received()
         peer.reply(one, StopIteration(), wire.FLAGS_EXCEPTION)
@@ -872,11 +862,7 @@ class ClientUnitTests(TestCase):
 
     def test_stream_on_a_lost_connection(self) -> None:
         proxy = self.proxy()
-        d = proxy.count(1)
-        peer = self.connected(proxy)
-        (call,) = peer.received()
-        peer.reply_stream(call, b"s")
-        stream = self.successResultOf(d)
+        stream, peer = self.open_stream(proxy)
         pending = stream.next()
         peer.lose()
         self.failureResultOf(pending, errors.ConnectionClosedError)
