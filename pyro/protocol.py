@@ -31,6 +31,7 @@ from twisted.internet import defer, endpoints, tcp
 from twisted.internet.protocol import Protocol, ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
+from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from . import wire
@@ -272,8 +273,12 @@ class Pyro4Protocol(PyroConnection, Protocol):
         ``close()``). As with a Pyro4 daemon, which closes the socket at once, the call being
         served gets no reply and the requests queued behind it are not served: its client
         sees the connection lost. (Twisted's ``loseConnection`` alone would still send a
-        reply written after it.)"""
-        self._hang_up()
+        reply written after it.) From a thread-pool servant it happens in the reactor
+        thread, before the call's outcome is handed back there."""
+        if threadable.isInIOThread():
+            self._hang_up()
+        else:
+            self.factory.reactor.callFromThread(self._hang_up)
 
     def _hang_up(self) -> None:
         """Close after what was written so far; serve and read nothing more."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import marshal
 import uuid
+import weakref
 from typing import Any
 
 import Pyro4
@@ -444,6 +445,57 @@ class ClientUnitTests(TestCase):
         gc.collect()
         self.assertTrue(peer.transport.disconnecting)
         peer.lose()
+
+    def test_a_call_queued_behind_an_abandoned_one_keeps_its_proxy(self) -> None:
+        # The timed-out call still takes up the only connection until its late reply comes;
+        # the queued call waits for that, with nothing but the proxy holding it.
+        proxy = self.proxy(max_connections=1, max_in_flight=1)
+        timed_out = proxy.invoke("add", (1, 1), timeout=1)
+        peer = self.connected(proxy)
+        (late,) = peer.received()
+        self.reactor.advance(1)
+        self.failureResultOf(timed_out, errors.TimeoutError)
+        results: list[Any] = []
+        proxy.add(2, 3).addBoth(results.append)  # fire and forget
+        self.assertEqual(peer.received(), [])
+        del proxy, timed_out
+        gc.collect()
+        self.assertFalse(peer.transport.disconnecting)
+        peer.reply(late, 2)
+        (queued,) = peer.received()
+        peer.reply(queued, 5)
+        self.assertEqual(results, [5])
+        gc.collect()
+        self.assertTrue(peer.transport.disconnecting)  # now nothing needs it
+        peer.lose()
+
+    def test_a_dropped_min_connections_proxy_stops_retrying(self) -> None:
+        proxy = self.proxy(min_connections=1)
+        alive = weakref.ref(proxy)
+        bound = proxy.connect()
+        self.peer().refuse()
+        self.failureResultOf(bound, errors.CommunicationError)
+        self.assertEqual(len(self.reactor.getDelayedCalls()), 1)  # the backoff timer
+        del proxy, bound
+        gc.collect()
+        self.assertIsNone(alive())  # the timer does not keep it (nothing waits for it)
+        self.reactor.advance(10)
+        self.assertEqual(len(self.reactor.tcpClients), 1)  # no attempt after that
+
+    def test_hooks_that_are_not_methods_of_the_proxy(self) -> None:
+        seen: list[Any] = []
+
+        class Logging(DeferredProxy):
+            _pyroResponseAnnotations = staticmethod(lambda annotations, kind: seen.append(kind))
+
+        proxy = Logging(URI, reactor=self.reactor)
+        d = proxy.add(1, 2)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply(call, 3, annotations={"XTRA": b"x"})
+        self.assertEqual(self.successResultOf(d), 3)
+        self.assertEqual(seen, [wire.MSG_RESULT])
+        self.close(proxy, peer)
 
     # -- max_retries (Pyro4's _pyroMaxRetries) ---------------------------------------------
 

@@ -705,6 +705,34 @@ class ThreadPoolTest(unittest.TestCase):
 
 
     @defer.inlineCallbacks
+    def test_a_pool_servant_that_closes_its_callers_connection(self):
+        """``current_context.client.close()`` from a pool thread: the hang-up happens in the
+        reactor thread, before the outcome comes back; no reply, nothing queued served."""
+        from pyro.client import DeferredProxy
+
+        factory = serve(self, threadpool=self.pool)
+        ran = []
+
+        @Pyro4.expose
+        class Closing:
+            def hang_up(self):
+                Pyro4.current_context.client.close()
+                return "never seen"
+
+            def note(self, value):
+                ran.append(value)
+                return value
+
+        uri = factory.register(Closing())
+        proxy = DeferredProxy(uri, max_connections=1)
+        self.addCleanup(proxy.close)
+        yield proxy.connect()
+        for pending in (proxy.hang_up(), proxy.note("behind")):  # pipelined, one connection
+            yield self.assertFailure(pending, Pyro4.errors.ConnectionClosedError)
+        self.assertEqual(ran, [])
+        self.assertEqual((yield proxy.note("after")), "after")  # a new connection
+
+    @defer.inlineCallbacks
     def test_servant_instances_are_created_in_the_pool(self):
         """A blocking ``__init__`` of a session (or percall, single) servant runs in the pool,
         as in Pyro4's thread server: the reactor serves others while it blocks."""

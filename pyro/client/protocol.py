@@ -88,7 +88,11 @@ class _Call:
         self.pinned: PyroClientProtocol | None = None
         self.ticket = 0
         self.retries = 0  # times it may be sent again after losing its connection
-        self.owner: Any = None  # the proxy, until done: an item stream it returns keeps it
+        # The proxy (set by DeferredProxy), kept alive by the call while the call is queued
+        # or on a connection: until its reply is read or the connection fails, even after
+        # it was cancelled or timed out (it still takes up a place that queued calls may be
+        # waiting for). An item stream the call returns keeps it as well.
+        self.owner: Any = None
 
     def prepare(self, serializer: Any, object_id: str) -> None:
         """Serialize now, so arguments are captured at call time, as Pyro4 does.
@@ -138,7 +142,8 @@ class _Call:
         if self.done:
             return False
         self.done = True
-        self.owner = None
+        if not self.sent:
+            self.owner = None  # never on a connection (see owner)
         hook, self.on_done = self.on_done, None
         if hook is not None:
             hook(self)
@@ -373,6 +378,7 @@ class PyroClientProtocol(Protocol):
                 "invoke: reply sequence out of sync, got %d expected %d" % (msg.seq, seq)))
             return
         self._pending.popleft()
+        owner, call.owner = call.owner, None  # (alive until the end of this method)
         self._load_changed()  # first: the pool may reuse this connection for queued calls
         if call.done:
             return  # cancelled or timed out: the reply is dropped
@@ -381,7 +387,7 @@ class PyroClientProtocol(Protocol):
             hook = self.on_response_annotations
             if hook is not None and msg.annotations:
                 hook(msg.annotations, msg.type)
-            ok, value = self._decode(msg, call)
+            ok, value = self._decode(msg, call, owner)
         except Exception:
             call.fail(Failure())  # this reply only; the stream itself is still in sync
             return
@@ -390,7 +396,7 @@ class PyroClientProtocol(Protocol):
         else:
             call.fail(value)
 
-    def _decode(self, msg: wire.Message, call: _Call) -> tuple[bool, Any]:
+    def _decode(self, msg: wire.Message, call: _Call, owner: Any = None) -> tuple[bool, Any]:
         serializer = call.serializer
         if msg.serializer_id != serializer.serializer_id:
             return False, errors.SerializeError(
@@ -402,7 +408,7 @@ class PyroClientProtocol(Protocol):
             if not stream_id:
                 return False, errors.ProtocolError("result of call is an iterator, but the "
                                                    "server is not configured to allow streaming")
-            return True, ItemStream(stream_id, self, call.timeout, call.owner)
+            return True, ItemStream(stream_id, self, call.timeout, owner)
         if msg.flags & wire.FLAGS_EXCEPTION:
             if isinstance(data, BaseException):
                 return False, data  # _pyroTraceback came along as an attribute
@@ -447,6 +453,7 @@ class PyroClientProtocol(Protocol):
             pending = collections.deque(item for item in pending if not retry(item[1], error))
         for _, call in pending:
             call.fail(error)
+            call.owner = None
         for call in waiting:  # after the older ones in flight
             call.fail(error)
 

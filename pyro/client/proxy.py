@@ -394,6 +394,7 @@ class DeferredProxy:
         self._failures = 0
         self._next_attempt = 0.0
         self._retry_call: Any = None
+        self._retry_strong = False  # the timer holds the proxy (see _maybe_open)
         self._closing = False
         self._dispatching = False
         self._redispatch = False
@@ -724,8 +725,16 @@ class DeferredProxy:
             return
         now = self._clock.seconds()
         if now < self._next_attempt:  # backing off: try again when the delay is over
-            if self._retry_call is None:
-                self._retry_call = self._clock.callLater(self._next_attempt - now, self._retry)
+            # When only ``min_connections`` wants it (no call, no connect() waiting), the
+            # timer must not keep a proxy nobody holds alive, retrying forever; once a call
+            # waits for it, it must (that call may be all that is left of the proxy).
+            strong = bool(self._queue or self._pinned or self._bind_waiters)
+            if self._retry_call is None or (strong and not self._retry_strong):
+                if self._retry_call is not None:
+                    self._retry_call.cancel()
+                retry = self._retry if strong else _weakly(self, self._retry)
+                self._retry_call = self._clock.callLater(self._next_attempt - now, retry)
+                self._retry_strong = strong
             return
         failures = self._failures
         for _ in range(count):
@@ -756,9 +765,9 @@ class DeferredProxy:
         # in flight hold it through ``call.on_done``.
         settings = (uri.object, self._get_serializer(), self._hmac_key, self._handshake,
                     self._pyroAnnotationsNow(clear=False), location, self._clock)
-        on_response_annotations = _weakly(self._pyroResponseAnnotations)
-        on_result = _weakly(self._wrap_results, _unchanged) if self._wrap_proxies else None
-        on_call_lost = _weakly(self._retry_lost, _not_taken)
+        on_response_annotations = _weakly(self, self._pyroResponseAnnotations)
+        on_result = _weakly(self, self._wrap_results, _unchanged) if self._wrap_proxies else None
+        on_call_lost = _weakly(self, self._retry_lost, _not_taken)
 
         def build() -> PyroClientProtocol:
             protocol = PyroClientProtocol(*settings)
@@ -868,11 +877,11 @@ class DeferredProxy:
             return protocol.when_lost()  # (close() waits for the attempt's Deferred)
         self._failures, self._next_attempt = 0, 0.0
         self._connections.add(protocol)
-        protocol.when_lost().addCallback(_weakly(self._lost), protocol)
+        protocol.when_lost().addCallback(_weakly(self, self._lost), protocol)
         if protocol.state is ClientState.READY:
             self._ready[protocol] = None
-            protocol.on_load_change = _weakly(self._load_changed)
-            protocol.scheduler = _weakly(self._schedule_pinned, _send_now)
+            protocol.on_load_change = _weakly(self, self._load_changed)
+            protocol.scheduler = _weakly(self, self._schedule_pinned, _send_now)
             self._spare.update(protocol)
         log.debug("connected to {uri} ({count} connections)", uri=str(self.uri),
                   count=len(self._ready))
@@ -1003,11 +1012,14 @@ class DeferredProxy:
             self._in_flight, queued)
 
 
-def _weakly(method: Callable[..., Any],
+def _weakly(proxy: DeferredProxy, method: Callable[..., Any],
             otherwise: Callable[..., Any] | None = None) -> Callable[..., Any]:
-    """``method`` (bound to a proxy), called through a weak reference, for the hooks a
-    connection holds: they must not keep the proxy alive. Once the proxy is gone,
-    ``otherwise`` is called instead (or nothing)."""
+    """``method``, for the hooks a connection holds, which must not keep ``proxy`` alive: a
+    method bound to the proxy is called through a weak reference (once the proxy is gone,
+    ``otherwise`` is called instead, or nothing); any other callable (a hook a subclass or
+    a program set to a function, a partial...) is returned as it is."""
+    if getattr(method, "__self__", None) is not proxy:
+        return method
     ref = weakref.WeakMethod(method)
 
     def call(*args: Any) -> Any:
