@@ -170,3 +170,6 @@ def test_the_ns_command_serves_and_answers_broadcasts() -> None:
         if process.poll() is None:
             process.kill()
             process.wait(20)
+        for pipe in (process.stdout, process.stderr):
+            if pipe is not None:
+                pipe.close()

@@ -225,6 +225,8 @@ class Example:
             self.process.kill()
             self.process.wait(STEP_TIMEOUT)
         self._reader.join(STEP_TIMEOUT)
+        if self.process.stdout is not None and not self._reader.is_alive():
+            self.process.stdout.close()
 
 
 @pytest.fixture
