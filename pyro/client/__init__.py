@@ -23,6 +23,10 @@ Three layers, one module each, each testable on its own:
   ``PYROMETA:`` URIs into ``PYRO:`` URIs through a Pyro4 name server, using the same client,
   optionally patiently.
 
+Beside them, :mod:`pyro.client.endpoints` makes the Twisted endpoint for a URI (TCP, TLS
+from ``Pyro4.config``'s SSL items, UNIX sockets), and :mod:`pyro.client.lifetime` lets a
+proxy nobody holds close its connections, as a collected ``Pyro4.Proxy`` does.
+
 Everything Pyro4 already does well is reused: its serializers (``Pyro4.util``), ``URI``,
 errors, and ``futures._ExceptionWrapper`` for batches. Call everything from the reactor thread.
 """

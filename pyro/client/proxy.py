@@ -9,11 +9,8 @@ with backoff after failures (Twisted's ``ClientService`` is the model).
 from __future__ import annotations
 
 import collections
-import functools
 import itertools
 import math
-import os
-import re
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,20 +20,14 @@ from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
 from Pyro4.core import URI
 from twisted.internet import defer
-from twisted.internet.abstract import isIPAddress, isIPv6Address
-from twisted.internet.endpoints import (
-    HostnameEndpoint,
-    TCP4ClientEndpoint,
-    TCP6ClientEndpoint,
-    UNIXClientEndpoint,
-    wrapClientTLS,
-)
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .. import wire
 from ..batch import CallRecorder, collect_results
+from .endpoints import default_endpoint
+from .lifetime import abandoned, not_taken, send_now, unchanged, weakly
 from .naming import default_backoff, resolve
 from .protocol import ClientState, PyroClientProtocol, _Call, with_timeout
 
@@ -61,117 +52,6 @@ class _ProtocolFactory(Factory):
         protocol = self._build()
         protocol.factory = self
         return protocol
-
-
-def default_endpoint(reactor: Any, uri: URI, timeout: float = 30.0) -> Any:
-    """The Twisted client endpoint for a ``PYRO:`` URI: TCP (v4/v6), TLS or a UNIX socket.
-
-    IP literals connect directly, and so does ``localhost`` (as ``127.0.0.1``, or ``::1`` when
-    ``Pyro4.config.PREFER_IP_VERSION`` is 6); other host names go through
-    ``HostnameEndpoint`` and so through the reactor's name resolver (Twisted's default one
-    uses a thread pool).
-
-    When ``Pyro4.config.SSL`` is true (read here, for every connection), TCP connections use
-    TLS as a ``Pyro4.Proxy`` does: the server certificate must chain to ``SSL_CACERTS`` (a PEM
-    file or a directory of them; the system's trust store when empty) and name the URI's host
-    (a DNS name or IP address); ``SSL_CLIENTCERT``/``SSL_CLIENTKEY`` (and
-    ``SSL_CLIENTKEYPASSWD``), when set, are presented to the server. UNIX sockets stay plain.
-    Pass your own ``endpoint_factory`` to :class:`DeferredProxy` for anything else.
-    """
-    if uri.sockname:
-        return UNIXClientEndpoint(reactor, uri.sockname, timeout=timeout)
-    host, port = uri.host, uri.port
-    if host == "localhost" and config.PREFER_IP_VERSION in (4, 6):
-        # Pyro4's default NS_HOST; its sockets resolve it for the preferred IP version.
-        # Mapping it here spares a resolver thread for the most common name of all.
-        host = "127.0.0.1" if config.PREFER_IP_VERSION == 4 else "::1"
-    endpoint: Any
-    if isIPv6Address(host):
-        endpoint = TCP6ClientEndpoint(reactor, host, port, timeout=timeout)
-    elif isIPAddress(host):
-        endpoint = TCP4ClientEndpoint(reactor, host, port, timeout=timeout)
-    else:
-        endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
-    if config.SSL:
-        # the name checked is the URI's, as Pyro4's server_hostname, not the mapped address
-        endpoint = wrapClientTLS(tls_client_options(uri.host), endpoint)
-    return endpoint
-
-
-def tls_client_options(hostname: str) -> Any:
-    """Twisted's client TLS options from ``Pyro4.config``'s client SSL items, for ``hostname``.
-
-    Read at every call; the options (an OpenSSL context each) are kept while the config items
-    and the files they name are unchanged, much as Pyro4 keeps its client ``SSLContext``.
-    """
-    def stamp(path: str) -> tuple[str, int, int] | None:
-        if not path:
-            return None
-        try:
-            info = os.stat(path)
-        except OSError:
-            return (path, -1, -1)  # loading it reports the error
-        return (path, info.st_mtime_ns, info.st_size)
-
-    return _tls_client_options(hostname, stamp(config.SSL_CACERTS or ""),
-                               stamp(config.SSL_CLIENTCERT or ""),
-                               stamp(config.SSL_CLIENTKEY or ""),
-                               config.SSL_CLIENTKEYPASSWD or "")
-
-
-_PEM_CERTIFICATE = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----",
-                              re.DOTALL)
-_PEM_KEY = re.compile(rb"-----BEGIN ([A-Z ]*)PRIVATE KEY-----.+?-----END \1PRIVATE KEY-----",
-                      re.DOTALL)
-
-
-def _read(path: str, what: str) -> bytes:
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except OSError as exc:
-        raise errors.CommunicationError("cannot read %s %s: %s" % (what, path, exc)) from exc
-
-
-@functools.lru_cache(maxsize=32)
-def _tls_client_options(hostname: str, cacerts: tuple[str, int, int] | None,
-                        clientcert: tuple[str, int, int] | None,
-                        clientkey: tuple[str, int, int] | None, password: str) -> Any:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
-    from twisted.internet import ssl
-
-    trust_root = None  # Twisted's platformTrust(), as Pyro4's create_default_context()
-    if cacerts is not None:
-        path = cacerts[0]
-        if os.path.isdir(path):
-            names = sorted(os.path.join(path, name) for name in os.listdir(path))
-            pems = [_read(name, "CA certificates") for name in names if os.path.isfile(name)]
-        else:
-            pems = [_read(path, "CA certificates")]
-        authorities = [ssl.Certificate.loadPEM(block)
-                       for pem in pems for block in _PEM_CERTIFICATE.findall(pem)]
-        if not authorities:
-            raise errors.CommunicationError("no CA certificates in SSL_CACERTS %s" % path)
-        trust_root = ssl.trustRootFromCertificates(authorities)
-    client_certificate: dict[str, Any] = {}
-    if clientcert is not None:
-        cert_pem = _read(clientcert[0], "client certificate")
-        key_pem = _read(clientkey[0], "client key") if clientkey is not None else cert_pem
-        certificate = _PEM_CERTIFICATE.search(cert_pem)
-        key = _PEM_KEY.search(key_pem)
-        if certificate is None or key is None:
-            raise errors.CommunicationError("no client certificate and key in %s" % (
-                clientcert[0] if clientkey is None else "%s, %s" % (clientcert[0], clientkey[0])))
-        encrypted = b"ENCRYPTED" in key.group(0)  # PKCS#8 or legacy; ssl ignores a spare one
-        # cryptography objects (pyOpenSSL deprecates its own), and the key password applied
-        client_certificate = {
-            "certificate": x509.load_pem_x509_certificate(certificate.group(0)),
-            "privateKey": serialization.load_pem_private_key(
-                key.group(0), password.encode() if password and encrypted else None),
-        }
-    return ssl.optionsForClientTLS(hostname, trustRoot=trust_root,
-                                   extraCertificateOptions=client_certificate)
 
 
 class _LoadIndex:
@@ -354,7 +234,7 @@ class DeferredProxy:
         self._children: weakref.WeakSet[DeferredProxy] = weakref.WeakSet()
         self._connections: set[PyroClientProtocol] = set()  # every one not gone yet
         # A proxy nobody holds any more closes its connections, as a Pyro4 proxy does.
-        weakref.finalize(self, _abandoned, self._connections, reactor).atexit = False
+        weakref.finalize(self, abandoned, self._connections, reactor).atexit = False
         self._broadcast = broadcast
         if timeout is _DEFAULT:
             timeout = config.COMMTIMEOUT  # when the proxy is made, as Pyro4's Proxy does
@@ -732,7 +612,7 @@ class DeferredProxy:
             if self._retry_call is None or (strong and not self._retry_strong):
                 if self._retry_call is not None:
                     self._retry_call.cancel()
-                retry = self._retry if strong else _weakly(self, self._retry)
+                retry = self._retry if strong else weakly(self, self._retry)
                 self._retry_call = self._clock.callLater(self._next_attempt - now, retry)
                 self._retry_strong = strong
             return
@@ -761,13 +641,13 @@ class DeferredProxy:
         location = uri.location
 
         # What the connection needs, taken now: ``build`` stays with the connection, and
-        # must not keep this proxy alive (see _abandoned). Its hooks hold it weakly; calls
+        # must not keep this proxy alive (see pyro.client.lifetime). Its hooks hold it weakly; calls
         # in flight hold it through ``call.on_done``.
         settings = (uri.object, self._get_serializer(), self._hmac_key, self._handshake,
                     self._pyroAnnotationsNow(clear=False), location, self._clock)
-        on_response_annotations = _weakly(self, self._pyroResponseAnnotations)
-        on_result = _weakly(self, self._wrap_results, _unchanged) if self._wrap_proxies else None
-        on_call_lost = _weakly(self, self._retry_lost, _not_taken)
+        on_response_annotations = weakly(self, self._pyroResponseAnnotations)
+        on_result = weakly(self, self._wrap_results, unchanged) if self._wrap_proxies else None
+        on_call_lost = weakly(self, self._retry_lost, not_taken)
 
         def build() -> PyroClientProtocol:
             protocol = PyroClientProtocol(*settings)
@@ -877,11 +757,11 @@ class DeferredProxy:
             return protocol.when_lost()  # (close() waits for the attempt's Deferred)
         self._failures, self._next_attempt = 0, 0.0
         self._connections.add(protocol)
-        protocol.when_lost().addCallback(_weakly(self, self._lost), protocol)
+        protocol.when_lost().addCallback(weakly(self, self._lost), protocol)
         if protocol.state is ClientState.READY:
             self._ready[protocol] = None
-            protocol.on_load_change = _weakly(self, self._load_changed)
-            protocol.scheduler = _weakly(self, self._schedule_pinned, _send_now)
+            protocol.on_load_change = weakly(self, self._load_changed)
+            protocol.scheduler = weakly(self, self._schedule_pinned, send_now)
             self._spare.update(protocol)
         log.debug("connected to {uri} ({count} connections)", uri=str(self.uri),
                   count=len(self._ready))
@@ -1010,61 +890,6 @@ class DeferredProxy:
         return "<%s.%s for %s; %d connections, %d in flight, %d queued>" % (
             type(self).__module__, type(self).__name__, self.uri, len(self._ready),
             self._in_flight, queued)
-
-
-def _weakly(proxy: DeferredProxy, method: Callable[..., Any],
-            otherwise: Callable[..., Any] | None = None) -> Callable[..., Any]:
-    """``method``, for the hooks a connection holds, which must not keep ``proxy`` alive: a
-    method bound to the proxy is called through a weak reference (once the proxy is gone,
-    ``otherwise`` is called instead, or nothing); any other callable (a hook a subclass or
-    a program set to a function, a partial...) is returned as it is."""
-    if getattr(method, "__self__", None) is not proxy:
-        return method
-    ref = weakref.WeakMethod(method)
-
-    def call(*args: Any) -> Any:
-        bound = ref()
-        if bound is not None:
-            return bound(*args)
-        return None if otherwise is None else otherwise(*args)
-
-    return call
-
-
-def _unchanged(value: Any, msg: wire.Message) -> Any:
-    return value
-
-
-def _not_taken(call: _Call, error: BaseException) -> bool:
-    return False
-
-
-def _send_now(protocol: PyroClientProtocol, call: _Call) -> None:
-    """A pinned call on a connection whose pool is gone: no turn to wait for."""
-    protocol.waiting.remove(call)
-    protocol.send(call)
-
-
-def _abandoned(connections: set[PyroClientProtocol], reactor: Any) -> None:
-    """A proxy nobody holds any more was garbage collected: close its connections, as a
-    collected ``Pyro4.Proxy`` closes its socket. Nothing was waiting on them (a call in
-    flight, a queued one or an open item stream keeps its proxy alive). Collection can
-    happen in any thread: the closing is done in the reactor thread."""
-    if not connections:
-        return
-    protocols = list(connections)
-
-    def close() -> None:
-        for protocol in protocols:
-            protocol.close(errors.ConnectionClosedError("the proxy was garbage collected"))
-
-    if reactor is None:
-        from twisted.internet import reactor
-    call_from_thread = getattr(reactor, "callFromThread", None)
-    if call_from_thread is None:  # a test's Clock: single-threaded anyway
-        close()
-    else:
-        call_from_thread(close)
 
 
 def _replace_proxies(value: Any, replace: Callable[[Pyro4.Proxy], Any]) -> Any:
