@@ -1,17 +1,16 @@
 """A :class:`~pyro.client.DeferredProxy` nobody holds any more closes its connections, as a
 ``Pyro4.Proxy`` closes its socket when it is collected.
 
-For that, what a connection keeps of its proxy (the hooks it calls, the backoff timer when
-only ``min_connections`` wants it) holds the proxy weakly, and a ``weakref.finalize`` on the
-proxy closes the connections it leaves behind. What must keep a proxy alive holds it
-strongly: its calls (queued, or on a connection until their reply is read), its open item
-streams, its connection attempts and ``connect()`` waiters.
+For that, what a connection keeps of its proxy (the :class:`Hooks` it calls, the backoff
+timer when only ``min_connections`` wants it) holds the proxy weakly, and a
+``weakref.finalize`` on the proxy closes the connections it leaves behind. What must keep a
+proxy alive holds it strongly: its calls (queued, or on a connection until their reply is
+read), its open item streams, its connection attempts and ``connect()`` waiters.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from Pyro4 import errors
@@ -22,40 +21,57 @@ from .protocol import PyroClientProtocol, _Call
 if TYPE_CHECKING:
     from .proxy import DeferredProxy
 
-__all__ = ["abandoned", "not_taken", "send_now", "unchanged", "weakly"]
+__all__ = ["Hooks", "abandoned"]
 
 
-def weakly(proxy: DeferredProxy, method: Callable[..., Any],
-            otherwise: Callable[..., Any] | None = None) -> Callable[..., Any]:
-    """``method``, for the hooks a connection holds, which must not keep ``proxy`` alive: a
-    method bound to the proxy is called through a weak reference (once the proxy is gone,
-    ``otherwise`` is called instead, or nothing); any other callable (a hook a subclass or
-    a program set to a function, a partial...) is returned as it is."""
-    if getattr(method, "__self__", None) is not proxy:
-        return method
-    ref = weakref.WeakMethod(method)
+class Hooks:
+    """What a proxy's connections call back, holding the proxy weakly: one set per proxy,
+    shared by its connections. Each hook looks the proxy's method up when called, so the
+    calls allocate nothing (no bound method per call: with thousands of connections, extra
+    allocations mean more, and costlier, cyclic garbage collections) and a hook a subclass
+    or a program replaced (``_pyroResponseAnnotations`` as a function, say) is used. Once
+    the proxy is gone the hooks do what a connection without a pool needs."""
 
-    def call(*args: Any) -> Any:
-        bound = ref()
-        if bound is not None:
-            return bound(*args)
-        return None if otherwise is None else otherwise(*args)
+    __slots__ = ("_proxy",)
 
-    return call
+    def __init__(self, proxy: DeferredProxy) -> None:
+        self._proxy = weakref.ref(proxy)
 
+    def response_annotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
+        proxy = self._proxy()
+        if proxy is not None:
+            proxy._pyroResponseAnnotations(annotations, msgtype)
 
-def unchanged(value: Any, msg: wire.Message) -> Any:
-    return value
+    def result(self, value: Any, msg: wire.Message) -> Any:
+        proxy = self._proxy()
+        return value if proxy is None else proxy._wrap_results(value, msg)
 
+    def call_lost(self, call: _Call, error: BaseException) -> bool:
+        proxy = self._proxy()
+        return proxy is not None and proxy._retry_lost(call, error)
 
-def not_taken(call: _Call, error: BaseException) -> bool:
-    return False
+    def load_changed(self, protocol: PyroClientProtocol) -> None:
+        proxy = self._proxy()
+        if proxy is not None:
+            proxy._load_changed(protocol)
 
+    def schedule(self, protocol: PyroClientProtocol, call: _Call) -> None:
+        proxy = self._proxy()
+        if proxy is not None:
+            proxy._schedule_pinned(protocol, call)
+        else:  # no pool to wait for a turn in
+            protocol.waiting.remove(call)
+            protocol.send(call)
 
-def send_now(protocol: PyroClientProtocol, call: _Call) -> None:
-    """A pinned call on a connection whose pool is gone: no turn to wait for."""
-    protocol.waiting.remove(call)
-    protocol.send(call)
+    def lost(self, result: Any, protocol: PyroClientProtocol) -> None:
+        proxy = self._proxy()
+        if proxy is not None:
+            proxy._lost(result, protocol)
+
+    def retry(self) -> None:
+        proxy = self._proxy()
+        if proxy is not None:
+            proxy._retry()
 
 
 def abandoned(connections: set[PyroClientProtocol], reactor: Any) -> None:

@@ -27,7 +27,7 @@ from twisted.python.failure import Failure
 from .. import wire
 from ..batch import CallRecorder, collect_results
 from .endpoints import default_endpoint
-from .lifetime import abandoned, not_taken, send_now, unchanged, weakly
+from .lifetime import Hooks, abandoned
 from .naming import default_backoff, resolve
 from .protocol import ClientState, PyroClientProtocol, _Call, with_timeout
 
@@ -235,6 +235,7 @@ class DeferredProxy:
         self._connections: set[PyroClientProtocol] = set()  # every one not gone yet
         # A proxy nobody holds any more closes its connections, as a Pyro4 proxy does.
         weakref.finalize(self, abandoned, self._connections, reactor).atexit = False
+        self._hooks = Hooks(self)  # what the connections call back, weakly
         self._broadcast = broadcast
         if timeout is _DEFAULT:
             timeout = config.COMMTIMEOUT  # when the proxy is made, as Pyro4's Proxy does
@@ -612,7 +613,7 @@ class DeferredProxy:
             if self._retry_call is None or (strong and not self._retry_strong):
                 if self._retry_call is not None:
                     self._retry_call.cancel()
-                retry = self._retry if strong else weakly(self, self._retry)
+                retry = self._retry if strong else self._hooks.retry
                 self._retry_call = self._clock.callLater(self._next_attempt - now, retry)
                 self._retry_strong = strong
             return
@@ -645,15 +646,14 @@ class DeferredProxy:
         # in flight hold it through ``call.on_done``.
         settings = (uri.object, self._get_serializer(), self._hmac_key, self._handshake,
                     self._pyroAnnotationsNow(clear=False), location, self._clock)
-        on_response_annotations = weakly(self, self._pyroResponseAnnotations)
-        on_result = weakly(self, self._wrap_results, unchanged) if self._wrap_proxies else None
-        on_call_lost = weakly(self, self._retry_lost, not_taken)
+        hooks = self._hooks
+        on_result = hooks.result if self._wrap_proxies else None
 
         def build() -> PyroClientProtocol:
             protocol = PyroClientProtocol(*settings)
-            protocol.on_response_annotations = on_response_annotations
+            protocol.on_response_annotations = hooks.response_annotations
             protocol.on_result = on_result
-            protocol.on_call_lost = on_call_lost
+            protocol.on_call_lost = hooks.call_lost
             return protocol
 
         wait = self._connect_wait()
@@ -757,11 +757,11 @@ class DeferredProxy:
             return protocol.when_lost()  # (close() waits for the attempt's Deferred)
         self._failures, self._next_attempt = 0, 0.0
         self._connections.add(protocol)
-        protocol.when_lost().addCallback(weakly(self, self._lost), protocol)
+        protocol.when_lost().addCallback(self._hooks.lost, protocol)
         if protocol.state is ClientState.READY:
             self._ready[protocol] = None
-            protocol.on_load_change = weakly(self, self._load_changed)
-            protocol.scheduler = weakly(self, self._schedule_pinned, send_now)
+            protocol.on_load_change = self._hooks.load_changed
+            protocol.scheduler = self._hooks.schedule
             self._spare.update(protocol)
         log.debug("connected to {uri} ({count} connections)", uri=str(self.uri),
                   count=len(self._ready))
