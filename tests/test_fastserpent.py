@@ -91,6 +91,10 @@ def test_pyro_call_payloads_decode_the_same(obj: str, method: str, vargs: tuple[
 grammar_soup = st.text(alphabet="()[]{},:'\"\\-+.e0123456789TrueFalsNonjx \t\n\r\x00\x0c\x7f\x85\u2028\ufeffé", max_size=30)
 
 
+# Serpent parses what we leave to it with ast.literal_eval, and Python's compiler warns about
+# invalid escapes and number literals in random text: warnings about the input, not the code.
+@pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")
 @settings(max_examples=3000)
 @given(grammar_soup)
 def test_arbitrary_text_is_decoded_the_same_or_left_to_serpent(text: str) -> None:
