@@ -44,7 +44,7 @@ call drops the GIL, and every drop is a hand-off when five threads want it. The 
 copies therefore use :class:`pyro.workerconnection.WorkerConnection` (Pyro4's connection, but
 reading a reply in one ``recv`` and sending without polling first): in
 ``benchmarks/bench_client.py`` (small calls, 100 in flight, Pyro4's multiplex daemon) the
-service went from 4.2-5.7x to 6.6-8.1x Pyro4's async proxy (5.3-5.7x against our server).
+service went from 4.2-5.7x to 6.6-8.4x Pyro4's async proxy (5.3-6.0x against our server).
 """
 
 from __future__ import annotations
