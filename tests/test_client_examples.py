@@ -103,6 +103,7 @@ from .test_examples import (
     check_usersession,
     check_warehouse,
     datasize,
+    fill_batch_two,
     register_custom_data,
     release_listener_proxies,
     remote_frames,
@@ -305,14 +306,7 @@ class NativeExampleTests:
         results = await batch()
         seen["batch #1"] = (len(results), sum(results))
 
-        batch = p.batch()
-        batch.printmessage("beginning batch #2")
-        for _ in range(NUMBER_OF_LOOPS):
-            batch.multiply(7, 6)
-            batch.add(10, 20)
-        batch.delay(0.02)
-        batch.printmessage("end of batch #2")
-        seen["oneway batch"] = await batch(oneway=True)
+        seen["oneway batch"] = await fill_batch_two(p.batch())(oneway=True)
 
         batch = p.batch()
         batch.printmessage("beginning batch #3")
@@ -343,14 +337,7 @@ class NativeExampleTests:
         daemon = self.start()
         uri = daemon.register(BatchedThingy, "example.batched")
         p = self.proxy(uri, max_connections=1)
-        batch = p.batch()
-        batch.printmessage("beginning batch #2")
-        for _ in range(NUMBER_OF_LOOPS):
-            batch.multiply(7, 6)
-            batch.add(10, 20)
-        batch.delay(0.02)
-        batch.printmessage("end of batch #2")
-        self.assertIsNone(await batch.send(oneway=True))
+        self.assertIsNone(await fill_batch_two(p.batch()).send(oneway=True))
         self.assertEqual(await p.printmessage("after batch #2"), 0)
         self.assertEqual(say.items, ["beginning batch #2", "end of batch #2", "after batch #2"])
 

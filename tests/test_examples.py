@@ -281,17 +281,21 @@ class BatchedThingy:
 NUMBER_OF_LOOPS = 200  # the example does 20000
 
 
+def fill_batch_two(batch):
+    """The calls of the example's batch #2 (its oneway batch), on any proxy's batch."""
+    batch.printmessage("beginning batch #2")
+    for _ in range(NUMBER_OF_LOOPS):
+        batch.multiply(7, 6)
+        batch.add(10, 20)
+    batch.delay(0.02)  # queue a delay (the example's 2 seconds, shortened)
+    batch.printmessage("end of batch #2")
+    return batch
+
+
 def batched_oneway_client(uri):
     """The oneway batch of examples/batchedcalls, and a call after it on the same proxy."""
     with Pyro4.Proxy(uri) as p:
-        batch = Pyro4.batch(p)
-        batch.printmessage("beginning batch #2")
-        for _ in range(NUMBER_OF_LOOPS):
-            batch.multiply(7, 6)
-            batch.add(10, 20)
-        batch.delay(0.02)
-        batch.printmessage("end of batch #2")
-        result = batch(oneway=True)
+        result = fill_batch_two(Pyro4.batch(p))(oneway=True)
         p.printmessage("after batch #2")
         return result
 
@@ -316,14 +320,7 @@ def batchedcalls_client(uri):
         results = list(batch())
         seen["batch #1"] = (len(results), sum(results))
 
-        batch = Pyro4.batch(p)
-        batch.printmessage("beginning batch #2")
-        for _ in range(NUMBER_OF_LOOPS):
-            batch.multiply(7, 6)
-            batch.add(10, 20)
-        batch.delay(0.02)  # queue a delay (the example's 2 seconds, shortened)
-        batch.printmessage("end of batch #2")
-        seen["oneway batch"] = batch(oneway=True)
+        seen["oneway batch"] = fill_batch_two(Pyro4.batch(p))(oneway=True)
 
         batch = Pyro4.batch(p)
         batch.printmessage("beginning batch #3")
