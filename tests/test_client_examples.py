@@ -73,7 +73,6 @@ from .test_examples import (
     CONTEXT_HMAC,
     FOREVER,
     NUMBER_OF_LOOPS,
-    ONEWAY_NOT_IN_LINE,
     SECOND,
     WAIT,
     AttributesThingy,
@@ -110,6 +109,7 @@ from .test_examples import (
     say,
     secret_code,
     serve_blob_listeners,
+    serve_in_line,
     serve_instancemode,
     serve_timeout,
     serve_usersession,
@@ -332,10 +332,7 @@ class NativeExampleTests:
 
     @async_test
     async def test_batchedcalls_oneway_batch_runs_before_the_next_call(self):
-        if not self.oneway_in_line:
-            raise unittest.SkipTest(ONEWAY_NOT_IN_LINE)
-        daemon = self.start()
-        uri = daemon.register(BatchedThingy, "example.batched")
+        uri = serve_in_line(self, BatchedThingy, "example.batched")
         p = self.proxy(uri, max_connections=1)
         self.assertIsNone(await fill_batch_two(p.batch()).send(oneway=True))
         self.assertEqual(await p.printmessage("after batch #2"), 0)
@@ -613,12 +610,9 @@ class NativeExampleTests:
     @async_test
     async def test_oneway_unthreaded(self):
         """``ONEWAY_THREADED=False``: oneway calls run in line, before the next request."""
-        if not self.oneway_in_line:
-            raise unittest.SkipTest(ONEWAY_NOT_IN_LINE)
         restore_config(self, ONEWAY_THREADED=False)
-        daemon = self.start()
         server = OnewayServer()
-        uri = daemon.register(server, "example.oneway")
+        uri = serve_in_line(self, server, "example.oneway")
         serv = self.proxy(uri, max_connections=1)
         self.assertIsNone(await serv.oneway_start(0.05))  # a little work (nobody releases it)
         self.assertEqual((await serv.ready(), server.done.is_set()), (True, True))

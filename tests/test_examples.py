@@ -292,6 +292,14 @@ def fill_batch_two(batch):
     return batch
 
 
+def serve_in_line(test, servant, name):
+    """For the tests of oneway calls run in line: skip unless ``test``'s server does that;
+    else start it and register ``servant``; its URI."""
+    if not test.oneway_in_line:
+        raise unittest.SkipTest(ONEWAY_NOT_IN_LINE)
+    return test.start().register(servant, name)
+
+
 def batched_oneway_client(uri):
     """The oneway batch of examples/batchedcalls, and a call after it on the same proxy."""
     with Pyro4.Proxy(uri) as p:
@@ -1814,10 +1822,7 @@ class ExampleTests:
 
     @async_test
     async def test_batchedcalls_oneway_batch_runs_before_the_next_call(self):
-        if not self.oneway_in_line:
-            raise unittest.SkipTest(ONEWAY_NOT_IN_LINE)
-        daemon = self.start()
-        uri = daemon.register(BatchedThingy, "example.batched")
+        uri = serve_in_line(self, BatchedThingy, "example.batched")
         self.assertIsNone(await client(batched_oneway_client, uri))
         self.assertEqual(say.items, ["beginning batch #2", "end of batch #2", "after batch #2"])
 
@@ -1942,12 +1947,9 @@ class ExampleTests:
     @async_test
     async def test_oneway_unthreaded(self):
         """``ONEWAY_THREADED=False``: oneway calls run in line, before the next request."""
-        if not self.oneway_in_line:
-            raise unittest.SkipTest(ONEWAY_NOT_IN_LINE)
         restore_config(self, ONEWAY_THREADED=False)
-        daemon = self.start()
         server = OnewayServer()
-        uri = daemon.register(server, "example.oneway")
+        uri = serve_in_line(self, server, "example.oneway")
         self.assertEqual(await client(oneway_unthreaded_client, uri, server), (True, True))
 
     @async_test
