@@ -81,6 +81,9 @@ class Servant:
             Pyro4.current_context.client.close()
         return self.drops
 
+    def serializer_id(self) -> int:
+        return Pyro4.current_context.serializer_id
+
     def note(self, value: Any) -> Any:
         self.remembered.append(value)
         return value
@@ -326,6 +329,21 @@ class ClientTests:
         await proxy._pyroReconnect()
         self.assertTrue(child._connections)
         self.assertEqual(await proxy.child("again").addCallback(lambda c: c.name()), "again")
+
+    @async_test
+    async def test_pyro4_names_for_the_settings(self) -> None:
+        uri = self.serve(Servant(), hmac_key=b"secret", accepted={"serpent", "json"})
+        proxy = self.proxy(uri)
+        proxy._pyroHmacKey = "secret"  # as code written for a Pyro4.Proxy sets it
+        proxy._pyroSerializer = "json"
+        self.assertTrue(await proxy._pyroBind())
+        self.assertFalse(await proxy._pyroBind())
+        json_id = Pyro4.util.get_serializer("json").serializer_id
+        self.assertEqual(await proxy.serializer_id(), json_id)
+        await proxy._pyroReconnect()
+        self.assertEqual(await proxy.add(2, 3), 5)
+        await proxy._pyroRelease()
+        self.assertFalse(proxy._connections)
 
     @async_test
     async def test_autoproxied_results_keep_the_hmac_key(self) -> None:
