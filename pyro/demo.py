@@ -17,7 +17,7 @@ from typing import Any
 import Pyro4
 from twisted.internet import defer, task, threads
 
-from .protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
+from .server.factory import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
 
 @Pyro4.expose

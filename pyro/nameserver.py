@@ -22,10 +22,12 @@ from Pyro4.core import URI
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
+from ._reactor import default_reactor
+
 __all__ = ["REQUEST_NSURI", "BroadcastResponder", "listen_broadcast", "register_name_server",
            "serve_name_server"]
 
-log = Logger()
+log = Logger(namespace="pyro.nameserver")
 
 #: What a client broadcasts to find a name server (Pyro4's ``BroadcastServer.REQUEST_NSURI``).
 REQUEST_NSURI = b"GET_NSURI"
@@ -89,8 +91,7 @@ def listen_broadcast(ns_uri: URI | str, reactor: Any = None, interface: str | No
     server), which a socket needs to hear broadcasts at all. Its ``protocol`` attribute is the
     :class:`BroadcastResponder`.
     """
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = default_reactor(reactor)
     responder = BroadcastResponder(ns_uri)
     if interface is None:
         interface = config.NS_BCHOST or ("::" if ":" in responder.ns_uri.host else "")
@@ -111,7 +112,7 @@ async def serve_name_server(reactor: Any, host: str | None = None, port: int | N
     """
     from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
-    from .protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
+    from .server.factory import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
     host = config.HOST if host is None else host
     port = config.NS_PORT if port is None else port

@@ -25,7 +25,7 @@ from twisted.trial import unittest
 from pyro.client import DeferredProxy, default_endpoint
 from pyro.protocol import DEFAULT_BACKLOG
 from pyro.proxy import PyroDeferredService
-from pyro.workerconnection import WorkerConnection
+from pyro.threaded.workerconnection import WorkerConnection
 
 from . import test_transports as transports
 from .certs import make_pki

@@ -68,7 +68,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 
 from pyro.protocol import Pyro4ProtocolFactory
-from pyro.streams import ItemStreams
+from pyro.server.streams import ItemStreams
 
 from .servers import in_thread, restore_config, serve
 

@@ -18,8 +18,8 @@ import serpent
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pyro import fastserpent
-from pyro.fastserpent import HEADER, NOT_FAST
+from pyro.wire import fastserpent
+from pyro.wire.fastserpent import HEADER, NOT_FAST
 
 SERPENT = Pyro4.util.get_serializer("serpent")
 

@@ -31,7 +31,7 @@ from twisted.python import threadable
 from twisted.trial import unittest
 
 from pyro.proxy import PyroDeferredService, PyroPatientProxy
-from pyro.workerconnection import WorkerConnection
+from pyro.threaded.workerconnection import WorkerConnection
 from tests.peers import (
     free_port,
     patch_config,

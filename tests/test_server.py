@@ -859,7 +859,8 @@ class OriginalReadmeTest(unittest.TestCase):
         import subprocess
         import sys
 
-        code = ("import sys, pyro, pyro.protocol, pyro.wire, pyro.dispatch;"
+        code = ("import sys, pyro, pyro.protocol, pyro.wire, pyro.dispatch, pyro.proxy,"
+                " pyro.client, pyro.nameserver;"
                 "print('twisted.internet.reactor' in sys.modules)")
         output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                 check=True).stdout

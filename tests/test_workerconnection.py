@@ -21,7 +21,7 @@ import Pyro4.socketutil
 import pytest
 from Pyro4.socketutil import SocketConnection
 
-from pyro.workerconnection import READ_SIZE, WorkerConnection, adopt
+from pyro.threaded.workerconnection import READ_SIZE, WorkerConnection, adopt
 
 
 class ScriptedSocket:

@@ -11,15 +11,13 @@ read), its open item streams, its connection attempts and ``connect()`` waiters.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from Pyro4 import errors
 
 from .. import wire
+from .._reactor import default_reactor
 from .protocol import PyroClientProtocol, _Call
-
-if TYPE_CHECKING:
-    from .proxy import DeferredProxy
 
 __all__ = ["Hooks", "abandoned"]
 
@@ -34,7 +32,7 @@ class Hooks:
 
     __slots__ = ("_proxy",)
 
-    def __init__(self, proxy: DeferredProxy) -> None:
+    def __init__(self, proxy: Any) -> None:  # a DeferredProxy (whose module imports this)
         self._proxy = weakref.ref(proxy)
 
     def response_annotations(self, annotations: dict[str, bytes], msgtype: int) -> None:
@@ -87,8 +85,7 @@ def abandoned(connections: set[PyroClientProtocol], reactor: Any) -> None:
         for protocol in protocols:
             protocol.close(errors.ConnectionClosedError("the proxy was garbage collected"))
 
-    if reactor is None:
-        from twisted.internet import reactor
+    reactor = default_reactor(reactor)
     call_from_thread = getattr(reactor, "callFromThread", None)
     if call_from_thread is None:  # a test's Clock: single-threaded anyway
         close()

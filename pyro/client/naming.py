@@ -16,7 +16,7 @@ import os
 import random
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from Pyro4 import constants, errors
 from Pyro4.configuration import config
@@ -29,12 +29,16 @@ from twisted.internet.interfaces import IReactorUDP
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-if TYPE_CHECKING:
-    from .proxy import DeferredProxy
+from .._reactor import default_reactor
 
 __all__ = ["BROADCAST_TRIES", "BROADCAST_WAIT", "default_backoff", "locate_ns", "resolve"]
 
-log = Logger()
+log = Logger(namespace="pyro.client.naming")
+
+#: The class name server proxies are made of: :class:`pyro.client.proxy.DeferredProxy`, which
+#: puts itself here when its module is imported. (The proxy resolves ``PYRONAME:`` URIs with
+#: this module, so this module must not import it: the import points one way.)
+proxy_class: Callable[..., Any] | None = None
 
 #: Rounds of the broadcast query (``GET_NSURI`` to every ``Pyro4.config.BROADCAST_ADDRS``)
 #: and the seconds each round waits for an answer: Pyro4's ``locateNS`` values (3 x 0.7 s).
@@ -217,7 +221,7 @@ async def _broadcast_lookup(clock: Any, port: int) -> URI | None:
 def locate_ns(host: str | None = None, port: int | None = None, *, broadcast: bool = True,
               ns_uri: str | URI | None = None, reactor: Any = None,
               hmac_key: bytes | str | None = None,
-              timeout: float | None = None) -> defer.Deferred[DeferredProxy]:
+              timeout: float | None = None) -> defer.Deferred[Any]:
     """A connected :class:`DeferredProxy` for the name server (close it when done).
 
     It looks where Pyro4 4.82's ``locateNS(host, port, broadcast, hmac_key)`` looks, in
@@ -244,15 +248,13 @@ def locate_ns(host: str | None = None, port: int | None = None, *, broadcast: bo
     nameserver")`` like Pyro4; cancelling the Deferred stops the lookup and closes what it
     opened. ``timeout`` is the proxy's call timeout (see :class:`DeferredProxy`).
     """
-    from .proxy import DeferredProxy  # the proxy module imports this one
+    make_proxy = proxy_class
+    assert make_proxy is not None, "pyro.client.proxy was not imported"
+    clock = default_reactor(reactor)
 
-    clock = reactor
-    if clock is None:
-        from twisted.internet import reactor as clock
-
-    async def connect(uri: str | URI) -> DeferredProxy:
+    async def connect(uri: str | URI) -> Any:
         log.debug("locating the name server: {uri}", uri=str(uri))
-        proxy = DeferredProxy(uri, reactor=clock, hmac_key=hmac_key, max_connections=1,
+        proxy = make_proxy(uri, reactor=clock, hmac_key=hmac_key, max_connections=1,
                               timeout=timeout, backoff=lambda attempt: 0.0)
         try:
             await proxy.connect()
@@ -264,7 +266,7 @@ def locate_ns(host: str | None = None, port: int | None = None, *, broadcast: bo
             raise
         return proxy
 
-    async def locate() -> DeferredProxy:
+    async def locate() -> Any:
         if ns_uri is not None:
             return await connect(ns_uri)
         if host is not None:
@@ -338,10 +340,7 @@ def resolve(uri: str | URI, *, reactor: Any = None, hmac_key: bytes | str | None
                 log.info("resolving {uri}: {error}; attempt {attempt} of {tries}, next in "
                          "{delay:.2f} s", uri=str(uri), error=str(exc), attempt=attempt,
                          tries=max_tries, delay=delay)
-                clock = reactor
-                if clock is None:
-                    from twisted.internet import reactor as clock
-                await task.deferLater(clock, delay, lambda: None)
+                await task.deferLater(default_reactor(reactor), delay, lambda: None)
         raise AssertionError("unreachable")
 
     return defer.Deferred.fromCoroutine(lookup())

@@ -22,27 +22,16 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .. import fastserpent, wire
+from .. import wire
+from .._reactor import with_timeout
+from ..wire import fastserpent
 
 __all__ = ["ClientState", "ItemStream", "PyroClientProtocol"]
 
-log = Logger()
+log = Logger(namespace="pyro.client.protocol")
 
 _HANDSHAKE_REPLIES = frozenset({wire.MSG_CONNECTOK, wire.MSG_CONNECTFAIL})
 _RESULT_REPLIES = frozenset({wire.MSG_RESULT})
-
-
-def _timeout_error(result: Any, timeout: float) -> Any:
-    """``Deferred.addTimeout`` hook: a timed-out call fails as Pyro4's proxy would."""
-    if isinstance(result, Failure) and result.check(defer.CancelledError):
-        return Failure(errors.TimeoutError("call timed out after %s seconds" % timeout))
-    return result
-
-
-def with_timeout(d: defer.Deferred[Any], timeout: float | None, clock: Any) -> None:
-    """Fail ``d`` with ``Pyro4.errors.TimeoutError`` after ``timeout`` seconds on ``clock``."""
-    if timeout:
-        d.addTimeout(timeout, clock, onTimeoutCancel=_timeout_error)
 
 
 class ClientState(enum.Enum):

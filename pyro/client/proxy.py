@@ -25,15 +25,17 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .. import wire
+from .._reactor import default_reactor, with_timeout
 from ..batch import CallRecorder, collect_results
+from . import naming
 from .endpoints import default_endpoint
 from .lifetime import Hooks, abandoned
 from .naming import default_backoff, resolve
-from .protocol import ClientState, PyroClientProtocol, _Call, with_timeout
+from .protocol import ClientState, PyroClientProtocol, _Call
 
 __all__ = ["Batch", "DeferredProxy", "default_endpoint"]
 
-log = Logger()
+log = Logger(namespace="pyro.client.proxy")
 
 _DEFAULT: Any = object()  # "use the proxy's setting"
 
@@ -344,11 +346,7 @@ class DeferredProxy:
 
     @property
     def _clock(self) -> Any:
-        if self._reactor is None:
-            from twisted.internet import reactor
-
-            return reactor
-        return self._reactor
+        return default_reactor(self._reactor)
 
     # -- calling --------------------------------------------------------------------------
 
@@ -949,3 +947,6 @@ class Batch(CallRecorder):
         flags = wire.FLAGS_BATCH | (wire.FLAGS_ONEWAY if oneway else 0)
         d = self._target._invoke(None, "<batch>", self._take(), None, flags, None, timeout)
         return d if oneway else d.addCallback(collect_results)
+
+
+naming.proxy_class = DeferredProxy  # the name server is reached through proxies like any other

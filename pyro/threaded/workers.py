@@ -17,7 +17,7 @@ import uuid
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import Pyro4
 import Pyro4.core
@@ -29,12 +29,24 @@ from Pyro4 import constants
 from twisted.internet import defer
 from twisted.logger import Logger
 
-if TYPE_CHECKING:
-    from .proxy import ItemStream, ReactorForService
-
-__all__ = ["Call", "Pool", "StreamLink", "Workers", "release", "sendCloseStream"]
+__all__ = ["Call", "Pool", "ReactorForService", "StreamLink", "Workers", "release", "sendCloseStream"]
 
 _log = Logger(namespace="pyro.proxy")
+
+
+class ReactorForService(Protocol):
+    """What ``PyroDeferredService`` needs from a reactor (``IReactorFromThreads`` and the
+    system event triggers of ``IReactorCore``)."""
+
+    def callFromThread(self, callable: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        ...
+
+    def addSystemEventTrigger(self, phase: str, eventType: str, callable: Callable[..., Any],
+                              *args: Any, **kwargs: Any) -> Any:
+        ...
+
+    def removeSystemEventTrigger(self, triggerID: Any) -> None:
+        ...
 
 
 class Call:
@@ -145,7 +157,7 @@ class Workers:
         # ``streams`` (reactor thread only): the open ItemStreams, weakly.
         self.links: set[StreamLink] = set()
         self.spares: list[tuple[Pyro4.Proxy, int]] = []
-        self.streams: weakref.WeakSet[ItemStream] = weakref.WeakSet()
+        self.streams: weakref.WeakSet[Any] = weakref.WeakSet()  # service.ItemStream
 
     def finished(self, call: Call, drain: Callable[[], None]) -> None:
         """Worker thread: hand ``call`` to the reactor thread."""

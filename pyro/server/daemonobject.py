@@ -21,7 +21,7 @@ from Pyro4.core import DaemonObject, current_context, expose
 from twisted.internet import defer, threads
 
 from .context import CallContext
-from .dispatch import in_reactor
+from .placement import in_reactor
 
 
 @expose

@@ -1,0 +1,294 @@
+"""The daemon: :class:`Pyro4ProtocolFactory`, a registry of objects and a factory of connections.
+
+A Twisted ``ServerFactory`` that behaves like a ``Pyro4.Daemon``: register objects (or
+classes) on it, hand out ``PYRO:`` URIs, and listen on as many ports, interfaces and
+transports as you like::
+
+    factory = Pyro4ProtocolFactory()
+    port = reactor.listenTCP(0, factory, interface="127.0.0.1", backlog=DEFAULT_BACKLOG)
+    factory.setAddress("127.0.0.1", port.getHost().port)
+    uri = factory.register(Foo())          # PYRO:obj_...@127.0.0.1:<port>
+
+Every connection is a :class:`~pyro.server.protocol.Pyro4Protocol`; what a request means and
+which servant runs is :class:`~pyro.server.dispatch.Dispatcher`'s job.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from Pyro4 import constants, errors, util
+from Pyro4.configuration import config
+from Pyro4.core import Daemon
+from twisted.internet import defer, endpoints
+from twisted.internet.protocol import ServerFactory
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from .. import wire
+from .._reactor import default_reactor
+from .connection import PyroConnection
+from .daemonobject import TwistedDaemonObject
+from .dispatch import Dispatcher
+from .protocol import Pyro4Protocol
+from .streams import ItemStreams
+
+__all__ = ["DEFAULT_BACKLOG", "Pyro4ClientFactory", "Pyro4ProtocolFactory", "Pyro4ServerFactory"]
+
+#: Listen backlog for our helpers. Twisted's default of 50 overflows when a thousand Pyro4
+#: clients connect at once (each Pyro4 proxy opens its own connection), and the kernel then
+#: drops SYNs, costing the client a one-second retransmit. Pass it to ``listenTCP`` too.
+DEFAULT_BACKLOG = 4096
+
+log = Logger(namespace="pyro.protocol")
+
+
+class Pyro4ProtocolFactory(ServerFactory):
+    """A Pyro4 daemon for Twisted: a registry of objects and a factory of connections.
+
+    It offers the ``Pyro4.Daemon`` API that servants and tools use (``register``,
+    ``unregister``, ``uriFor``, ``proxyFor``, ``objectsById``, ``locationStr``,
+    ``validateHandshake``, ``clientDisconnect``, ``annotations``, ``_pyroHmacKey``), and
+    serves the same ``Pyro.Daemon`` object.
+
+    :param reactor: the reactor to use (default: the global one, looked up when needed).
+    :param threadpool: a started ``twisted.python.threadpool.ThreadPool``. Servant calls run
+        in it, one at a time per connection, so blocking servants do not stall the reactor.
+        Without it, calls run in the reactor thread. You own the pool (start and stop it).
+    :param max_message_size: refuse messages larger than this; default
+        ``Pyro4.config.MAX_MESSAGE_SIZE`` (read per message; 0 means no limit).
+    :param interface: the class serving the ``Pyro.Daemon`` object, as for Pyro4's Daemon.
+    :param idle_timeout: seconds a connection may sit idle (handshake pending, or between
+        requests, or stalled in the middle of one) before the server closes it; ``None``
+        (the default) keeps idle connections open, as Pyro4's multiplex server does. Pyro4's
+        thread server drops them after ``COMMTIMEOUT``: ``idle_timeout=config.COMMTIMEOUT``
+        does the same. A call being served, however long, is not idleness. One timer checks
+        every connection four times per ``idle_timeout`` (no timer per connection: idle
+        connections stay cheap), so an idle one goes after 1 to 1.25 times ``idle_timeout``.
+    """
+
+    protocol = Pyro4Protocol  # type: ignore[assignment]
+
+    def __init__(self, reactor: Any = None, threadpool: Any = None,
+                 max_message_size: int | None = None,
+                 interface: Callable[[Any], Any] = TwistedDaemonObject,
+                 idle_timeout: float | None = None):
+        if idle_timeout is not None and idle_timeout <= 0:
+            raise ValueError("idle_timeout must be positive (or None), not %r" % (idle_timeout,))
+        self.idle_timeout = idle_timeout
+        self._idle_sweeper: LoopingCall | None = None
+        self._reactor = reactor
+        self.threadpool = threadpool
+        self.max_message_size = max_message_size
+        self.dispatcher = Dispatcher(self)
+        # every connection's reader asks these (made once here, not once per connection)
+        self.reader_options: dict[str, Any] = {
+            "hmac_key": self.hmacKey, "max_message_size": self.maxMessageSize}
+        self.streams = ItemStreams(lambda: self.reactor)
+        self.streaming_responses = self.streams.responses  # the name Pyro4's DaemonObject uses
+        # Pyro4 reads the accepted serializers once, when a daemon is created:
+        self.accepted_serializer_ids = frozenset(
+            util.get_serializer(name).serializer_id for name in config.SERIALIZERS_ACCEPTED)
+        self.__pyroHmacKey: bytes | None = None
+        self._pyroInstances: dict[type, Any] = {}  # instance_mode="single" servants
+        self.create_single_instance_lock = threading.Lock()
+        self._location: str | None = None
+        self.natLocationStr: str | None = None
+        self.transportServer = "twisted"
+        self.protocols: set[Pyro4Protocol] = set()
+        self._housekeeper: LoopingCall | None = None
+        self._lost_waiters: dict[Pyro4Protocol, list[defer.Deferred[None]]] = {}
+        self.ports: list[Any] = []
+        daemon_object = interface(self)
+        daemon_object._pyroId = constants.DAEMON_NAME
+        self.objectsById: dict[str, Any] = {constants.DAEMON_NAME: daemon_object}
+
+    @property
+    def reactor(self) -> Any:
+        return default_reactor(self._reactor)
+
+    def hmacKey(self) -> bytes | None:
+        """The HMAC key in force now (read per message: it may be set at any time)."""
+        return self.__pyroHmacKey
+
+    def maxMessageSize(self) -> int:
+        """The message size limit in force now (the factory's, else Pyro4's config)."""
+        if self.max_message_size is not None:
+            return self.max_message_size
+        return config.MAX_MESSAGE_SIZE
+
+    # -- address --------------------------------------------------------------------------
+
+    @property
+    def locationStr(self) -> str:
+        """``host:port`` (or ``./u:path``) that goes into URIs, like Pyro4's Daemon."""
+        if self._location is None:
+            raise errors.DaemonError(
+                "the factory has no address yet: call setAddress(host, port) or listen() first")
+        return self._location
+
+    @locationStr.setter
+    def locationStr(self, value: str) -> None:
+        self._location = value
+
+    def setAddress(self, host: str, port: int) -> None:
+        """Set the address that URIs name (the factory may listen on many)."""
+        self._location = "[%s]:%d" % (host, port) if ":" in host else "%s:%d" % (host, port)
+
+    def setUnixAddress(self, path: str) -> None:
+        """Name a UNIX socket in URIs: ``PYRO:id@./u:path``."""
+        self._location = "./u:" + path
+
+    def _address_from(self, address: Any) -> None:
+        """Derive the URI address from a port, when the user did not set one."""
+        if self._location is not None:
+            return
+        name = getattr(address, "name", None)
+        if name is not None:
+            self.setUnixAddress(name.decode() if isinstance(name, bytes) else name)
+        elif getattr(address, "host", None) is not None:
+            self.setAddress(address.host, address.port)
+
+    def listen(self, endpoint: Any) -> defer.Deferred[Any]:
+        """Listen on an ``IStreamServerEndpoint``; the first port names the URIs by default.
+
+        ``endpoint`` may also be an endpoint description string, as ``twistd`` and
+        ``serverFromString`` take them (``"tcp:9090:interface=127.0.0.1"``,
+        ``"unix:/run/pyro.sock"``, ``"ssl:9443:privateKey=key.pem:certKey=cert.pem"``),
+        resolved on this factory's reactor. The factory remembers its ports so
+        :meth:`close` can stop them.
+        """
+        if isinstance(endpoint, str):
+            endpoint = endpoints.serverFromString(self.reactor, endpoint)
+
+        def listening(port: Any) -> Any:
+            self.ports.append(port)
+            self._address_from(port.getHost())
+            return port
+
+        return endpoint.listen(self).addCallback(listening)
+
+    # -- the Daemon API (Pyro4's own implementations; they only need objectsById & uriFor) --
+
+    register = Daemon.register
+    unregister = Daemon.unregister
+    uriFor = Daemon.uriFor
+    proxyFor = Daemon.proxyFor
+    resetMetadataCache = Daemon.resetMetadataCache
+
+    @property
+    def _pyroHmacKey(self) -> bytes | None:
+        return self.__pyroHmacKey
+
+    @_pyroHmacKey.setter
+    def _pyroHmacKey(self, value: bytes | str | None) -> None:
+        self.__pyroHmacKey = wire.hmac_key_bytes(value)
+
+    def validateHandshake(self, conn: PyroConnection, data: Any) -> Any:
+        """Override to vet new connections: return a value for the client, raise to refuse.
+
+        Unlike Pyro4's, this may return a Deferred (or be a coroutine).
+        """
+        return "hello"
+
+    def clientDisconnect(self, conn: PyroConnection) -> None:
+        """Override to learn that a client (one that passed the handshake) went away."""
+
+    def annotations(self) -> dict[str, bytes]:
+        """Override to add custom annotations to every response."""
+        return {}
+
+    def housekeeping(self) -> None:
+        """Override to run periodic cleanup, every ``Pyro4.config.POLLTIMEOUT`` seconds.
+
+        As in Pyro4, this runs while the factory is listening. The timer exists only when a
+        subclass overrides this method. (Item-stream expiry has its own timer.)
+        """
+
+    def startFactory(self) -> None:
+        """The first port started listening: start the housekeeping timer if it is used."""
+        if type(self).housekeeping is not Pyro4ProtocolFactory.housekeeping:
+            self._housekeeper = LoopingCall(self.housekeeping)
+            self._housekeeper.clock = self.reactor
+            self._housekeeper.start(config.POLLTIMEOUT or 2.0, now=False).addErrback(
+                lambda f: log.failure("housekeeping() raised; it will not run again", f))
+        if self.idle_timeout:
+            self._idle_sweeper = LoopingCall(self._close_idle_connections)
+            self._idle_sweeper.clock = self.reactor
+            self._idle_sweeper.start(self.idle_timeout / 4, now=False).addErrback(
+                lambda f: log.failure("closing idle connections failed; no longer done", f))
+
+    def stopFactory(self) -> None:
+        """The last port stopped listening."""
+        for timer in (self._housekeeper, self._idle_sweeper):
+            if timer is not None and timer.running:
+                timer.stop()
+        self._housekeeper = self._idle_sweeper = None
+
+    def _close_idle_connections(self) -> None:
+        """Close the connections idle for ``idle_timeout`` seconds or more (gracefully:
+        a Pyro4 client then gets ``ConnectionClosedError`` on its next call, as from Pyro4's
+        thread server)."""
+        assert self.idle_timeout is not None
+        deadline = self.reactor.seconds() - self.idle_timeout
+        for protocol in [p for p in self.protocols if p.last_active <= deadline and p.idle]:
+            log.info("closing connection from {peer}: idle for {seconds:.1f} s",
+                     peer=protocol.peer_address,
+                     seconds=self.reactor.seconds() - protocol.last_active)
+            protocol._hang_up()
+
+    # -- connections ----------------------------------------------------------------------
+
+    def connectionOpened(self, protocol: Pyro4Protocol) -> None:
+        """A client connected (called by the protocol)."""
+        self.protocols.add(protocol)
+        self._address_from(protocol.transport.getHost())
+
+    def connectionClosed(self, protocol: Pyro4Protocol, reason: Failure | None) -> None:
+        """A client went away: release its session, streams and tracked resources."""
+        self.protocols.discard(protocol)
+        for waiter in self._lost_waiters.pop(protocol, ()):
+            waiter.callback(None)
+        self.streams.client_gone(protocol)
+        try:
+            if protocol.handshaken:
+                self.clientDisconnect(protocol)
+        except Exception:
+            log.failure("clientDisconnect({conn}) raised", conn=protocol)
+        finally:
+            protocol.release()
+
+    def close(self) -> defer.Deferred[None]:
+        """Stop listening, drop every connection, and forget open item streams.
+
+        The Deferred fires when the ports are closed and every connection is gone.
+        """
+        waits = [defer.maybeDeferred(port.stopListening) for port in self.ports]
+        self.ports = []
+        for protocol in list(self.protocols):
+            waiter: defer.Deferred[None] = defer.Deferred()
+            self._lost_waiters.setdefault(protocol, []).append(waiter)
+            waits.append(waiter)
+            protocol.close()
+        self.streams.clear()
+        return defer.gatherResults(waits).addCallback(lambda _: None)
+
+    shutdown = close
+
+    def __repr__(self) -> str:
+        return "<%s.%s at 0x%x; %s; %d objects>" % (
+            type(self).__module__, type(self).__name__, id(self), self._location,
+            len(self.objectsById))
+
+    # Objects registered here keep a reference to their daemon; Pyro4's serializers must
+    # never try to send the daemon itself (it has no meaningful serialized state).
+    def __getstate__(self) -> dict[str, Any]:
+        return {}
+
+
+#: The original twisted-pyro's names for the same class.
+Pyro4ClientFactory = Pyro4ProtocolFactory
+Pyro4ServerFactory = Pyro4ProtocolFactory
