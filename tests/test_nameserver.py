@@ -25,9 +25,10 @@ from pyro.nameserver import (
     register_name_server,
 )
 
-from . import servers
-from .asynctest import async_test
-from .peers import free_port
+from .support import our_server
+from .support.asynctest import async_test
+from .support.config import patch_config
+from .support.pyro4_peers import free_port
 
 
 @Pyro4.expose
@@ -73,12 +74,12 @@ class ResponderTests(TestCase):
 
 class NameServerOnTheReactorTests(TestCase):
     def setUp(self) -> None:
-        self.factory = servers.serve(self)
+        self.factory = our_server.serve(self)
         self.nameserver, self.ns_uri = register_name_server(self.factory)
         self.udp = listen_broadcast(self.ns_uri, interface="127.0.0.1", port=0)
         self.addCleanup(self.udp.stopListening)
         # nothing listens at NS_HOST:NS_PORT: only the broadcast query can find the server
-        servers.restore_config(self, NS_HOST="127.0.0.1", NS_PORT=free_port(),
+        patch_config(self, NS_HOST="127.0.0.1", NS_PORT=free_port(),
                                BROADCAST_ADDRS="127.0.0.1", NS_BCPORT=self.udp.getHost().port)
 
     def test_it_lists_itself_as_pyro4_does(self) -> None:
@@ -97,7 +98,7 @@ class NameServerOnTheReactorTests(TestCase):
             with Pyro4.Proxy("PYRONAME:example.thing") as proxy:  # located the same way
                 return found, proxy.hello()
 
-        found, hello = await servers.in_thread(blocking)
+        found, hello = await our_server.in_thread(blocking)
         self.assertEqual((found, hello), (str(self.ns_uri), "hi"))
         self.assertEqual(self.udp.protocol.requests, 2)  # one per locateNS()
 
@@ -114,7 +115,7 @@ class NameServerOnTheReactorTests(TestCase):
         port.bind(("127.0.0.1", 0))
         number = port.getsockname()[1]
         port.close()
-        servers.restore_config(self, NS_BCPORT=number, NS_BCHOST="127.0.0.1")
+        patch_config(self, NS_BCPORT=number, NS_BCHOST="127.0.0.1")
         udp = listen_broadcast(self.ns_uri, reactor=reactor)
         self.addCleanup(udp.stopListening)
         self.assertEqual((udp.getHost().host, udp.getHost().port), ("127.0.0.1", number))

@@ -12,7 +12,7 @@ would return for the same bytes, or ``NOT_FAST``, and then the caller uses serpe
 (which also produces the authoritative error for bad input). Anything outside the subset
 falls back: sets, complex numbers, escapes in strings, control characters, whitespace other
 than spaces, comments, deep nesting, long integers, another serpent header. Nothing is ever
-evaluated; the property tests in ``tests/test_fastserpent.py`` compare both decoders on
+evaluated; the property tests in ``tests/wire/test_fastserpent.py`` compare both decoders on
 serpent's own output for arbitrary data and on arbitrary text.
 """
 

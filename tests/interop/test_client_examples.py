@@ -1,6 +1,6 @@
 """Pyro4 4.82's examples again, with their client side made by the native ``DeferredProxy``.
 
-tests/test_examples.py runs the examples' client code with a blocking ``Pyro4.Proxy`` in a
+tests/interop/test_examples.py runs the examples' client code with a blocking ``Pyro4.Proxy`` in a
 worker thread. Here the same examples' client logic is written for ``pyro.client`` (async
 tests, every call a Deferred, in the reactor thread) and runs against the same four servers
 (our factory in the reactor thread, our factory with a thread pool, Pyro4's thread and
@@ -64,9 +64,10 @@ from twisted.trial import unittest
 
 from pyro.client import DeferredProxy, ItemStream
 
+from ..support.asynctest import async_test, failure_of
+from ..support.config import patch_config
+from ..support.our_server import in_thread
 from . import test_examples as examples
-from .asynctest import async_test, failure_of
-from .servers import in_thread, restore_config
 from .test_examples import (
     BLOB_TIME,
     CONTEXT_CORRELATION,
@@ -428,7 +429,7 @@ class NativeExampleTests:
     async def test_callcontext_correlation_id_from_the_context(self):
         """The example's way: the correlation id of the client's thread goes with every call."""
         # (with our server in the same reactor: serving calls there leaves this thread's
-        # client context alone, see tests/test_protocol.py)
+        # client context alone, see tests/server/test_protocol.py)
         daemon = self.start()
         uri = daemon.register(ContextEchoServer, "example.context")
         Pyro4.current_context.correlation_id = CONTEXT_CORRELATION
@@ -526,7 +527,7 @@ class NativeExampleTests:
 
     @async_test
     async def test_maxsize(self):
-        restore_config(self, MAX_MESSAGE_SIZE=0)
+        patch_config(self, MAX_MESSAGE_SIZE=0)
         daemon = self.start()
         uri = daemon.register(Pyro4.test.echoserver.EchoServer(), "test.echoserver")
         huge_object = [42] * 10000
@@ -610,7 +611,7 @@ class NativeExampleTests:
     @async_test
     async def test_oneway_unthreaded(self):
         """``ONEWAY_THREADED=False``: oneway calls run in line, before the next request."""
-        restore_config(self, ONEWAY_THREADED=False)
+        patch_config(self, ONEWAY_THREADED=False)
         server = OnewayServer()
         uri = serve_in_line(self, server, "example.oneway")
         serv = self.proxy(uri, max_connections=1)
@@ -619,7 +620,7 @@ class NativeExampleTests:
 
     @async_test
     async def test_streaming(self):
-        restore_config(self, ITER_STREAMING=True)
+        patch_config(self, ITER_STREAMING=True)
         daemon = self.start()
         uri = daemon.register(Streamer, "example.streamer")
         p = self.proxy(uri)
@@ -755,7 +756,7 @@ class NativeExampleTests:
     @async_test
     async def test_fix_response_annotations_hook(self):
         """``_pyroResponseAnnotations(annotations, msgtype)``: called as a Pyro4.Proxy calls it."""
-        restore_config(self, ITER_STREAMING=True)
+        patch_config(self, ITER_STREAMING=True)
         daemon = self.start()
         uri = daemon.register(Streamer, "example.streamer")
         seen: list[Any] = []

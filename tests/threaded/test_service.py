@@ -1,5 +1,5 @@
 """pyro.proxy against real Pyro4 4.82 peers: daemons of both server types and a name server,
-each running in a background thread on 127.0.0.1 (see tests/peers.py).
+each running in a background thread on 127.0.0.1 (see tests/support/pyro4_peers.py).
 
 The PyroDeferredService tests are trial tests (they return Deferreds; pytest runs them):
 every service is closed, and its worker threads joined, by a cleanup, so trial sees a clean
@@ -32,9 +32,10 @@ from twisted.trial import unittest
 
 from pyro.proxy import PyroDeferredService, PyroPatientProxy
 from pyro.threaded.workerconnection import WorkerConnection
-from tests.peers import (
+
+from ..support.config import patch_config
+from ..support.pyro4_peers import (
     free_port,
-    patch_config,
     pyro4_daemon,
     pyro4_nameserver,
     serve_pyro4,
@@ -478,7 +479,7 @@ import threading, sys
 import Pyro4
 from twisted.internet import reactor, threads
 from pyro.proxy import PyroDeferredService
-from tests.peers import start_pyro4_daemon
+from tests.support.pyro4_peers import start_pyro4_daemon
 
 entered, forever = threading.Event(), threading.Event()
 
@@ -509,7 +510,7 @@ sys.exit(0 if outcome == ["ConnectionClosedError"] and not workers else 1)
 
 def test_reactor_shutdown_does_not_hang_on_a_call_in_progress():
     # The real reactor, really stopped: only possible in a process of its own.
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parent.parent.parent
     result = subprocess.run([sys.executable, "-c", REACTOR_SHUTDOWN_SCRIPT], cwd=root,
                             env={**os.environ, "PYTHONPATH": str(root)},
                             capture_output=True, text=True, timeout=60)
@@ -745,7 +746,7 @@ def test_patient_proxy_reconnect_is_patient(cleanups):
     assert len(sleep.calls) == 1
 
 
-def test_peers_restore_config():
+def test_peers_patch_config():
     before = Pyro4.config.SERVERTYPE
     with pyro4_daemon("multiplex" if before == "thread" else "thread"):
         assert Pyro4.config.SERVERTYPE == before

@@ -27,6 +27,8 @@ from twisted.trial.unittest import TestCase
 from pyro import wire
 from pyro.client import ClientState, DeferredProxy, ItemStream, PyroClientProtocol
 
+from ..support.config import patch_config
+
 URI = "PYRO:obj@127.0.0.1:9999"
 NS_URI = "PYRO:Pyro.NameServer@127.0.0.1:9090"
 META = {"methods": ["add", "echo", "count", "fire"], "oneway": ["fire"], "attrs": ["value"]}
@@ -978,8 +980,7 @@ class ClientUnitTests(TestCase):
         self.close(proxy, peer)
 
     def test_name_server_from_pyro4_config(self) -> None:
-        from . import peers
-        peers.patch_config(self, NS_HOST="127.0.0.1", NS_PORT=9191)
+        patch_config(self, NS_HOST="127.0.0.1", NS_PORT=9191)
         proxy = self.proxy("PYRONAME:thing")
         d = proxy.add(1, 2)
         self.assertEqual(self.reactor.tcpClients[-1][:2], ("127.0.0.1", 9191))
@@ -1044,12 +1045,11 @@ class ClientUnitTests(TestCase):
     # -- Pyro4.config.COMMTIMEOUT ---------------------------------------------------------
 
     def test_commtimeout_is_the_default_call_timeout(self) -> None:
-        from . import peers
-        peers.patch_config(self, COMMTIMEOUT=5.0)
+        patch_config(self, COMMTIMEOUT=5.0)
         proxy = self.proxy()
         explicit = self.proxy(timeout=20)
         unbounded = self.proxy(timeout=None)  # an explicit None wins too: no timeout
-        peers.patch_config(self, COMMTIMEOUT=0.0)  # read when the proxy was made, as Pyro4
+        patch_config(self, COMMTIMEOUT=0.0)  # read when the proxy was made, as Pyro4
         self.assertEqual((proxy.timeout, proxy._pyroTimeout), (5.0, 5.0))
         self.assertEqual((explicit.timeout, unbounded.timeout), (20, None))
         self.assertIsNone(self.proxy().timeout)  # 0 (Pyro4's default): no timeout
@@ -1068,8 +1068,7 @@ class ClientUnitTests(TestCase):
         self.close(proxy, peer)
 
     def test_commtimeout_bounds_connecting_and_the_handshake(self) -> None:
-        from . import peers
-        peers.patch_config(self, COMMTIMEOUT=5.0)
+        patch_config(self, COMMTIMEOUT=5.0)
         proxy, explicit = self.proxy(), self.proxy(connect_timeout=30)
         bound, other = proxy.connect(), explicit.connect()
         self.assertEqual([client[3] for client in self.reactor.tcpClients], [5.0, 30])

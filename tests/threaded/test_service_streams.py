@@ -1,6 +1,6 @@
 """PyroDeferredService: item streams and batches, against real servers: Pyro4 4.82's own
-daemons (thread and multiplex, in background threads, see tests/peers.py) and ours
-(``Pyro4ProtocolFactory`` on a loopback port, see tests/servers.py).
+daemons (thread and multiplex, in background threads, see tests/support/pyro4_peers.py) and ours
+(``Pyro4ProtocolFactory`` on a loopback port, see tests/support/our_server.py).
 
 Trial tests (they return Deferreds; pytest runs them). Nothing sleeps: server-side effects
 (a generator closed, a oneway batch done) are threading.Events set by the servant, waited for
@@ -25,8 +25,9 @@ from twisted.trial import unittest
 
 from pyro.protocol import Pyro4ProtocolFactory
 from pyro.proxy import Batch, ItemStream, PyroDeferredService
-from tests import peers, servers
-from tests.asynctest import async_test, failure_of
+
+from ..support import our_server, pyro4_peers
+from ..support.asynctest import async_test, failure_of
 
 # Pyro4 4.82's request loop calls threading.Event.isSet(), deprecated since Python 3.10.
 pytestmark = pytest.mark.filterwarnings("ignore:isSet\\(\\) is deprecated:DeprecationWarning")
@@ -404,7 +405,7 @@ class _StreamTests:
 
 class OurServerStreamTests(_StreamTests, unittest.TestCase):
     def serve(self, servant: Any) -> Pyro4.URI:
-        self.factory = servers.serve(self, Pyro4ProtocolFactory())
+        self.factory = our_server.serve(self, Pyro4ProtocolFactory())
         return self.factory.register(servant, "streams")
 
     def responses(self) -> dict[str, Any]:
@@ -415,7 +416,7 @@ class _Pyro4StreamTests(_StreamTests):
     SERVERTYPE: str
 
     def serve(self, servant: Any) -> Pyro4.URI:
-        self.peer = peers.serve_pyro4(self, self.SERVERTYPE)
+        self.peer = pyro4_peers.serve_pyro4(self, self.SERVERTYPE)
         # Cleanups run last-in first-out: services close before a blocked servant is let go.
         self.addCleanup(servant.release.set)
         return self.peer.register(servant, "streams")

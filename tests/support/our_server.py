@@ -41,10 +41,3 @@ def call(uri: Any, method: str, *args: Any, **kwargs: Any) -> Any:
             return getattr(proxy, method)(*args, **kwargs)
 
     return in_thread(blocking)
-
-
-def restore_config(testcase: Any, **changes: Any) -> None:
-    """Change ``Pyro4.config`` for one test, and put it back afterwards."""
-    for name, value in changes.items():
-        testcase.addCleanup(setattr, Pyro4.config, name, getattr(Pyro4.config, name))
-        setattr(Pyro4.config, name, value)

@@ -17,9 +17,10 @@ from twisted.trial import unittest
 
 from pyro import wire
 
-from .servers import call, restore_config, serve
-from .test_server import Calculator
-from .wireclient import ScriptedPeer
+from ..server.test_server import Calculator
+from ..support.config import patch_config
+from ..support.our_server import call, serve
+from ..support.scripted_peer import ScriptedPeer
 
 
 class RawPeer(Protocol):
@@ -168,7 +169,7 @@ class BadInputTest(unittest.TestCase):
     def test_announced_size_over_the_limit(self):
         raw = yield self.raw()
         header = raw.peer.invoke("calc", "add", "x" * 2000, "y")[: wire.HEADER_SIZE]
-        restore_config(self, MAX_MESSAGE_SIZE=1000)
+        patch_config(self, MAX_MESSAGE_SIZE=1000)
         (reply,) = yield raw.replies_after(header, 1)
         self.assertIsInstance(raw.peer.load(reply), errors.MessageTooLargeError)
         yield raw.closed
@@ -190,7 +191,7 @@ class BadInputTest(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_real_proxy_with_oversized_request_gets_pyro4s_error(self):
-        restore_config(self, MAX_MESSAGE_SIZE=0)
+        patch_config(self, MAX_MESSAGE_SIZE=0)
         self.factory.max_message_size = 2000
         with self.assertRaises(errors.CommunicationError):
             yield call(self.uri, "add", "x" * 5000, "y")

@@ -15,8 +15,8 @@ Three ways to use it:
 
 ``Pyro4.config`` is global and Pyro4's daemons read ``SERVERTYPE`` (and a few other settings)
 when they are constructed: the helpers apply the requested settings only for the duration of
-the constructor call and restore them at once. ``patch_config`` changes settings for a whole
-test and restores them in a cleanup.
+the constructor call and restore them at once. ``tests.support.config.patch_config`` changes settings
+for a whole test and restores them in a cleanup.
 
 Stop order matters with the ``thread`` server type: each client connection occupies one of
 the daemon's worker threads until the client closes it, so close your clients (proxies,
@@ -37,13 +37,13 @@ import Pyro4.naming
 from twisted.internet import threads
 from twisted.trial.unittest import TestCase as TrialTestCase
 
+from .config import config_changed
+
 __all__ = [
     "Pyro4Peer",
     "Pyro4NameServerPeer",
     "SERVERTYPES",
-    "config_changed",
     "free_port",
-    "patch_config",
     "pyro4_daemon",
     "pyro4_nameserver",
     "serve_pyro4",
@@ -56,26 +56,6 @@ __all__ = [
 SERVERTYPES = ("thread", "multiplex")
 
 LOOPBACK = "127.0.0.1"
-
-
-@contextlib.contextmanager
-def config_changed(**changes: Any) -> Iterator[None]:
-    """Change ``Pyro4.config`` settings inside a ``with`` block; restore them on the way out."""
-    saved = {name: getattr(Pyro4.config, name) for name in changes}
-    try:
-        for name, value in changes.items():
-            setattr(Pyro4.config, name, value)
-        yield
-    finally:
-        for name, value in saved.items():
-            setattr(Pyro4.config, name, value)
-
-
-def patch_config(testcase: Any, **changes: Any) -> None:
-    """Change ``Pyro4.config`` for one test; an ``addCleanup`` puts the old values back."""
-    for name, value in changes.items():
-        testcase.addCleanup(setattr, Pyro4.config, name, getattr(Pyro4.config, name))
-        setattr(Pyro4.config, name, value)
 
 
 def free_port(host: str = LOOPBACK) -> int:

@@ -4,7 +4,7 @@ ahead, writes without polling first).
 Reading is checked with a scripted socket (what each ``recv`` returns, in order: splits,
 errors, a closing peer) and with real socket pairs carrying real Pyro4 messages; sending with
 real socket pairs (a full buffer, a closed peer). The workers' use of it is checked against
-real Pyro4 daemons in tests/test_proxy.py, and over TLS in tests/test_client_tls.py.
+real Pyro4 daemons in tests/threaded/test_service.py, and over TLS in tests/client/test_tls.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The native client (and PyroDeferredService's workers) over TLS, configured the way Pyro4 clients are: ``Pyro4.config.SSL``,
 ``SSL_CACERTS``, ``SSL_CLIENTCERT`` and ``SSL_CLIENTKEY``, read by ``default_endpoint`` for
 every connection. The server is our factory on ``reactor.listenSSL`` (as in
-``test_transports``), with certificates made fresh for each test (``tests/certs.py``).
+``test_transports``), with certificates made fresh for each test (``tests/support/certs.py``).
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ from pyro.protocol import DEFAULT_BACKLOG
 from pyro.proxy import PyroDeferredService
 from pyro.threaded.workerconnection import WorkerConnection
 
-from . import test_transports as transports
-from .certs import make_pki
-from .servers import restore_config
+from ..server import test_transports as transports
+from ..support.certs import make_pki
+from ..support.config import patch_config
 
 config = Pyro4.config
 
@@ -58,7 +58,7 @@ class ClientTLSTests(unittest.TestCase):
         self.factory = transports.WitnessFactory()
         self.addCleanup(self.factory.close)  # stops the ports, waits for the connections
         self.servant = transports.Servant()
-        restore_config(self, SSL=False, SSL_CACERTS="", SSL_CLIENTCERT="", SSL_CLIENTKEY="",
+        patch_config(self, SSL=False, SSL_CACERTS="", SSL_CLIENTCERT="", SSL_CLIENTKEY="",
                        SSL_CLIENTKEYPASSWD="", SSL_SERVERCERT="", SSL_SERVERKEY="",
                        SSL_REQUIRECLIENTCERT=False)
         transports.reset_pyro4_ssl_contexts()

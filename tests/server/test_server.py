@@ -18,7 +18,8 @@ from twisted.trial import unittest
 
 from pyro.protocol import Pyro4ProtocolFactory
 
-from .servers import call, in_thread, restore_config, serve
+from ..support.config import patch_config
+from ..support.our_server import call, in_thread, serve
 
 
 class Unserializable(Exception):
@@ -205,7 +206,7 @@ class FeaturesTest(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_streams_are_dropped_when_their_client_disconnects(self):
-        restore_config(self, ITER_STREAM_LINGER=0)
+        patch_config(self, ITER_STREAM_LINGER=0)
         lost = defer.Deferred()
         self.factory.clientDisconnect = lambda conn: lost.callback(None)
 
@@ -273,7 +274,7 @@ class FeaturesTest(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_compression(self):
-        restore_config(self, COMPRESSION=True)
+        patch_config(self, COMPRESSION=True)
         self.assertEqual((yield call(self.uri, "add", "x" * 5000, "y")), "x" * 5000 + "y")
 
     @defer.inlineCallbacks
@@ -317,7 +318,7 @@ class SerializerPolicyTest(unittest.TestCase):
 
     @defer.inlineCallbacks
     def test_pickle_dill_msgpack_when_accepted(self):
-        restore_config(self, SERIALIZERS_ACCEPTED={"pickle", "dill", "msgpack", "serpent"})
+        patch_config(self, SERIALIZERS_ACCEPTED={"pickle", "dill", "msgpack", "serpent"})
         factory = serve(self)  # accepted serializers are read when the factory is made
         uri = factory.register(Calculator(), "calc")
         for name in ("pickle", "dill", "msgpack"):
@@ -937,7 +938,7 @@ class BackpressureTest(unittest.TestCase):
         from twisted.internet.address import IPv4Address
         from twisted.internet.testing import StringTransport
 
-        from .wireclient import ScriptedPeer
+        from ..support.scripted_peer import ScriptedPeer
 
         factory = Pyro4ProtocolFactory(reactor=task.Clock())
         factory.setAddress("127.0.0.1", 1)

@@ -28,8 +28,9 @@ from twisted.trial.unittest import TestCase
 from pyro.client import DeferredProxy, ItemStream, locate_ns, resolve
 from pyro.protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
-from . import peers, servers
-from .asynctest import async_test, failure_of
+from ..support import our_server, pyro4_peers
+from ..support.asynctest import async_test, failure_of
+from ..support.config import config_changed
 
 ALL_SERIALIZERS = {"serpent", "json", "marshal", "msgpack", "pickle"}
 
@@ -427,7 +428,7 @@ class ClientTests:
     @async_test
     async def test_commtimeout_is_the_default_timeout(self) -> None:
         uri = self.serve(Servant())
-        with peers.config_changed(COMMTIMEOUT=0.2):
+        with config_changed(COMMTIMEOUT=0.2):
             proxy = self.proxy(uri)  # read now, as a Pyro4.Proxy reads it when made
             patient = self.proxy(uri, timeout=None)  # an explicit argument wins
         self.assertEqual((proxy.timeout, patient.timeout), (0.2, None))
@@ -453,7 +454,7 @@ class ClientTests:
     async def test_serialized_blob_through_a_gateway(self) -> None:
         """A servant of ours passes a received blob on, undecoded, to this test's server."""
         target = self.proxy(self.serve(Servant()))  # serpent
-        factory = servers.serve(self)
+        factory = our_server.serve(self)
 
         @Pyro4.expose
         class Gateway:
@@ -470,7 +471,7 @@ class ClientTests:
     @async_test
     async def test_pyroname_through_a_real_name_server(self) -> None:
         uri = self.serve(Servant())
-        ns = peers.serve_pyro4_nameserver(self)
+        ns = pyro4_peers.serve_pyro4_nameserver(self)
         ns.register_name("test.thing", uri, metadata={"kind:servant"})
         proxy = self.proxy(ns.pyroname("test.thing"))
         self.assertEqual(await proxy.add(2, 3), 5)
@@ -499,19 +500,19 @@ class OurServerTests(ClientTests, TestCase):
 
     def serve(self, obj: Any, hmac_key: bytes | None = None,
               accepted: set[str] | None = None) -> Any:
-        with peers.config_changed(**({"SERIALIZERS_ACCEPTED": accepted} if accepted else {})):
+        with config_changed(**({"SERIALIZERS_ACCEPTED": accepted} if accepted else {})):
             factory = Pyro4ProtocolFactory()
         factory._pyroHmacKey = hmac_key
-        servers.serve(self, factory)
+        our_server.serve(self, factory)
         return factory.register(obj)
 
     def serve_validating(self, obj: Any) -> Any:
-        factory = servers.serve(self, _Validating())
+        factory = our_server.serve(self, _Validating())
         return factory.register(obj)
 
     @async_test
     async def test_server_goes_away_and_comes_back(self) -> None:
-        factory = servers.serve(self)
+        factory = our_server.serve(self)
         servant = Servant()
         uri = factory.register(servant, "servant")
         proxy = self.proxy(uri, backoff=lambda attempt: 0.0)
@@ -526,7 +527,7 @@ class OurServerTests(ClientTests, TestCase):
 
     @async_test
     async def test_min_connections_ready_before_a_burst(self) -> None:
-        factory = servers.serve(self)
+        factory = our_server.serve(self)
         uri = factory.register(Servant())
         proxy = self.proxy(uri, min_connections=8, max_connections=8, max_in_flight=8)
         await proxy.connect()
@@ -555,7 +556,7 @@ class OurServerTests(ClientTests, TestCase):
 
     @async_test
     async def test_server_closes_mid_call(self) -> None:
-        factory = servers.serve(self)
+        factory = our_server.serve(self)
         waiting: defer.Deferred[Any] = defer.Deferred()
 
         @Pyro4.expose
@@ -583,7 +584,7 @@ class Pyro4ThreadServerTests(ClientTests, TestCase):
     def serve(self, obj: Any, hmac_key: bytes | None = None,
               accepted: set[str] | None = None) -> Any:
         config = {"SERIALIZERS_ACCEPTED": accepted} if accepted else {}
-        peer = peers.serve_pyro4(self, self.servertype, obj, hmac_key=hmac_key, **config)
+        peer = pyro4_peers.serve_pyro4(self, self.servertype, obj, hmac_key=hmac_key, **config)
         return peer.uris[0]
 
 
@@ -592,7 +593,7 @@ class Pyro4ThreadServerTests(ClientTests, TestCase):
             def validateHandshake(self, conn: Any, data: Any) -> Any:
                 return _validate(data)
 
-        peer = peers.serve_pyro4(self, self.servertype, obj, daemon_class=Validating)
+        peer = pyro4_peers.serve_pyro4(self, self.servertype, obj, daemon_class=Validating)
         return peer.uris[0]
 
 
@@ -603,7 +604,7 @@ class Pyro4MultiplexServerTests(Pyro4ThreadServerTests):
 class WithoutAServerTests(TestCase):
     @async_test
     async def test_nobody_listening(self) -> None:
-        proxy = DeferredProxy("PYRO:thing@127.0.0.1:%d" % peers.free_port())
+        proxy = DeferredProxy("PYRO:thing@127.0.0.1:%d" % pyro4_peers.free_port())
         self.addCleanup(proxy.close)
         exc = await failure_of(proxy.add(1, 2))
         self.assertIsInstance(exc, errors.CommunicationError)
@@ -619,7 +620,7 @@ class WithoutAServerTests(TestCase):
 
         port = reactor.listenTCP(0, Factory.forProtocol(Silent), interface="127.0.0.1")
         self.addCleanup(port.stopListening)
-        with peers.config_changed(COMMTIMEOUT=0.2):
+        with config_changed(COMMTIMEOUT=0.2):
             proxy = DeferredProxy("PYRO:thing@127.0.0.1:%d" % port.getHost().port)
         self.addCleanup(proxy.close)
         started = time.monotonic()
@@ -631,21 +632,21 @@ class WithoutAServerTests(TestCase):
 
     @async_test
     async def test_no_name_server(self) -> None:
-        exc = await failure_of(locate_ns("127.0.0.1", peers.free_port()))
+        exc = await failure_of(locate_ns("127.0.0.1", pyro4_peers.free_port()))
         self.assertIsInstance(exc, errors.NamingError)
 
     @async_test
     async def test_patient_proxy_waits_for_the_name_server(self) -> None:
-        port = peers.free_port()
+        port = pyro4_peers.free_port()
         proxy = DeferredProxy("PYRONAME:late.thing@127.0.0.1:%d" % port, patient=True,
                               patient_tries=200, backoff=lambda attempt: 0.02)
         self.addCleanup(proxy.close)
         call = proxy.add(20, 22)
         await task.deferLater(reactor, 0.2, lambda: None)
         self.assertFalse(call.called)  # still waiting, no thread involved
-        factory = servers.serve(self)
+        factory = our_server.serve(self)
         uri = factory.register(Servant())
-        ns = await threads.deferToThread(peers.start_pyro4_nameserver, port=port)
+        ns = await threads.deferToThread(pyro4_peers.start_pyro4_nameserver, port=port)
         self.addCleanup(lambda: threads.deferToThread(ns.stop))
         ns.register_name("late.thing", uri)
         self.assertEqual(await call, 42)

@@ -33,9 +33,10 @@ from zope.interface import implementer
 
 from pyro.client import DeferredProxy, locate_ns, naming, resolve
 
-from . import peers, servers
-from .asynctest import async_test, failure_of
-from .test_client_unit import NS_META, SERPENT, Peer
+from ..support import our_server, pyro4_peers
+from ..support.asynctest import async_test, failure_of
+from ..support.config import patch_config
+from .test_unit import NS_META, SERPENT, Peer
 
 # -- helpers -----------------------------------------------------------------------------
 
@@ -132,7 +133,7 @@ GET = b"GET_NSURI"
 class BroadcastLookupUnitTests(TestCase):
     def setUp(self) -> None:
         self.reactor = UDPMemoryReactor()
-        peers.patch_config(self, NS_HOST="127.0.0.1", NS_PORT=9090, NS_BCPORT=9091,
+        patch_config(self, NS_HOST="127.0.0.1", NS_PORT=9090, NS_BCPORT=9091,
                            BROADCAST_ADDRS="<broadcast>, 0.0.0.0", PREFER_IP_VERSION=4)
         hosts_file(self, "127.0.0.1 localhost")
 
@@ -185,7 +186,7 @@ class BroadcastLookupUnitTests(TestCase):
         self.close(proxy, peer)
 
     def test_three_rounds_of_0_7_seconds_then_ns_host(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1")  # not local: no direct attempt first
+        patch_config(self, NS_HOST="192.0.2.1")  # not local: no direct attempt first
         d = self.locate()
         self.assertEqual(self.tcp_attempts(), [])
         (udp,) = self.reactor.udpPorts
@@ -206,7 +207,7 @@ class BroadcastLookupUnitTests(TestCase):
         self.assertEqual(str(failure.value), "Failed to locate the nameserver")
 
     def test_falls_back_to_ns_host(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1", NS_PORT=9191)
+        patch_config(self, NS_HOST="192.0.2.1", NS_PORT=9191)
         d = self.locate()
         self.reactor.pump([0.7] * 3)
         self.assertEqual(self.tcp_attempts(), [("192.0.2.1", 9191)])
@@ -225,7 +226,7 @@ class BroadcastLookupUnitTests(TestCase):
         self.assertEqual(self.tcp_attempts(), [("127.0.0.1", 9090)])
 
     def test_garbage_replies_are_ignored(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1")
+        patch_config(self, NS_HOST="192.0.2.1")
         d = self.locate()
         (udp,) = self.reactor.udpPorts
         for garbage in (b"", b"hello", b"\xff\xfe\x00", b"GET_NSURI",
@@ -250,7 +251,7 @@ class BroadcastLookupUnitTests(TestCase):
         self.assertEqual(self.reactor.udpPorts, [])
 
     def test_broadcast_disabled_goes_straight_to_ns_host(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1")
+        patch_config(self, NS_HOST="192.0.2.1")
         d = self.locate(broadcast=False)
         self.assertEqual(self.tcp_attempts(), [("192.0.2.1", 9090)])
         self.assertEqual(self.reactor.udpPorts, [])
@@ -258,7 +259,7 @@ class BroadcastLookupUnitTests(TestCase):
         self.close(self.successResultOf(d), peer)
 
     def test_ipv6_preference_skips_broadcast(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1", PREFER_IP_VERSION=6)
+        patch_config(self, NS_HOST="192.0.2.1", PREFER_IP_VERSION=6)
         d = self.locate()
         self.assertEqual(self.reactor.udpPorts, [])
         Peer(self.reactor, -1).refuse()
@@ -267,7 +268,7 @@ class BroadcastLookupUnitTests(TestCase):
     def test_a_reactor_without_udp_skips_broadcast(self) -> None:
         self.reactor = MemoryReactorClock()  # type: ignore[assignment]
         self.reactor.udpPorts = []  # type: ignore[attr-defined]
-        peers.patch_config(self, NS_HOST="192.0.2.1")
+        patch_config(self, NS_HOST="192.0.2.1")
         d = self.locate()
         self.assertEqual(self.tcp_attempts(), [("192.0.2.1", 9090)])
         Peer(self.reactor, -1).refuse()
@@ -304,14 +305,14 @@ class BroadcastLookupUnitTests(TestCase):
 
     def test_localhost_and_ipv6_loopback_are_local(self) -> None:
         for ns_host, expected in (("localhost", ("127.0.0.1", 9090)), ("::1", ("::1", 9090))):
-            peers.patch_config(self, NS_HOST=ns_host)
+            patch_config(self, NS_HOST=ns_host)
             d = self.locate(broadcast=False)
             self.assertEqual(self.tcp_attempts()[-1], expected)
             Peer(self.reactor, -1).refuse()
             self.failureResultOf(d, errors.NamingError)
 
     def test_answer_that_cannot_be_reached_is_final(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1")
+        patch_config(self, NS_HOST="192.0.2.1")
         d = self.locate()
         self.reactor.udpPorts[0].receive(b"PYRO:Pyro.NameServer@192.0.2.7:9999")
         Peer(self.reactor, -1).refuse()
@@ -319,7 +320,7 @@ class BroadcastLookupUnitTests(TestCase):
         self.assertEqual(self.tcp_attempts(), [("192.0.2.7", 9999)])  # as Pyro4: no fallback
 
     def test_send_errors_do_not_end_the_lookup(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1")
+        patch_config(self, NS_HOST="192.0.2.1")
         self.reactor.unreachable.add("<broadcast>")
         d = self.locate()
         (udp,) = self.reactor.udpPorts
@@ -329,7 +330,7 @@ class BroadcastLookupUnitTests(TestCase):
         self.close(self.successResultOf(d), peer)
 
     def test_addresses_twisted_cannot_send_to_are_skipped(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1",
+        patch_config(self, NS_HOST="192.0.2.1",
                            BROADCAST_ADDRS="nshost.example, '', ::1, 192.0.2.255")
         d = self.locate()
         (udp,) = self.reactor.udpPorts
@@ -339,14 +340,14 @@ class BroadcastLookupUnitTests(TestCase):
         self.failureResultOf(d, errors.NamingError)
 
     def test_no_usable_address_means_no_broadcast(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1", BROADCAST_ADDRS="nshost.example")
+        patch_config(self, NS_HOST="192.0.2.1", BROADCAST_ADDRS="nshost.example")
         d = self.locate()
         self.assertEqual(self.reactor.udpPorts, [])
         Peer(self.reactor, -1).refuse()
         self.failureResultOf(d, errors.NamingError)
 
     def test_timings_are_read_at_each_lookup(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1")
+        patch_config(self, NS_HOST="192.0.2.1")
         self.patch(naming, "BROADCAST_TRIES", 1)
         self.patch(naming, "BROADCAST_WAIT", 0.1)
         d = self.locate()
@@ -356,7 +357,7 @@ class BroadcastLookupUnitTests(TestCase):
         self.failureResultOf(d, errors.NamingError)
 
     def test_cancel_during_the_broadcast(self) -> None:
-        peers.patch_config(self, NS_HOST="192.0.2.1")
+        patch_config(self, NS_HOST="192.0.2.1")
         d = self.locate()
         self.reactor.advance(0.3)
         d.cancel()
@@ -467,7 +468,7 @@ class BroadcastLookupTests(TestCase):
         self.bcport = free_udp_port()
         # NS_HOST is local but nobody listens on NS_PORT: the direct attempt is refused at
         # once, and the broadcast has to find the name server
-        peers.patch_config(self, NS_HOST="127.0.0.1", NS_PORT=peers.free_port(),
+        patch_config(self, NS_HOST="127.0.0.1", NS_PORT=pyro4_peers.free_port(),
                            NS_BCPORT=self.bcport, BROADCAST_ADDRS="127.0.0.1",
                            PREFER_IP_VERSION=4)
         hosts_file(self, "127.0.0.1 localhost")
@@ -491,8 +492,8 @@ class BroadcastLookupTests(TestCase):
         self.addCleanup(port.stopListening)
         return responder
 
-    def name_server(self) -> peers.Pyro4NameServerPeer:
-        ns = peers.serve_pyro4_nameserver(self)
+    def name_server(self) -> pyro4_peers.Pyro4NameServerPeer:
+        ns = pyro4_peers.serve_pyro4_nameserver(self)
         ns.register_name("test.thing", "PYRO:thing@127.0.0.1:1")
         return ns
 
@@ -505,7 +506,7 @@ class BroadcastLookupTests(TestCase):
     async def test_real_broadcast_finds_the_name_server(self) -> None:
         if not loopback_broadcast_works():
             raise self.skipTest("no broadcast on the loopback interface here")
-        peers.patch_config(self, BROADCAST_ADDRS="127.255.255.255")
+        patch_config(self, BROADCAST_ADDRS="127.255.255.255")
         ns = self.name_server()
         server = self.broadcast_server(ns.uri, bchost="0.0.0.0")
         proxy = await self.locate()
@@ -578,7 +579,7 @@ class BroadcastLookupTests(TestCase):
     async def test_patient_proxy_waits_for_a_broadcast_answer(self) -> None:
         self.patch(naming, "BROADCAST_TRIES", 1)
         self.patch(naming, "BROADCAST_WAIT", 0.05)
-        factory = servers.serve(self)
+        factory = our_server.serve(self)
         uri = factory.register(Echo())
         proxy = DeferredProxy("PYRONAME:late.thing", patient=True, patient_tries=200,
                               backoff=lambda attempt: 0.02)
@@ -586,7 +587,7 @@ class BroadcastLookupTests(TestCase):
         call = proxy.echo(42)
         await task.deferLater(reactor, 0.3, lambda: None)
         self.assertFalse(call.called)  # still looking, no thread involved
-        ns = await threads.deferToThread(peers.start_pyro4_nameserver)
+        ns = await threads.deferToThread(pyro4_peers.start_pyro4_nameserver)
         self.addCleanup(lambda: threads.deferToThread(ns.stop))
         ns.register_name("late.thing", uri)
         self.broadcast_server(ns.uri)

@@ -9,7 +9,7 @@ TLS is configured the way Pyro4 users configure it: the client through ``Pyro4.c
 ``SSL_CACERTS``, ``SSL_CLIENTCERT`` and ``SSL_CLIENTKEY``; the server's
 ``SSL_SERVERCERT``/``SSL_SERVERKEY``/``SSL_CACERTS``/``SSL_REQUIRECLIENTCERT`` are turned into a
 Twisted ``CertificateOptions`` (:func:`tls_options_from_pyro4_config`). Certificates are made
-fresh for the test run (``tests/certs.py``).
+fresh for the test run (``tests/support/certs.py``).
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ from twisted.trial import unittest
 
 from pyro.protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
-from .certs import make_pki
-from .servers import in_thread, restore_config
+from ..support.certs import make_pki
+from ..support.config import patch_config
+from ..support.our_server import in_thread
 
 config = Pyro4.config
 
@@ -198,7 +199,7 @@ class TransportTestCase(unittest.TestCase):
         self.addCleanup(self.factory.close)  # stops every port in factory.ports, waits
         self.servant = Servant()  # registered once the factory has an address (Pyro4's rule)
         # Pyro4's SSL settings are global; every test starts (and ends) without them
-        restore_config(self, SSL=False, SSL_CACERTS="", SSL_CLIENTCERT="", SSL_CLIENTKEY="",
+        patch_config(self, SSL=False, SSL_CACERTS="", SSL_CLIENTCERT="", SSL_CLIENTKEY="",
                        SSL_SERVERCERT="", SSL_SERVERKEY="", SSL_REQUIRECLIENTCERT=False)
         reset_pyro4_ssl_contexts()
         self.addCleanup(reset_pyro4_ssl_contexts)

@@ -6,7 +6,7 @@ possible, and the calls of its ``client.py``, made by an unmodified ``Pyro4.Prox
 thread. What the example prints becomes assertions on the values it expects: a
 ``check_<example>(test, ...)`` function next to the example's client code (with
 ``serve_<example>(test)`` where its setup is more than a registration), which
-tests/test_client_examples.py calls as well, on what the native client sees. Interactive
+tests/interop/test_client_examples.py calls as well, on what the native client sees. Interactive
 input becomes fixed values; a name server is used only where the test starts one.
 
 Every test runs four times, against four servers (the classes at the bottom):
@@ -79,9 +79,10 @@ from twisted.trial import unittest
 
 from pyro.protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
-from . import peers
-from .asynctest import async_test
-from .servers import in_thread, restore_config, serve
+from ..support import pyro4_peers
+from ..support.asynctest import async_test
+from ..support.config import patch_config
+from ..support.our_server import in_thread, serve
 
 WAIT = 10.0  # seconds a client waits for an event the server must cause; only reached on failure
 
@@ -446,7 +447,7 @@ def register_custom_data(test):
 def serve_blob_listeners(test):
     """The example's listeners (examples/blob-dispatch/listeners/main.py), which run
     elsewhere: in a Pyro4 daemon of their own. ``(listeners' peer, weather, news)``."""
-    listeners = peers.serve_pyro4(test, "thread")
+    listeners = pyro4_peers.serve_pyro4(test, "thread")
     test.addCleanup(forget_registrations, listeners.daemon)
     weather, news = BlobListener("weather"), BlobListener("news")
     listeners.register(weather)
@@ -1191,7 +1192,7 @@ class FrozenFactory(Pyro4ProtocolFactory):
 def serve_timeout(test, server):
     """``server`` (a TimeoutServer with its ``released`` events) on a new daemon, and a
     TimeoutServer on the example's second daemon, which never answers; their URIs."""
-    restore_config(test, COMMTIMEOUT=0)
+    patch_config(test, COMMTIMEOUT=0)
     daemon = test.start()
     for event in server.released.values():
         test.addCleanup(event.set)  # never leave a servant waiting
@@ -1516,7 +1517,7 @@ def serve_warehouse(test):
     """The example's Warehouse on a new daemon, named in a Pyro4 name server; its PYRONAME."""
     daemon = test.start()
     uri = daemon.register(Warehouse)
-    ns = peers.serve_pyro4_nameserver(test)
+    ns = pyro4_peers.serve_pyro4_nameserver(test)
     ns.register_name("example.warehouse", uri)
     return ns.pyroname("example.warehouse")
 
@@ -1705,12 +1706,12 @@ def autoreconnect_client(uri, restart_server):
 
 
 # ---------------------------------------------------------------------------------------------
-# The tests: one body, four servers.
+# The tests: one body, four our_server.
 
 ONEWAY_NOT_IN_LINE = (
     "differs from Pyro4 by design: Pyro4 runs a oneway batch, and under ONEWAY_THREADED=False "
     "any oneway call, in line, before it serves the connection's next request; ours never "
-    "holds up a connection for a oneway call (it owes no reply, see tests/test_conformance.py "
+    "holds up a connection for a oneway call (it owes no reply, see tests/interop/test_conformance.py "
     "test_onewayDelayed), so with a thread pool the next call may run first")
 
 
@@ -1756,7 +1757,7 @@ class ExampleTests:
 
     def setUp(self) -> None:
         say.clear()
-        self.peers: dict[Any, peers.Pyro4Peer] = {}
+        self.peers: dict[Any, pyro4_peers.Pyro4Peer] = {}
 
     @property
     def ours(self) -> bool:
@@ -1786,7 +1787,7 @@ class ExampleTests:
         else:
             cls = Pyro4.Daemon if hooks is None else type(
                 hooks.__name__ + "Daemon", (hooks, Pyro4.Daemon), {})
-            peer = peers.serve_pyro4(self, self.target, daemon_class=cls, port=port)
+            peer = pyro4_peers.serve_pyro4(self, self.target, daemon_class=cls, port=port)
             daemon = peer.daemon
             self.peers[daemon] = peer
         self.addCleanup(forget_registrations, daemon)
@@ -1919,7 +1920,7 @@ class ExampleTests:
 
     @async_test
     async def test_maxsize(self):
-        restore_config(self, MAX_MESSAGE_SIZE=0)
+        patch_config(self, MAX_MESSAGE_SIZE=0)
         daemon = self.start()
         uri = daemon.register(Pyro4.test.echoserver.EchoServer(), "test.echoserver")
         check_maxsize(self, *await client(maxsize_client, uri))
@@ -1947,7 +1948,7 @@ class ExampleTests:
     @async_test
     async def test_oneway_unthreaded(self):
         """``ONEWAY_THREADED=False``: oneway calls run in line, before the next request."""
-        restore_config(self, ONEWAY_THREADED=False)
+        patch_config(self, ONEWAY_THREADED=False)
         server = OnewayServer()
         uri = serve_in_line(self, server, "example.oneway")
         self.assertEqual(await client(oneway_unthreaded_client, uri, server), (True, True))
@@ -1969,7 +1970,7 @@ class ExampleTests:
 
     @async_test
     async def test_streaming(self):
-        restore_config(self, ITER_STREAMING=True)
+        patch_config(self, ITER_STREAMING=True)
         daemon = self.start()
         uri = daemon.register(Streamer, "example.streamer")
         check_streaming(self, await client(streaming_client, uri))
@@ -2067,7 +2068,7 @@ class ExampleTests:
         if self.target == "multiplex":
             raise unittest.SkipTest("Pyro4's multiplex server never drops an idle connection "
                                     "(it ignores COMMTIMEOUT there), nor offers a way to drop one")
-        restore_config(self, COMMTIMEOUT=0)
+        patch_config(self, COMMTIMEOUT=0)
         if self.ours:
             daemon = self.start()
 
@@ -2101,7 +2102,7 @@ class ExampleTests:
             raise unittest.SkipTest(
                 "Pyro4's multiplex server never closes idle connections (it ignores "
                 "COMMTIMEOUT there)")
-        restore_config(self, COMMTIMEOUT=0)
+        patch_config(self, COMMTIMEOUT=0)
         if self.ours:
             daemon = self.start(DisconnectWatcher, idle_timeout=0.2)
         else:

@@ -40,7 +40,7 @@ Left out, and why:
   its worker pool is full; the reactor has no such pool (the ``validateHandshake`` half is
   ported).
 * test_daemon.py ``testDaemonUnixSocket`` / ``testDaemonUnixSocketAbstractNS``: transports are
-  covered in ``tests/test_transports.py``.
+  covered in ``tests/server/test_transports.py``.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ from twisted.trial import unittest
 from pyro.protocol import Pyro4ProtocolFactory
 from pyro.server.streams import ItemStreams
 
-from .servers import in_thread, restore_config, serve
+from ..support.config import patch_config
+from ..support.our_server import in_thread, serve
 
 config = Pyro4.config
 PICKLE_ID = Pyro4.util.PickleSerializer.serializer_id
@@ -378,7 +379,7 @@ class _ServerTests:
 
     def setUp(self):
         # Pyro4: config.SERIALIZERS_ACCEPTED.add("pickle"), before the daemon is created
-        restore_config(self, SERIALIZERS_ACCEPTED={"serpent", "json", "marshal", "pickle"})
+        patch_config(self, SERIALIZERS_ACCEPTED={"serpent", "json", "marshal", "pickle"})
         old_pool_size = reactor.getThreadPool().max
         reactor.suggestThreadPoolSize(30)  # client threads, plus ONEWAY_THREADED servants
         self.addCleanup(reactor.suggestThreadPoolSize, old_pool_size)
@@ -425,7 +426,7 @@ class _ServerTests:
         return client(body)
 
     def test_metaOffAttrs(self):
-        restore_config(self, METADATA=False)
+        patch_config(self, METADATA=False)
 
         def body():
             # should fail here, because there is no meta info about attributes
@@ -442,7 +443,7 @@ class _ServerTests:
         return client(body)
 
     def test_metaOnAttrs(self):
-        restore_config(self, METADATA=True)
+        patch_config(self, METADATA=True)
 
         def body():
             with Pyro4.Proxy(self.objectUri) as p:
@@ -533,7 +534,7 @@ class _ServerTests:
         return client(body)
 
     def test_proxyAttrsMetadataOff(self):
-        restore_config(self, METADATA=False)
+        patch_config(self, METADATA=False)
 
         def body():
             # read attributes
@@ -551,7 +552,7 @@ class _ServerTests:
         return client(body)
 
     def test_proxyAttrsMetadataOn(self):
-        restore_config(self, METADATA=True)
+        patch_config(self, METADATA=True)
 
         def body():
             with Pyro4.Proxy(self.objectUri) as p:
@@ -617,7 +618,7 @@ class _ServerTests:
         return client(body)
 
     def test_exposedNotRequired(self):
-        restore_config(self, REQUIRE_EXPOSE=False)
+        patch_config(self, REQUIRE_EXPOSE=False)
 
         def body():
             with self.factory.proxyFor("unexposed") as p:
@@ -627,7 +628,7 @@ class _ServerTests:
         return client(body)
 
     def test_exposedRequired(self):
-        restore_config(self, REQUIRE_EXPOSE=True)
+        patch_config(self, REQUIRE_EXPOSE=True)
 
         def body():
             with self.factory.proxyFor("unexposed") as p:
@@ -647,7 +648,7 @@ class _ServerTests:
 
     def test_exposedRequired_serverSide(self):
         """Not in Pyro4: without the client's metadata check, the server itself refuses."""
-        restore_config(self, REQUIRE_EXPOSE=True, METADATA=False)
+        patch_config(self, REQUIRE_EXPOSE=True, METADATA=False)
 
         def body():
             with Pyro4.Proxy(self.factory.uriFor("unexposed")) as p:
@@ -678,7 +679,7 @@ class _ServerTests:
         return client(body)
 
     def test_hasAttr(self):
-        restore_config(self, METADATA=False)
+        patch_config(self, METADATA=False)
 
         def body():
             with Pyro4.Proxy(self.objectUri) as p:
@@ -729,7 +730,7 @@ class _ServerTests:
         return client(body)
 
     def test_nonserializableException_pickle(self):
-        restore_config(self, SERIALIZER="serpent")
+        patch_config(self, SERIALIZER="serpent")
 
         def body():
             with Pyro4.Proxy(self.objectUri) as p:
@@ -894,7 +895,7 @@ class _ServerTests:
         return client(body)
 
     def test_autoProxy(self):
-        restore_config(self, SERIALIZER="pickle", AUTOPROXY=True)
+        patch_config(self, SERIALIZER="pickle", AUTOPROXY=True)
         daemon = self.factory
 
         def body():
@@ -967,7 +968,7 @@ class _ServerTests:
         return client(body)
 
     def test_maxMsgSize(self):
-        restore_config(self, MAX_MESSAGE_SIZE=0)
+        patch_config(self, MAX_MESSAGE_SIZE=0)
 
         def body():
             with Pyro4.Proxy(self.objectUri) as p:
@@ -987,7 +988,7 @@ class _ServerTests:
         ConnectionClosedError. Ours answers with the MessageTooLargeError first (then closes),
         so the client learns why.
         """
-        restore_config(self, MAX_MESSAGE_SIZE=0)
+        patch_config(self, MAX_MESSAGE_SIZE=0)
         self.factory.max_message_size = 2000
 
         def body():
@@ -1129,7 +1130,7 @@ class _ServerTests:
         return client(body)
 
     def test_reconnectAndCompression(self):
-        restore_config(self, COMPRESSION=False)
+        patch_config(self, COMPRESSION=False)
 
         def body():
             # try reconnects
@@ -1146,7 +1147,7 @@ class _ServerTests:
         return client(body)
 
     def test_onewayMetaOn(self):
-        restore_config(self, METADATA=True)
+        patch_config(self, METADATA=True)
 
         def body():
             with Pyro4.Proxy(self.objectUri) as p:
@@ -1168,7 +1169,7 @@ class _ServerTests:
         return client(body)
 
     def test_onewayMetaOff(self):
-        restore_config(self, METADATA=False)
+        patch_config(self, METADATA=False)
 
         def body():
             with Pyro4.Proxy(self.objectUri) as p:
@@ -1187,7 +1188,7 @@ class _ServerTests:
         return client(body)
 
     def test_onewayWithProxySubclass(self):
-        restore_config(self, METADATA=False)
+        patch_config(self, METADATA=False)
 
         class ProxyWithOneway(Pyro4.Proxy):
             def __init__(self, arg):
@@ -1217,7 +1218,7 @@ class _ServerTests:
         the factory runs its calls: the factory's thread pool, or the reactor thread when
         there is none (where a servant must not block, so the gate returns a Deferred).
         """
-        restore_config(self, ONEWAY_THREADED=True)
+        patch_config(self, ONEWAY_THREADED=True)
 
         def body():
             with Pyro4.Proxy(self.gateUri) as p:
@@ -1290,7 +1291,7 @@ class _ServerTests:
     def test_timeoutCall(self):
         # Pyro4 times delay(0.5), then expects delay(1) to time out after 0.1 seconds; here the
         # slow call waits at a gate that stays shut until the client has timed out.
-        restore_config(self, COMMTIMEOUT=None)
+        patch_config(self, COMMTIMEOUT=None)
 
         def body():
             with Pyro4.Proxy(self.objectUri) as p:
@@ -1415,7 +1416,7 @@ class _ServerTests:
     @defer.inlineCallbacks
     def test_generatorLinger(self):
         # Pyro4 sleeps 2 seconds to let a 0.5 second linger time pass; we move a clock.
-        restore_config(self, ITER_STREAM_LINGER=0.5)
+        patch_config(self, ITER_STREAM_LINGER=0.5)
         clock = use_stream_clock(self.factory)
         p = Pyro4.Proxy(self.objectUri)
         box = {}
@@ -1455,7 +1456,7 @@ class _ServerTests:
 
     @defer.inlineCallbacks
     def test_generatorNoLinger(self):
-        restore_config(self, ITER_STREAM_LINGER=0)  # disable linger
+        patch_config(self, ITER_STREAM_LINGER=0)  # disable linger
         p = Pyro4.Proxy(self.objectUri)
         box = {}
 
@@ -1713,7 +1714,7 @@ class DaemonTests(unittest.TestCase):
                 self.assertIn("rejected", str(x.exception))
                 self.assertIn("serializer that is not accepted: %d" % PICKLE_ID, str(x.exception))
 
-        restore_config(self, SERIALIZER="serpent")
+        patch_config(self, SERIALIZER="serpent")
         return client(body)
 
     def test_daemonObject(self):

@@ -12,10 +12,10 @@ that disappears fails loudly. Only what must change on a shared machine is subst
   loopback (``PYRO_BROADCAST_ADDRS``, ``PYRO_NS_BCPORT``): no packet leaves the machine.
 
 The peers are real: a plain ``Pyro4.Proxy`` calls the server example, and a Pyro4 daemon
-(tests/peers.py) serves the objects the client examples call. Each test asserts on what the
+(tests/support/pyro4_peers.py) serves the objects the client examples call. Each test asserts on what the
 example prints (its comments say what that is) and on what its peer saw.
 
-The original project's README snippet is run by tests/test_server.py
+The original project's README snippet is run by tests/server/test_server.py
 (``OriginalReadmeTest``); here we only check that the README still shows what that test runs.
 
 Plain pytest tests (subprocesses, no reactor in this process). Every wait is bounded, and an
@@ -42,7 +42,8 @@ import Pyro4
 import pytest
 
 import pyro
-from tests.peers import (
+
+from ..support.pyro4_peers import (
     Pyro4NameServerPeer,
     Pyro4Peer,
     free_port,
@@ -51,7 +52,7 @@ from tests.peers import (
     start_pyro4_nameserver,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 README = ROOT / "README.md"
 
 #: Seconds any one test may take in all (an alarm fails it after that).
@@ -305,7 +306,7 @@ def test_server_example_serves_plain_pyro4_clients(run_example):
 
 
 # ------------------------------------------------------------------------------------------
-# The original twisted-pyro README snippet: run by tests/test_server.py, checked here
+# The original twisted-pyro README snippet: run by tests/server/test_server.py, checked here
 
 ORIGINAL_MARKER = "factory = pyro.protocol.Pyro4ClientFactory()"
 
@@ -317,20 +318,20 @@ def _code_lines(code: str) -> list[str]:
 
 
 def test_original_readme_snippet_is_what_test_server_runs():
-    """tests/test_server.py runs the original snippet with only its port changed (5555 -> 0,
+    """tests/server/test_server.py runs the original snippet with only its port changed (5555 -> 0,
     a free port): every line the README shows must be a line of that test."""
-    source_path = ROOT / "tests" / "test_server.py"
+    source_path = ROOT / "tests" / "server" / "test_server.py"
     source = source_path.read_text(encoding="utf-8")
     tests = [node for node in ast.walk(ast.parse(source))
              if isinstance(node, ast.FunctionDef)
              and node.name == "test_original_readme_example_runs_as_written"]
-    assert len(tests) == 1, "tests/test_server.py no longer runs the original README example"
+    assert len(tests) == 1, "tests/server/test_server.py no longer runs the original README example"
     test_lines = set(_code_lines(ast.get_source_segment(source, tests[0]) or ""))
     readme_lines = _code_lines(python_block(ORIGINAL_MARKER))
     assert readme_lines, "the original README snippet is empty"
     missing = [line for line in readme_lines
                if line.replace("listenTCP(5555,", "listenTCP(0,") not in test_lines]
-    assert missing == [], f"README lines tests/test_server.py does not run: {missing}"
+    assert missing == [], f"README lines tests/server/test_server.py does not run: {missing}"
 
 
 # ------------------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from twisted.trial import unittest
 from pyro import wire
 from pyro.protocol import MAX_QUEUED_REQUESTS, ConnectionState, Pyro4ProtocolFactory
 
-from .servers import restore_config
-from .wireclient import ScriptedPeer
+from ..support.config import patch_config
+from ..support.scripted_peer import ScriptedPeer
 
 
 @Pyro4.expose
@@ -63,7 +63,7 @@ class ProtocolFixture(unittest.TestCase):
         self.factory.setAddress("127.0.0.1", 9999)
         self.servant = Servant()
         self.uri = self.factory.register(self.servant, "servant")
-        restore_config(self, ONEWAY_THREADED=False)
+        patch_config(self, ONEWAY_THREADED=False)
 
     def connect(self, handshake=True, **peer_kwargs):
         protocol = self.factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 5000))
@@ -303,7 +303,7 @@ class ProtocolTestCase(ProtocolFixture):
         self.assertEqual(other_peer.load(other_peer.replies(other_transport)[0]), 2)
 
     def test_stream_lifetime_on_the_reactor_clock(self):
-        restore_config(self, ITER_STREAM_LIFETIME=10, ITER_STREAM_LINGER=0)
+        patch_config(self, ITER_STREAM_LIFETIME=10, ITER_STREAM_LINGER=0)
         protocol, transport, peer = self.connect()
         protocol.dataReceived(peer.invoke("servant", "count", 3))
         (reply,) = peer.replies(transport)
@@ -318,7 +318,7 @@ class ProtocolTestCase(ProtocolFixture):
         self.assertEqual(self.clock.getDelayedCalls(), [])  # housekeeping stops when idle
 
     def test_stream_lingers_after_disconnect(self):
-        restore_config(self, ITER_STREAM_LIFETIME=0, ITER_STREAM_LINGER=5)
+        patch_config(self, ITER_STREAM_LIFETIME=0, ITER_STREAM_LINGER=5)
         protocol, transport, peer = self.connect()
         protocol.dataReceived(peer.invoke("servant", "count", 3))
         stream_id = peer.replies(transport)[0].annotations["STRM"].decode()
@@ -330,7 +330,7 @@ class ProtocolTestCase(ProtocolFixture):
         self.assertNotIn(stream_id, self.factory.streaming_responses)
 
     def test_stream_dropped_at_once_without_linger(self):
-        restore_config(self, ITER_STREAM_LINGER=0)
+        patch_config(self, ITER_STREAM_LINGER=0)
         protocol, transport, peer = self.connect()
         protocol.dataReceived(peer.invoke("servant", "count", 3))
         peer.replies(transport)
