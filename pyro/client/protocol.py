@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import collections
 import enum
-import marshal
 from collections.abc import Callable
 from typing import Any
 
 import Pyro4
-from Pyro4 import constants, errors, util
+from Pyro4 import constants, errors
 from Pyro4.configuration import config
-from Pyro4.core import SerializedBlob
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -24,14 +22,12 @@ from twisted.python.failure import Failure
 
 from .. import wire
 from .._reactor import with_timeout
-from ..wire import fastserpent
+from ..wire.messages import PYRO4, REPLY_RESULT, REPLY_STREAM, Pyro4Codec, Request
 
 __all__ = ["ClientState", "ItemStream", "PyroClientProtocol"]
 
 log = Logger(namespace="pyro.client.protocol")
 
-_HANDSHAKE_REPLIES = frozenset({wire.MSG_CONNECTOK, wire.MSG_CONNECTFAIL})
-_RESULT_REPLIES = frozenset({wire.MSG_RESULT})
 
 
 class ClientState(enum.Enum):
@@ -49,28 +45,29 @@ class _Call:
     call is dropped (after its sequence number was checked, so the pipeline stays in sync).
     A *pinned* call must go on one connection (``pinned``: an item stream's requests, tied
     to the connection that returned the stream); ``ticket`` orders queued calls (a pool
-    sends the oldest first).
+    sends the oldest first). ``oneway`` may still be set after :meth:`prepare` (the
+    metadata that says so may arrive later): it is applied when the call is framed.
     """
 
-    __slots__ = ("object_id", "method", "vargs", "kwargs", "flags", "annotations", "check",
-                 "timeout", "deferred", "data", "data_object_id", "serializer", "sent", "done",
+    __slots__ = ("object_id", "method", "vargs", "kwargs", "oneway", "batch", "annotations",
+                 "check", "timeout", "deferred", "request", "data_object_id", "sent", "done",
                  "on_done", "pinned", "ticket", "retries", "owner")
 
     def __init__(self, object_id: str | None, method: str, vargs: Any, kwargs: Any,
-                 flags: int = 0, annotations: dict[str, bytes] | None = None,
-                 check: str | None = None, timeout: float | None = None):
+                 oneway: bool = False, annotations: dict[str, bytes] | None = None,
+                 check: str | None = None, timeout: float | None = None, batch: bool = False):
         self.object_id = object_id  # None: the proxy's own object (metadata rules apply)
         self.method = method
         self.vargs = vargs
         self.kwargs = kwargs
-        self.flags = flags
+        self.oneway = oneway
+        self.batch = batch  # vargs is a list of (method, vargs, kwargs)
         self.annotations = annotations or {}
         self.check = check  # "method", "attr" or None: what metadata must allow
         self.timeout = timeout
         self.deferred: defer.Deferred[Any] = defer.Deferred(self._cancelled)
-        self.data: bytes | None = None
+        self.request: Request | None = None  # serialized, for data_object_id
         self.data_object_id: str | None = None
-        self.serializer: Any = None
         self.sent = False
         self.done = False
         self.on_done: Callable[[_Call], None] | None = None
@@ -83,46 +80,16 @@ class _Call:
         # waiting for). An item stream the call returns keeps it as well.
         self.owner: Any = None
 
-    def prepare(self, serializer: Any, object_id: str) -> None:
-        """Serialize now, so arguments are captured at call time, as Pyro4 does.
+    def prepare(self, serializer: Any, object_id: str, codec: Pyro4Codec = PYRO4) -> None:
+        """Serialize now, so arguments are captured at call time, as Pyro4 does."""
+        self.request = codec.request(serializer, object_id, self.method, self.vargs,
+                                     self.kwargs, batch=self.batch)
+        self.data_object_id = object_id
 
-        A ``Pyro4.core.SerializedBlob`` as the first argument is sent the way Pyro4's
-        ``Proxy._pyroInvoke`` sends it: see :meth:`_prepare_blob`.
-        """
-        vargs = self.vargs
-        if vargs and isinstance(vargs[0], SerializedBlob):
-            data, compressed, serializer = self._prepare_blob(serializer, object_id)
-        else:
-            data, compressed = serializer.serializeCall(object_id, self.method, vargs,
-                                                        self.kwargs, compress=config.COMPRESSION)
-        self.data, self.data_object_id, self.serializer = data, object_id, serializer
-        self.flags = (self.flags & ~wire.FLAGS_COMPRESSED) | (
-            wire.FLAGS_COMPRESSED if compressed else 0)
-
-    def _prepare_blob(self, serializer: Any, object_id: str) -> tuple[bytes, Any, Any]:
-        """Pyro4's ``KEEPSERIALIZED`` request: ``(data, compressed, serializer)``.
-
-        The blob must be the only argument (else ``SerializeError``, Pyro4's message). The
-        ``BLBI`` annotation carries ``marshal.dumps((blob.info, object_id, method))``, since
-        the receiving daemon does not deserialize the data to find them. A blob that holds a
-        received message (a servant forwarding what it was given) is passed on as it is:
-        its data, its compression, and its serializer (Pyro4 would label it with the proxy's
-        serializer instead, which the receiver cannot decode when the two differ); else
-        the blob's data is serialized as the call's ``vargs``.
-        """
-        if len(self.vargs) > 1 or self.kwargs:
-            raise errors.SerializeError("if SerializedBlob is used, it must be the only argument")
-        blob = self.vargs[0]
-        self.flags |= wire.FLAGS_KEEPSERIALIZED
-        self.annotations = dict(self.annotations)
-        self.annotations["BLBI"] = marshal.dumps((blob.info, object_id, self.method))
-        if blob._contains_blob:
-            msg = blob._data
-            return (msg.data, msg.flags & wire.FLAGS_COMPRESSED,
-                    util.get_serializer_by_id(msg.serializer_id))
-        data, compressed = serializer.serializeCall(object_id, self.method, blob._data,
-                                                    self.kwargs, compress=config.COMPRESSION)
-        return data, compressed, serializer
+    @property
+    def serializer(self) -> Any:
+        """The serializer the call was sent with (its reply must use the same)."""
+        return self.request.serializer if self.request is not None else None
 
     def _cancelled(self, _: defer.Deferred[Any]) -> None:
         self._finish()  # the Deferred then fails with CancelledError by itself
@@ -176,14 +143,17 @@ class PyroClientProtocol(Protocol):
     :ivar on_call_lost: ``f(call, error)`` or ``None``; asked about each call that was
         written and is still owed a reply when the connection fails: if it returns true it
         has taken the call (to send it again elsewhere), else the call fails with ``error``.
-    :ivar on_result: ``f(value, msg)`` or ``None``; every successful reply's value passes
-        through it (``msg``: the reply, a :class:`pyro.wire.Message`) and the call gets what
+    :ivar on_result: ``f(value, msg)`` or ``None``; every successful reply's value that may
+        hold a ``Pyro4.Proxy`` (the codec can tell from the payload) passes through it
+        (``msg``: the reply, a :class:`pyro.wire.Message`) and the call gets what
         it returns: a proxy replaces what Pyro4's deserializer built there (autoproxies). An
         exception it raises fails that call.
     :ivar handshake_annotations: the annotations of the ``CONNECTOK`` reply.
     """
 
     transport: Any  # set by makeConnection; TCP, UNIX and TLS transports all differ
+    #: The protocol generation this connection speaks (what its messages mean).
+    codec: Pyro4Codec = PYRO4
 
     def __init__(self, object_id: str, serializer: Any, hmac_key: bytes | None = None,
                  handshake: Any = "hello", annotations: dict[str, bytes] | None = None,
@@ -201,8 +171,8 @@ class PyroClientProtocol(Protocol):
         self.handshake_response: Any = None
         self.handshake_annotations: dict[str, bytes] = {}
         self.ready: defer.Deferred[PyroClientProtocol] = defer.Deferred(self._cancel_handshake)
-        self.reader = wire.MessageReader(hmac_key=lambda: self.hmac_key,
-                                         allowed_types=_HANDSHAKE_REPLIES)
+        self.reader = self.codec.reader(hmac_key=lambda: self.hmac_key,
+                                        allowed_types=self.codec.client_handshake_types)
         self._seq = 0
         self._pending: collections.deque[tuple[int, _Call]] = collections.deque()
         self._lost = False
@@ -222,17 +192,10 @@ class PyroClientProtocol(Protocol):
     # -- Twisted's side -------------------------------------------------------------------
 
     def connectionMade(self) -> None:
-        data: dict[str, Any] = {"handshake": self.handshake}
-        flags = 0
-        if self.want_metadata:
-            data["object"] = self.object_id
-            flags = wire.FLAGS_META_ON_CONNECT
         try:
-            payload, compressed = self.serializer.serializeData(data, config.COMPRESSION)
-            if compressed:
-                flags |= wire.FLAGS_COMPRESSED
-            frame = wire.encode(wire.MSG_CONNECT, payload, self.serializer.serializer_id, flags,
-                                self._seq, self.annotations, self.hmac_key)
+            frame = self.codec.connect(self.serializer, self.handshake,
+                                       self.object_id if self.want_metadata else None,
+                                       self.annotations, self.hmac_key, self._seq)
         except Exception as exc:
             self._abort(exc)
             return
@@ -294,13 +257,14 @@ class PyroClientProtocol(Protocol):
                 self.location, self.state.value)))
             return
         self._seq = (self._seq + 1) & 0xFFFF
+        oneway = call.oneway
         try:
-            frame = wire.encode(wire.MSG_INVOKE, call.data or b"", call.serializer.serializer_id,
-                                call.flags, self._seq, call.annotations, self.hmac_key)
+            assert call.request is not None, "a call is prepared before it is sent"
+            frame = self.codec.invoke(call.request, self._seq, self.hmac_key, oneway,
+                                      call.annotations)
         except Exception:
             call.fail(Failure())  # e.g. MessageTooLargeError: this call only
             return
-        oneway = call.flags & wire.FLAGS_ONEWAY
         if not oneway:
             self._pending.append((self._seq, call))
             self._load_changed()
@@ -310,14 +274,14 @@ class PyroClientProtocol(Protocol):
             Pyro4.current_context.response_annotations = {}
             call.succeed(None)
 
-    def call(self, object_id: str, method: str, vargs: Any, kwargs: Any, flags: int = 0,
+    def call(self, object_id: str, method: str, vargs: Any, kwargs: Any, oneway: bool = False,
              timeout: float | None = None) -> defer.Deferred[Any]:
         """A call pinned to this connection (item streams, metadata), serialized here.
 
         With a :attr:`scheduler` (the connection belongs to a pool) it waits for its turn
         behind this connection's earlier pinned calls; the ``timeout`` counts the waiting.
         """
-        call = _Call(object_id, method, vargs, kwargs, flags, timeout=timeout)
+        call = _Call(object_id, method, vargs, kwargs, oneway, timeout=timeout)
         try:
             call.prepare(self.serializer, object_id)
         except Exception:
@@ -336,23 +300,18 @@ class PyroClientProtocol(Protocol):
 
     def _handshake_reply(self, msg: wire.Message) -> None:
         try:
-            response: Any = "?"
-            if msg.data:
-                response = fastserpent.deserialize_data(
-                    util.get_serializer_by_id(msg.serializer_id), msg.data,
-                    compressed=msg.flags & wire.FLAGS_COMPRESSED)
-            if msg.type == wire.MSG_CONNECTFAIL:
+            reply = self.codec.read_connect_reply(msg)
+            if not reply.accepted:
                 raise errors.CommunicationError(
-                    "connection to %s rejected: %s" % (self.location, response))
-            if msg.flags & wire.FLAGS_META_ON_CONNECT:
-                self.metadata = response["meta"]
-                response = response["handshake"]
+                    "connection to %s rejected: %s" % (self.location, reply.response))
         except Exception as exc:
             self._abort(exc)
             return
-        self.handshake_response = response
+        if reply.metadata is not None:
+            self.metadata = reply.metadata
+        self.handshake_response = reply.response
         self.handshake_annotations = msg.annotations
-        self.reader.allowed_types = _RESULT_REPLIES
+        self.reader.allowed_types = self.codec.client_reply_types
         self.state = ClientState.READY
         self.ready.callback(self)
 
@@ -386,24 +345,16 @@ class PyroClientProtocol(Protocol):
             call.fail(value)
 
     def _decode(self, msg: wire.Message, call: _Call, owner: Any = None) -> tuple[bool, Any]:
-        serializer = call.serializer
-        if msg.serializer_id != serializer.serializer_id:
-            return False, errors.SerializeError(
-                "invalid serializer in response: %d" % msg.serializer_id)
-        data = fastserpent.deserialize_data(serializer, msg.data,
-                                            compressed=msg.flags & wire.FLAGS_COMPRESSED)
-        if msg.flags & wire.FLAGS_ITEMSTREAMRESULT:
-            stream_id = bytes(msg.annotations.get("STRM", b"")).decode()
-            if not stream_id:
-                return False, errors.ProtocolError("result of call is an iterator, but the "
-                                                   "server is not configured to allow streaming")
-            return True, ItemStream(stream_id, self, call.timeout, owner)
-        if msg.flags & wire.FLAGS_EXCEPTION:
-            if isinstance(data, BaseException):
-                return False, data  # _pyroTraceback came along as an attribute
-            return False, errors.ProtocolError("exception reply is not an exception: %r" % (data,))
+        codec = self.codec
+        kind, value = codec.read_reply(msg, call.serializer)
+        if kind is REPLY_STREAM:
+            return True, ItemStream(value, self, call.timeout, owner)
+        if kind is not REPLY_RESULT:
+            return False, value
         hook = self.on_result
-        return True, (data if hook is None else hook(data, msg))
+        if hook is None or not codec.may_hold_proxies(msg):
+            return True, value
+        return True, hook(value, msg)
 
     # -- failure --------------------------------------------------------------------------
 
@@ -501,7 +452,7 @@ class ItemStream:
             return defer.succeed(None)
         self._done = True
         return self._protocol.call(constants.DAEMON_NAME, "close_stream", [self.stream_id], {},
-                                   flags=wire.FLAGS_ONEWAY)
+                                   oneway=True)
 
     def __aiter__(self) -> ItemStream:
         return self

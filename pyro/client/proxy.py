@@ -362,8 +362,7 @@ class DeferredProxy:
     def invoke(self, method: str, vargs: Iterable[Any] = (), kwargs: dict[str, Any] | None = None,
                *, timeout: float | None = _DEFAULT, oneway: bool = False) -> defer.Deferred[Any]:
         """Call ``method`` with a per-call ``timeout`` (or force ``oneway``)."""
-        flags = wire.FLAGS_ONEWAY if oneway else 0
-        return self._invoke(None, method, tuple(vargs), kwargs or {}, flags, "method", timeout)
+        return self._invoke(None, method, tuple(vargs), kwargs or {}, oneway, "method", timeout)
 
     def getattr(self, name: str) -> defer.Deferred[Any]:
         """Read an exposed remote attribute (a ``@property`` on the servant)."""
@@ -378,12 +377,12 @@ class DeferredProxy:
         return Batch(self)
 
     def _invoke(self, object_id: str | None, method: str, vargs: Any, kwargs: Any,
-                flags: int = 0, check: str | None = None,
-                timeout: float | None = _DEFAULT) -> defer.Deferred[Any]:
+                oneway: bool = False, check: str | None = None,
+                timeout: float | None = _DEFAULT, batch: bool = False) -> defer.Deferred[Any]:
         if timeout is _DEFAULT:
             timeout = self.timeout
-        call = _Call(object_id, method, vargs, kwargs, flags, self._pyroAnnotationsNow(),
-                     check, timeout)
+        call = _Call(object_id, method, vargs, kwargs, oneway, self._pyroAnnotationsNow(),
+                     check, timeout, batch)
         call.owner = self
         if check == "method":
             call.retries = self.max_retries
@@ -540,8 +539,8 @@ class DeferredProxy:
                 call.fail(error)
                 return
             if call.method in self._pyroOneway and call.check == "method":
-                call.flags |= wire.FLAGS_ONEWAY
-        if call.data is None or call.data_object_id != object_id:
+                call.oneway = True
+        if call.request is None or call.data_object_id != object_id:
             try:
                 call.prepare(self._get_serializer(), object_id)
             except Exception:
@@ -709,9 +708,7 @@ class DeferredProxy:
     def _wrap_results(self, value: Any, msg: wire.Message) -> Any:
         """Replace the ``Pyro4.Proxy`` objects in a result (Pyro4's autoproxies: a servant
         returned an object registered with its daemon) with proxies like this one. Only
-        replies that can hold one are searched: Pyro4's serializers all name the class."""
-        if not msg.flags & wire.FLAGS_COMPRESSED and b"Proxy" not in msg.data:
-            return value
+        replies that can hold one come here (the codec tells: see ``on_result``)."""
         return _replace_proxies(value, self._proxy_for)
 
     def _proxy_for(self, found: Pyro4.Proxy) -> DeferredProxy:
@@ -944,8 +941,8 @@ class Batch(CallRecorder):
     def send(self, oneway: bool = False,
              timeout: float | None = _DEFAULT) -> defer.Deferred[list[Any] | None]:
         """Send the collected calls (and start a new, empty batch)."""
-        flags = wire.FLAGS_BATCH | (wire.FLAGS_ONEWAY if oneway else 0)
-        d = self._target._invoke(None, "<batch>", self._take(), None, flags, None, timeout)
+        d = self._target._invoke(None, "<batch>", self._take(), None, oneway, None, timeout,
+                                 batch=True)
         return d if oneway else d.addCallback(collect_results)
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from twisted.internet import address
 
+from ..wire.messages import PYRO4, Pyro4Codec
+
 
 def _socket_address(addr: Any) -> Any:
     """Render a Twisted address the way ``socket.getpeername()`` would."""
@@ -90,6 +92,10 @@ class PyroConnection:
     tracked resources, the peer address) are made on first use. Code may add attributes of
     its own, as it could on Pyro4's ``SocketConnection``.
     """
+
+    #: The protocol generation this connection speaks (what its messages mean). A class
+    #: attribute until a connection speaks another: idle connections pay nothing for it.
+    codec: Pyro4Codec = PYRO4
 
     def __init__(self, transport: Any = None):
         self.transport = transport

@@ -15,7 +15,6 @@ carrying ``_pyroTraceback``.
 from __future__ import annotations
 
 import inspect
-import marshal
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union
@@ -23,13 +22,13 @@ from typing import Protocol as TypingProtocol
 
 from Pyro4 import constants, errors, futures, util
 from Pyro4.configuration import config
-from Pyro4.core import Daemon, SerializedBlob
+from Pyro4.core import Daemon
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .. import wire
-from ..wire import fastserpent
+from ..wire.messages import Invoke, Pyro4Codec
 from .context import CallContext
 from .placement import runs_in_reactor
 from .streams import is_stream
@@ -41,16 +40,7 @@ if TYPE_CHECKING:
 Reply = Union[bytes, None]  # noqa: UP007 -- a runtime alias, kept valid on Python 3.10
 MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]  # noqa: UP007
 
-_MARSHAL_ID = util.MarshalSerializer.serializer_id
 log = Logger(namespace="pyro.dispatch")
-
-
-def _serializer_or_marshal(serializer_id: int) -> Any:
-    """The serializer to answer in: the request's own if we know it at all."""
-    try:
-        return util.get_serializer_by_id(serializer_id)
-    except errors.SerializeError:
-        return util.get_serializer_by_id(_MARSHAL_ID)
 
 
 class ServedDaemon(TypingProtocol):
@@ -68,6 +58,8 @@ class ServedDaemon(TypingProtocol):
     @property
     def _pyroHmacKey(self) -> bytes | None: ...
 
+    def hmacKey(self) -> bytes | None: ...
+
     def annotations(self) -> dict[str, bytes]: ...
 
     def validateHandshake(self, conn: Any, data: Any) -> Any: ...
@@ -81,22 +73,13 @@ class Dispatcher:
 
     # -- shared helpers -------------------------------------------------------------------
 
-    def _accepted_serializer(self, msg: wire.Message) -> Any:
-        if msg.serializer_id not in self.daemon.accepted_serializer_ids:
-            raise errors.SerializeError(
-                "message used serializer that is not accepted: %d" % msg.serializer_id
-            )
-        return util.get_serializer_by_id(msg.serializer_id)
-
-    def _annotations(self, ctx: CallContext) -> dict[str, bytes]:
+    def _annotations(self, ctx: CallContext | None) -> dict[str, bytes]:
+        """The response annotations: the servant's (``current_context``), then the daemon's."""
+        if ctx is None:
+            return dict(self.daemon.annotations())
         annotations = ctx.response_annotations
         annotations.update(self.daemon.annotations())
         return annotations
-
-    def _encode(self, msg_type: int, data: bytes, serializer_id: int, flags: int, seq: int,
-                annotations: dict[str, bytes]) -> bytes:
-        return wire.encode(msg_type, data, serializer_id, flags, seq, annotations,
-                           self.daemon._pyroHmacKey)
 
     def _settle(self, result: Any, ctx: CallContext) -> Any:
         """A coroutine becomes a Deferred that keeps its call context across ``await``."""
@@ -122,75 +105,63 @@ class Dispatcher:
 
     def handshake(self, connection: PyroConnection, msg: wire.Message) -> Any:
         """Answer a CONNECT: ``(reply, accepted)``, or a Deferred of that pair."""
+        codec = connection.codec
         ctx = CallContext.for_message(connection, msg, handshake=True)
         try:
-            serializer = self._accepted_serializer(msg)
-            data = fastserpent.deserialize_data(serializer, msg.data,
-                                                msg.flags & wire.FLAGS_COMPRESSED)
-            object_id, handshake = data.get("object"), data["handshake"]  # no "object" without METADATA
+            serializer = codec.accepted_serializer(msg, self.daemon.accepted_serializer_ids)
+            request = codec.read_connect(msg, serializer)
+            object_id = request.object_id  # None without the client's METADATA
             if isinstance(object_id, str):
                 object_id = sys.intern(object_id)  # one copy, however many clients hold it
             connection.objectId = object_id
-            response = ctx.run(self.daemon.validateHandshake, connection, handshake)
+            response = ctx.run(self.daemon.validateHandshake, connection, request.handshake)
             response = self._settle(response, ctx)
         except Exception as exc:
-            return self.connect_fail(msg, exc, ctx), False
+            return self.connect_fail(connection, msg, exc, ctx), False
         if isinstance(response, defer.Deferred):
             return response.addCallbacks(
-                self._connect_ok, lambda f: (self.connect_fail(msg, f.value, ctx), False),
-                callbackArgs=(msg, serializer, object_id, ctx),
+                self._connect_ok,
+                lambda f: (self.connect_fail(connection, msg, f.value, ctx), False),
+                callbackArgs=(connection, msg, serializer, request.wants_metadata, ctx),
             )
-        return self._connect_ok(response, msg, serializer, object_id, ctx)
+        return self._connect_ok(response, connection, msg, serializer, request.wants_metadata,
+                                ctx)
 
-    def _connect_ok(self, response: Any, msg: wire.Message, serializer: Any, object_id: str,
-                    ctx: CallContext) -> tuple[bytes, bool]:
+    def _connect_ok(self, response: Any, connection: PyroConnection, msg: wire.Message,
+                    serializer: Any, wants_metadata: bool, ctx: CallContext) -> tuple[bytes, bool]:
         try:
-            flags = 0
-            if msg.flags & wire.FLAGS_META_ON_CONNECT:
-                flags = wire.FLAGS_META_ON_CONNECT
+            metadata = None
+            if wants_metadata:
                 daemon_object = self.daemon.objectsById[constants.DAEMON_NAME]
-                response = {
-                    "handshake": response,
-                    "meta": daemon_object.get_metadata(object_id, as_lists=True),
-                }
-            data, compressed = serializer.serializeData(response, config.COMPRESSION)
-            if compressed:
-                flags |= wire.FLAGS_COMPRESSED
-            reply = self._encode(wire.MSG_CONNECTOK, data, serializer.serializer_id, flags,
-                                 msg.seq, self._annotations(ctx))
+                metadata = daemon_object.get_metadata(connection.objectId, as_lists=True)
+            reply = connection.codec.connect_ok(msg, serializer, response, metadata,
+                                                self._annotations(ctx), self.daemon.hmacKey())
         except Exception as exc:
-            return self.connect_fail(msg, exc, ctx), False
+            return self.connect_fail(connection, msg, exc, ctx), False
         return reply, True
 
-    def connect_fail(self, msg: wire.Message | None, reason: Any,
+    def connect_fail(self, connection: PyroConnection, msg: wire.Message | None, reason: Any,
                      ctx: CallContext | None = None) -> bytes:
         """A CONNECTFAIL carrying ``str(reason)``, as Pyro4 sends when it refuses a client."""
-        seq = msg.seq if msg is not None else 0
-        serializer_id = _MARSHAL_ID
-        if msg is not None and msg.serializer_id in self.daemon.accepted_serializer_ids:
-            serializer_id = msg.serializer_id
-        serializer = util.get_serializer_by_id(serializer_id)
-        data, compressed = serializer.serializeData(str(reason), False)
-        flags = wire.FLAGS_COMPRESSED if compressed else 0
-        annotations = self._annotations(ctx) if ctx is not None else dict(self.daemon.annotations())
         log.info("handshake refused for {peer}: {reason}",
                  peer=ctx.values["client"].peer_address if ctx else None, reason=str(reason))
-        return self._encode(wire.MSG_CONNECTFAIL, data, serializer_id, flags, seq, annotations)
+        return connection.codec.connect_fail(msg, reason, self.daemon.accepted_serializer_ids,
+                                             self._annotations(ctx), self.daemon.hmacKey())
 
     # -- requests -------------------------------------------------------------------------
 
     def invoke(self, connection: PyroConnection, msg: wire.Message) -> MaybeDeferredReply:
         """Answer an INVOKE or PING message."""
+        codec = connection.codec
         ctx = CallContext.for_message(connection, msg)
-        if msg.type == wire.MSG_PING:
-            return self._encode(wire.MSG_PING, b"pong", msg.serializer_id, 0, msg.seq,
-                                self._annotations(ctx))
+        if codec.is_ping(msg):
+            return codec.pong(msg, self._annotations(ctx), self.daemon.hmacKey())
         try:
-            serializer = self._accepted_serializer(msg)
-            object_id, method, vargs, kwargs = self._call_data(msg, serializer)
-            obj = self.daemon.objectsById.get(object_id)
+            serializer = codec.accepted_serializer(msg, self.daemon.accepted_serializer_ids)
+            call = codec.read_invoke(msg, serializer)
+            obj = self.daemon.objectsById.get(call.object_id)
             if obj is None:
-                log.debug("unknown object requested: {object_id}", object_id=object_id)
+                log.debug("unknown object requested: {object_id}", object_id=call.object_id)
                 raise errors.DaemonError("unknown object")
             pool = self.daemon.threadpool
             if inspect.isclass(obj):
@@ -198,11 +169,11 @@ class Dispatcher:
                 if isinstance(obj, defer.Deferred):  # being created in the pool
                     return obj.addCallbacks(
                         self._request, self._instance_failed,
-                        callbackArgs=(msg, ctx, serializer, method, vargs, kwargs, pool),
-                        errbackArgs=(msg, ctx))
+                        callbackArgs=(codec, msg, ctx, serializer, call, pool),
+                        errbackArgs=(codec, msg, ctx))
         except Exception:
-            return self._request_failed(msg, ctx)
-        return self._request(obj, msg, ctx, serializer, method, vargs, kwargs, pool)
+            return self._request_failed(codec, msg, ctx)
+        return self._request(obj, codec, msg, ctx, serializer, call, pool)
 
     def _instance(self, cls: type, connection: PyroConnection, ctx: CallContext,
                   pool: Any) -> Any:
@@ -229,28 +200,29 @@ class Dispatcher:
             return connection.pyroInstances.get(cls)
         return None  # percall (or an invalid mode, which _getInstance reports)
 
-    def _request_failed(self, msg: wire.Message, ctx: CallContext) -> Reply | None:
+    def _request_failed(self, codec: Pyro4Codec, msg: wire.Message,
+                        ctx: CallContext) -> Reply | None:
         """In an ``except`` block: the exception reply to ``msg``; none for a oneway request,
         whose failure is only logged."""
         error = sys.exc_info()[1]
-        if msg.flags & wire.FLAGS_ONEWAY:
+        if codec.is_oneway(msg):
             log.debug("oneway request failed: {error!r}", error=error)
             return None
-        return self.exception_reply(msg, error, self._traceback(), ctx)
+        return self._exception_reply(codec, msg, error, self._traceback(), ctx)
 
-    def _instance_failed(self, failure: Failure, msg: wire.Message,
+    def _instance_failed(self, failure: Failure, codec: Pyro4Codec, msg: wire.Message,
                          ctx: CallContext) -> MaybeDeferredReply:
         """Creating the servant instance in the pool raised: the client gets the error."""
-        if msg.flags & wire.FLAGS_ONEWAY:
+        if codec.is_oneway(msg):
             log.debug("oneway request failed: {error!r}", error=failure.value)
             return None
-        return self._failure_reply(failure, msg, ctx)
+        return self._failure_reply(failure, codec, msg, ctx)
 
-    def _request(self, obj: Any, msg: wire.Message, ctx: CallContext, serializer: Any,
-                 method: str, vargs: Any, kwargs: Any, pool: Any) -> MaybeDeferredReply:
+    def _request(self, obj: Any, codec: Pyro4Codec, msg: wire.Message, ctx: CallContext,
+                 serializer: Any, call: Invoke, pool: Any) -> MaybeDeferredReply:
         """Serve an INVOKE on ``obj`` (the servant instance): batch, attribute or call."""
-        oneway = bool(msg.flags & wire.FLAGS_ONEWAY)
-        batch = bool(msg.flags & wire.FLAGS_BATCH)
+        oneway, batch = call.oneway, call.batch
+        method, vargs, kwargs = call.method, call.vargs, call.kwargs
         try:
             if batch:
                 outcome = defer.ensureDeferred(self._batch(obj, vargs, ctx, pool))
@@ -267,40 +239,21 @@ class Dispatcher:
                     return None
                 outcome = self.call(function, vargs, kwargs, ctx, pool)
         except Exception:
-            return self._request_failed(msg, ctx)
+            return self._request_failed(codec, msg, ctx)
         if oneway:
             return None
         if isinstance(outcome, defer.Deferred):
             return outcome.addCallbacks(
-                self.result_reply, self._failure_reply,
-                callbackArgs=(msg, serializer, ctx, batch), errbackArgs=(msg, ctx),
+                self._result_reply, self._failure_reply,
+                callbackArgs=(codec, msg, serializer, ctx, batch), errbackArgs=(codec, msg, ctx),
             )
-        return self.result_reply(outcome, msg, serializer, ctx, batch)
+        return self._result_reply(outcome, codec, msg, serializer, ctx, batch)
 
     @staticmethod
     def _traceback() -> list[str]:
         exc_type, exc_value, tb = sys.exc_info()
         assert exc_type is not None and exc_value is not None
         return format_remote_traceback(exc_type, exc_value, tb)
-
-    @staticmethod
-    def _call_data(msg: wire.Message, serializer: Any) -> tuple[str, str, Any, Any]:
-        """``(object_id, method, vargs, kwargs)`` of a request, or a clear SerializeError.
-
-        Garbage that a serializer chokes on would otherwise travel back as whatever the
-        serializer raised (a ``UnicodeDecodeError`` holding bytes, say), which the client's
-        serializer may not even be able to rebuild.
-        """
-        try:
-            if msg.flags & wire.FLAGS_KEEPSERIALIZED:
-                # hand the servant the still-serialized payload (Pyro4's rule)
-                blobinfo, object_id, method = marshal.loads(msg.annotations["BLBI"])
-                return object_id, method, (SerializedBlob(blobinfo, msg, is_blob=True),), {}
-            object_id, method, vargs, kwargs = fastserpent.deserialize_call(
-                serializer, msg.data, compressed=msg.flags & wire.FLAGS_COMPRESSED)
-        except Exception as exc:
-            raise errors.SerializeError("invalid call data: %s: %s" % (type(exc).__name__, exc))
-        return object_id, method, vargs, kwargs
 
     async def _batch(self, obj: Any, calls: Any, ctx: CallContext, pool: Any) -> list[Any]:
         """Run batched calls in order; stop at the first exception, which travels wrapped."""
@@ -330,48 +283,36 @@ class Dispatcher:
                                          name=getattr(function, "__name__", function),
                                          error=f.value))
 
-    def result_reply(self, data: Any, msg: wire.Message, serializer: Any, ctx: CallContext,
-                     batch: bool = False) -> bytes:
+    def _result_reply(self, data: Any, codec: Pyro4Codec, msg: wire.Message, serializer: Any,
+                      ctx: CallContext, batch: bool = False) -> bytes:
         """Serialize a call's result (or open an item stream for an iterator)."""
         try:
             if not batch and is_stream(data):
                 stream_id = self.daemon.streams.open(data, ctx.values["client"])
-                notice = errors.ProtocolError("result of call is an iterator")
-                annotations = {"STRM": stream_id.encode()} if stream_id else {}
-                return self.exception_reply(msg, notice, None, ctx,
-                                            wire.FLAGS_ITEMSTREAMRESULT, annotations)
-            payload, compressed = serializer.serializeData(data, compress=config.COMPRESSION)
-            flags = (wire.FLAGS_COMPRESSED if compressed else 0) | (wire.FLAGS_BATCH if batch else 0)
-            return self._encode(wire.MSG_RESULT, payload, serializer.serializer_id, flags,
-                                msg.seq, self._annotations(ctx))
+                return codec.stream_opened(msg, stream_id, self._annotations(ctx),
+                                           self.daemon.hmacKey())
+            return codec.result(msg, serializer, data, batch, self._annotations(ctx),
+                                self.daemon.hmacKey())
         except Exception:
-            return self.exception_reply(msg, sys.exc_info()[1], self._traceback(), ctx)
+            return self._exception_reply(codec, msg, sys.exc_info()[1], self._traceback(), ctx)
 
-    def _failure_reply(self, failure: Failure, msg: wire.Message, ctx: CallContext) -> bytes:
+    def _failure_reply(self, failure: Failure, codec: Pyro4Codec, msg: wire.Message,
+                       ctx: CallContext) -> bytes:
         if not failure.check(Exception):  # KeyboardInterrupt, SystemExit: not the client's
             return failure  # type: ignore[return-value]
-        return self.exception_reply(msg, failure.value, failure_traceback(failure), ctx)
+        return self._exception_reply(codec, msg, failure.value, failure_traceback(failure), ctx)
 
-    def exception_reply(self, msg: wire.Message, exc: Any, tblines: list[str] | None,
-                        ctx: CallContext | None, flags: int = 0,
-                        annotations: dict[str, bytes] | None = None) -> bytes:
+    def _exception_reply(self, codec: Pyro4Codec, msg: wire.Message, exc: Any,
+                         tblines: list[str] | None, ctx: CallContext | None) -> bytes:
         """An exception RESULT, as Pyro4's ``_sendExceptionResponse`` builds it, plus the
         call's correlation id (``CORR``), which Pyro4 leaves out there: a client that tags its
         calls can match failures too."""
-        if not isinstance(exc, (StopIteration, GeneratorExit)) and not flags:
+        if not isinstance(exc, (StopIteration, GeneratorExit)):
             log.debug("exception while handling request: {error!r}", error=exc)
-        serializer = _serializer_or_marshal(msg.serializer_id)
-        exc._pyroTraceback = tblines
-        try:
-            data, compressed = serializer.serializeData(exc)
-        except Exception as problem:
-            substitute = errors.PyroError(
-                "Error serializing exception: %s. Original exception: %s: %s"
-                % (problem, type(exc), exc))
-            substitute._pyroTraceback = tblines  # type: ignore[attr-defined]
-            data, compressed = serializer.serializeData(substitute)
-        flags |= wire.FLAGS_EXCEPTION | (wire.FLAGS_COMPRESSED if compressed else 0)
-        all_annotations = dict(annotations or {})
-        all_annotations.update(self._annotations(ctx) if ctx else self.daemon.annotations())
-        return self._encode(wire.MSG_RESULT, data, serializer.serializer_id, flags, msg.seq,
-                            all_annotations)
+        return codec.exception(msg, exc, tblines, self._annotations(ctx), self.daemon.hmacKey())
+
+    def exception_reply(self, connection: PyroConnection, msg: wire.Message,
+                        exc: BaseException) -> bytes:
+        """The answer to ``msg`` when the connection itself failed it (e.g. a message too
+        large): the exception, with no traceback and no call context."""
+        return self._exception_reply(connection.codec, msg, exc, None, None)

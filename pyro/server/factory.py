@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from Pyro4 import constants, errors, util
+from Pyro4 import constants, errors
 from Pyro4.configuration import config
 from Pyro4.core import Daemon
 from twisted.internet import defer, endpoints
@@ -30,6 +30,7 @@ from twisted.python.failure import Failure
 
 from .. import wire
 from .._reactor import default_reactor
+from ..wire.messages import PYRO4
 from .connection import PyroConnection
 from .daemonobject import TwistedDaemonObject
 from .dispatch import Dispatcher
@@ -90,8 +91,7 @@ class Pyro4ProtocolFactory(ServerFactory):
         self.streams = ItemStreams(lambda: self.reactor)
         self.streaming_responses = self.streams.responses  # the name Pyro4's DaemonObject uses
         # Pyro4 reads the accepted serializers once, when a daemon is created:
-        self.accepted_serializer_ids = frozenset(
-            util.get_serializer(name).serializer_id for name in config.SERIALIZERS_ACCEPTED)
+        self.accepted_serializer_ids = PYRO4.serializer_ids(config.SERIALIZERS_ACCEPTED)
         self.__pyroHmacKey: bytes | None = None
         self._pyroInstances: dict[type, Any] = {}  # instance_mode="single" servants
         self.create_single_instance_lock = threading.Lock()

@@ -29,9 +29,6 @@ __all__ = ["ConnectionState", "MAX_QUEUED_REQUESTS", "Pyro4Protocol", "ServingFa
 #: Requests parsed but not yet served on one connection, before we stop reading from it.
 MAX_QUEUED_REQUESTS = 64
 
-_HANDSHAKE_TYPES = frozenset({wire.MSG_CONNECT})
-_REQUEST_TYPES = frozenset({wire.MSG_INVOKE, wire.MSG_PING})
-
 log = Logger(namespace="pyro.protocol")
 
 
@@ -131,7 +128,9 @@ class Pyro4Protocol(PyroConnection, Protocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        self.reader = wire.MessageReader(allowed_types=_HANDSHAKE_TYPES, **factory.reader_options)
+        codec = self.codec
+        self.reader = codec.reader(allowed_types=codec.server_handshake_types,
+                                   **factory.reader_options)
         self.transport.registerProducer(self, True)  # tell us when replies pile up unread
         self._direct_socket = _direct_socket(self.transport)
         if factory.idle_timeout:
@@ -147,7 +146,7 @@ class Pyro4Protocol(PyroConnection, Protocol):
             for msg in self.reader.feed(data):
                 self._queue.append(msg)
                 if not self.handshaken:
-                    self.reader.allowed_types = _REQUEST_TYPES  # only one CONNECT is read
+                    self.reader.allowed_types = self.codec.server_request_types  # one CONNECT
         except wire.WireError as error:
             self._serve_queue()
             self._protocol_violation(error)
@@ -189,7 +188,7 @@ class Pyro4Protocol(PyroConnection, Protocol):
     def _send(self, outcome: Any, msg: wire.Message) -> None:
         if self.closing:
             return
-        if not self.handshaken and msg.type == wire.MSG_CONNECT:
+        if not self.handshaken and self.codec.is_connect(msg):
             reply, accepted = outcome
             self._write(reply)
             if accepted:
@@ -292,11 +291,10 @@ class Pyro4Protocol(PyroConnection, Protocol):
             return
         dispatcher = self.factory.dispatcher
         if not self.handshaken and not self._serving:
-            self.transport.write(dispatcher.connect_fail(error.message, error.cause))
+            self.transport.write(dispatcher.connect_fail(self, error.message, error.cause))
         elif (isinstance(error.cause, errors.MessageTooLargeError) and error.message is not None
               and not self._serving and not self._queue):
-            self.transport.write(
-                dispatcher.exception_reply(error.message, error.cause, None, None))
+            self.transport.write(dispatcher.exception_reply(self, error.message, error.cause))
         self._hang_up()
 
 
