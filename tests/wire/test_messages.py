@@ -311,3 +311,14 @@ def test_may_hold_proxies():
     holding = to_client(PYRO4.result(request, serializer, [proxy], False, {}, None), [], None)
     assert PYRO4.may_hold_proxies(holding)
     proxy._pyroRelease()
+
+
+def test_the_wire_layer_imports_nothing_from_twisted():
+    import subprocess
+    import sys
+
+    code = ("import sys, pyro.wire, pyro.wire.messages, pyro.wire.fastserpent;"
+            "print(sorted(name for name in sys.modules if name.split('.')[0] == 'twisted'))")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True).stdout
+    assert output.strip() == "[]"
