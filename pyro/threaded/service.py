@@ -13,25 +13,14 @@ between calls, so connections are reused and bounded, and callbacks run in the r
 where Twisted code expects them.
 
 Why no ``FutureResult`` (nor Twisted's ``ThreadPool``) per call: the thread hand-off is the
-client's overhead. An earlier version queued each call on a ``twisted.python.threadpool``,
-carried its result in a ``Pyro4.futures.FutureResult`` (an ``Event`` and locks per call) and
-woke the reactor with one ``callFromThread`` (a wake-up pipe write) per call: with a call that
-does no I/O, 100 in flight and 4 workers, that machinery cost about 40-50 us of CPU per call
-(20-26k calls/s); now plain daemon threads take calls from a ``queue.SimpleQueue``, append
-finished ones to a deque, and the reactor is woken once per batch (only when no wake-up is
-due yet): about 5-6 us per call (165-200k calls/s). The ``Deferred`` holds the result. A
-``FutureResult`` as the carrier alone (made and set in the worker, read by the Deferred's first
-callback) was tried again after the change below: 4.6 us more per call in isolation, but 20-25 %
-less throughput in the benchmark (6,200 against 8,000 calls/s, alternating A/B runs against our
-server), because every microsecond of Python in a worker is GIL time the other threads queue
-for.
-
-The other half of the cost is Pyro4's own socket I/O in the workers: each blocking socket
-call drops the GIL, and every drop is a hand-off when five threads want it. The workers' proxy
-copies therefore use :class:`pyro.workerconnection.WorkerConnection` (Pyro4's connection, but
-reading a reply in one ``recv`` and sending without polling first): in
-``benchmarks/bench_client.py`` (small calls, 100 in flight, Pyro4's multiplex daemon) the
-service went from 4.2-5.7x to 6.6-8.4x Pyro4's async proxy (5.3-6.0x against our server).
+client's overhead, and every microsecond of Python in a worker is GIL time the other threads
+queue for. Plain daemon threads take calls from a ``queue.SimpleQueue``, append finished ones
+to a deque, and the reactor is woken once per batch of finished calls; the ``Deferred`` holds
+the result. The workers' proxy copies use
+:class:`pyro.threaded.workerconnection.WorkerConnection` (Pyro4's connection, reading a reply
+in one ``recv`` and sending without polling first), because every blocking socket call drops
+the GIL and every drop is a hand-off when five threads want it. The measurements behind both
+choices are in ``benchmarks/README.md`` ("Design measurements").
 """
 
 from __future__ import annotations

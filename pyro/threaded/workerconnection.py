@@ -6,20 +6,16 @@ Why: every blocking socket call lets go of the GIL, and a socket with a timeout
 and reads a reply in three ``recv`` calls (header, annotations, data), each with its poll:
 eight GIL drops per call. Alone in a process that costs nothing. With a service's worker
 threads and the reactor thread all wanting the GIL, every drop is a hand-off to another thread,
-often on the other core: in ``benchmarks/bench_client.py`` (small calls, 4 workers, 2 cores)
-the client spent most of its CPU on those hand-offs (4-7 context switches and up to 11 futex
-calls per call) and its throughput swung by 30 % between runs with the scheduler's placement.
+often on the other core (measurements: ``benchmarks/README.md``, "Design measurements").
 So, on these connections only:
 
 - ``recv`` reads whatever has arrived, up to 64 KiB beyond what was asked, in one ``recv``,
   and serves the next reads of the same reply from that buffer: one poll and one ``recv``
-  per reply (measured: 5,300-7,600 -> 10,200-11,600 calls/s against Pyro4's multiplex
-  daemon in a scratch loop, 4 workers, 100 in flight);
+  per reply;
 - ``send`` first writes straight to the socket's file descriptor (``os.write``: no poll; the
   descriptor is non-blocking, as Python keeps it for a socket with a timeout) and falls back
   to Pyro4's own ``sendData`` for whatever did not fit, or on any error, so a lost connection
-  fails as Pyro4's does (+18 % against our own server, whose faster replies make the workers
-  contend more). TLS sockets always use Pyro4's path.
+  fails as Pyro4's does. TLS sockets always use Pyro4's path.
 
 Nothing changes for Pyro4 above: ``Message.recv`` gets exactly the sizes it asks for, errors
 map to Pyro4's exceptions as in ``Pyro4.socketutil.receiveData`` (a timeout is
