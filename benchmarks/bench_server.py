@@ -165,6 +165,9 @@ class PyroBench:
     def add(self, a: int, b: int) -> int:
         return a + b
 
+    def echo(self, value: Any) -> Any:
+        return value
+
     def slow(self, seconds: float) -> float:
         time.sleep(seconds)
         return seconds
@@ -176,6 +179,9 @@ class TwistedBench:
 
     def add(self, a: int, b: int) -> int:
         return a + b
+
+    def echo(self, value: Any) -> Any:
+        return value
 
     def slow(self, seconds: float) -> Any:
         from twisted.internet import reactor, task

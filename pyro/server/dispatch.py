@@ -7,9 +7,10 @@ entry point returns the reply bytes, ``None`` (nothing to send: a oneway call) o
 ``Deferred`` that fires with one of those. The protocol owns the connection and ordering.
 
 Pyro4's rules are applied unchanged, mostly by calling Pyro4's own code: accepted
-serializers, ``util.getAttribute`` (no private or dunder names, ``REQUIRE_EXPOSE``),
-exposed properties, instance modes, batch semantics, item streams, and exception replies
-carrying ``_pyroTraceback``.
+serializers, exposure (no private or dunder names, ``REQUIRE_EXPOSE``, exposed properties:
+decided by :mod:`.exposure` from the class *before* anything is evaluated, where Pyro4's
+``util.getAttribute`` evaluates first), instance modes, batch semantics, item streams, and
+exception replies carrying ``_pyroTraceback``.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union
 from typing import Protocol as TypingProtocol
 
-from Pyro4 import constants, errors, futures, util
+from Pyro4 import constants, errors, futures
 from Pyro4.configuration import config
 from Pyro4.core import Daemon
 from twisted.internet import defer, threads
@@ -29,6 +30,7 @@ from twisted.python.failure import Failure
 
 from .. import wire
 from ..wire.messages import Invoke, Pyro4Codec
+from . import exposure
 from .context import CallContext
 from .placement import runs_in_reactor
 from .streams import is_stream
@@ -220,28 +222,31 @@ class Dispatcher:
 
     def _request(self, obj: Any, codec: Pyro4Codec, msg: wire.Message, ctx: CallContext,
                  serializer: Any, call: Invoke, pool: Any) -> MaybeDeferredReply:
-        """Serve an INVOKE on ``obj`` (the servant instance): batch, attribute or call."""
+        """Serve an INVOKE on ``obj`` (the servant instance): batch, attribute or call.
+
+        What the request names is checked by :mod:`.exposure` before anything of it runs.
+        """
         oneway, batch = call.oneway, call.batch
         method, vargs, kwargs = call.method, call.vargs, call.kwargs
         try:
             if batch:
                 outcome = defer.ensureDeferred(self._batch(obj, vargs, ctx, pool))
             elif method == "__getattr__":
-                outcome = self.call(util.get_exposed_property_value, (obj, vargs[0]),
-                                    {"only_exposed": config.REQUIRE_EXPOSE}, ctx, pool)
+                getter = exposure.property_getter(obj, vargs[0], config.REQUIRE_EXPOSE)
+                outcome = self.call(getter, (obj,), {}, ctx, pool)
             elif method == "__setattr__":
-                outcome = self.call(util.set_exposed_property_value, (obj, vargs[0], vargs[1]),
-                                    {"only_exposed": config.REQUIRE_EXPOSE}, ctx, pool)
+                setter = exposure.property_setter(obj, vargs[0], config.REQUIRE_EXPOSE)
+                outcome = self.call(setter, (obj, vargs[1]), {}, ctx, pool)
             else:
-                function = util.getAttribute(obj, method)
+                function = exposure.remote_method(obj, method)
                 if oneway:
-                    self._oneway(function, vargs, kwargs, ctx)
-                    return None
-                outcome = self.call(function, vargs, kwargs, ctx, pool)
+                    outcome = self._oneway(function, vargs, kwargs, ctx)
+                else:
+                    outcome = self.call(function, vargs, kwargs, ctx, pool)
         except Exception:
             return self._request_failed(codec, msg, ctx)
         if oneway:
-            return None
+            return self._oneway_done(outcome, method, pool)
         if isinstance(outcome, defer.Deferred):
             return outcome.addCallbacks(
                 self._result_reply, self._failure_reply,
@@ -259,7 +264,7 @@ class Dispatcher:
         """Run batched calls in order; stop at the first exception, which travels wrapped."""
         results: list[Any] = []
         for method, vargs, kwargs in calls:
-            function = util.getAttribute(obj, method)
+            function = exposure.remote_method(obj, method)  # refused: the whole batch fails
             try:
                 result = self.call(function, vargs, kwargs, ctx, pool)
                 if isinstance(result, defer.Deferred):
@@ -273,15 +278,25 @@ class Dispatcher:
         return results
 
     def _oneway(self, function: Callable[..., Any], vargs: Any, kwargs: Any,
-                ctx: CallContext) -> None:
-        """Start a oneway call and do not wait for it (Pyro4: ``ONEWAY_THREADED``)."""
-        pool = self.daemon.threadpool  # with a pool, every call runs there (even oneway)
+                ctx: CallContext) -> Any:
+        """Start a oneway call (Pyro4: ``ONEWAY_THREADED``): its outcome, maybe a Deferred.
+
+        With a thread pool, every call runs there (a oneway one too); without one,
+        ``ONEWAY_THREADED`` sends it to the reactor's pool, so that it may block.
+        """
+        pool = self.daemon.threadpool
         if pool is None and config.ONEWAY_THREADED:
             pool = self.daemon.reactor.getThreadPool()
-        d = defer.maybeDeferred(self.call, function, vargs, kwargs, ctx, pool)
-        d.addErrback(lambda f: log.debug("oneway call {name} failed: {error!r}",
-                                         name=getattr(function, "__name__", function),
-                                         error=f.value))
+        return self.call(function, vargs, kwargs, ctx, pool)
+
+    @staticmethod
+    def _oneway_done(outcome: Any, method: str, pool: Any) -> None:
+        """Nothing to send for a oneway request (call, batch or attribute access), whose
+        failure is only logged; nothing waits for it."""
+        if isinstance(outcome, defer.Deferred):
+            outcome.addErrback(
+                lambda f: log.debug("oneway call {name} failed: {error!r}", name=method,
+                                    error=f.value))
 
     def _result_reply(self, data: Any, codec: Pyro4Codec, msg: wire.Message, serializer: Any,
                       ctx: CallContext, batch: bool = False) -> bytes:
