@@ -11,14 +11,18 @@ thousands of Pyro4 objects concurrently without a thread per call::
     async for item in await proxy.numbers(10): ...         # item streams
     await proxy.close()
 
-Three layers, one module each, each testable on its own:
+Four layers, one module each, each testable on its own:
 
 - :mod:`pyro.client.protocol`: :class:`PyroClientProtocol` is one connection: the CONNECT
   handshake, then pipelined INVOKE requests matched to replies by sequence number (Pyro4
   servers answer in order); :class:`ItemStream` reads item streams on it.
-- :mod:`pyro.client.proxy`: :class:`DeferredProxy` owns a small pool of such connections to
-  one server, a bound on calls in flight, timeouts, cancellation, reconnection with backoff,
-  and Pyro4's proxy behaviour (metadata, oneway, attributes, batches, annotations).
+- :mod:`pyro.client.pool`: :class:`~pyro.client.pool.ConnectionPool` holds a proxy's
+  connections to one server: it opens them (reconnecting with backoff, keeping
+  ``min_connections``), chooses the connection for each call and queues the calls that must
+  wait (``max_in_flight``, room per connection).
+- :mod:`pyro.client.proxy`: :class:`DeferredProxy` is Pyro4's proxy behaviour (metadata,
+  oneway, attributes, batches, annotations, ``_pyro*`` names), timeouts and cancellation, on
+  top of its pool.
 - :mod:`pyro.client.naming`: :func:`resolve` / :func:`locate_ns` turn ``PYRONAME:`` /
   ``PYROMETA:`` URIs into ``PYRO:`` URIs through a Pyro4 name server, using the same client,
   optionally patiently.

@@ -2,7 +2,7 @@
 
 This is the thin Twisted shell around :mod:`pyro.wire` on the client side: bytes in,
 messages out, each reply handed to the call waiting for it. It knows nothing of pools,
-names or retries (that is :mod:`pyro.client.proxy`).
+names or retries (that is :mod:`pyro.client.pool` and :mod:`pyro.client.proxy`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
-"""The Deferred proxy: a pool of pipelined connections to one Pyro4 server.
+"""The Deferred proxy: Pyro4's proxy behaviour over a pool of pipelined connections.
 
-It adds to :class:`~pyro.client.protocol.PyroClientProtocol` what a program needs from a
-proxy: Pyro4's behaviour (metadata, oneway, attributes, batches, annotations), bounds on
-connections and calls in flight, timeouts, cancellation, name resolution, and reconnection
-with backoff after failures (Twisted's ``ClientService`` is the model).
+:class:`DeferredProxy` is what a program calls: Pyro4's proxy behaviour (metadata, oneway,
+attributes, batches, annotations, Pyro4's ``_pyro*`` names and hooks), timeouts,
+cancellation and name resolution. The connections themselves (opening, backoff and
+reconnection, ``min_connections``, which connection a call goes on, the queue of waiting
+calls) are its :class:`~pyro.client.pool.ConnectionPool`'s business; one connection is a
+:class:`~pyro.client.protocol.PyroClientProtocol`. The imports point one way:
+``proxy -> pool -> protocol``.
 """
 
 from __future__ import annotations
 
-import collections
-import itertools
-import math
 import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,8 +20,6 @@ from Pyro4 import constants, errors, util
 from Pyro4.configuration import config
 from Pyro4.core import URI
 from twisted.internet import defer
-from twisted.internet.protocol import Factory
-from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .. import wire
@@ -31,89 +29,16 @@ from . import naming
 from .endpoints import default_endpoint
 from .lifetime import Hooks, abandoned
 from .naming import default_backoff, resolve
-from .protocol import ClientState, PyroClientProtocol, _Call
+from .pool import ConnectionPool
+from .protocol import PyroClientProtocol, _Call
 
 __all__ = ["Batch", "DeferredProxy", "default_endpoint"]
-
-log = Logger(namespace="pyro.client.proxy")
 
 _DEFAULT: Any = object()  # "use the proxy's setting"
 
 
-def _fire(_: Any, waiter: defer.Deferred[None]) -> None:
-    waiter.callback(None)
-
-
-class _ProtocolFactory(Factory):
-    noisy = False
-
-    def __init__(self, build: Callable[[], PyroClientProtocol]):
-        self._build = build
-
-    def buildProtocol(self, addr: Any) -> PyroClientProtocol:
-        protocol = self._build()
-        protocol.factory = self
-        return protocol
-
-
-class _LoadIndex:
-    """The READY connections of a pool that have room for another call, filed by load.
-
-    Why: the pool sends each call on the least loaded connection. Scanning all connections
-    for it, for every call sent and every reply read, made a burst over thousands of
-    connections quadratic (most of the client's CPU time). Here each connection sits in the
-    insertion-ordered dict of its load level (full ones, ``load >= capacity``, in none), and
-    the owner re-files it whenever its load changes (``PyroClientProtocol.on_load_change``):
-    one level up per request, one down per reply. ``_lowest`` is a lower bound of the lowest
-    occupied level, so :meth:`least_loaded` only walks up past levels found empty; that
-    bound drops by one level per reply and to 0 for a new connection, so the walking is
-    O(1) amortized per call (a lost connection may add one walk of at most ``capacity``
-    levels). Among connections of equal load the one that has been at that load longest is
-    picked first.
-    """
-
-    __slots__ = ("capacity", "_levels", "_level_of", "_lowest")
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity  # calls in flight per connection
-        self._levels: dict[int, dict[PyroClientProtocol, None]] = {}
-        self._level_of: dict[PyroClientProtocol, int] = {}
-        self._lowest = 0
-
-    def update(self, protocol: PyroClientProtocol) -> bool:
-        """File ``protocol`` under its current load; True if that made room for a call."""
-        old = self._take(protocol)
-        load = protocol.load
-        if protocol.state is not ClientState.READY or load >= self.capacity:
-            return False
-        level = self._levels.get(load)
-        if level is None:
-            level = self._levels[load] = {}
-        level[protocol] = None
-        self._level_of[protocol] = load
-        if load < self._lowest:
-            self._lowest = load
-        return old is None or load < old
-
-    def discard(self, protocol: PyroClientProtocol) -> None:
-        self._take(protocol)
-
-    def _take(self, protocol: PyroClientProtocol) -> int | None:
-        old = self._level_of.pop(protocol, None)
-        if old is not None:
-            level = self._levels[old]
-            del level[protocol]
-            if not level:
-                del self._levels[old]
-        return old
-
-    def least_loaded(self) -> tuple[PyroClientProtocol | None, int]:
-        """A connection with room for a call, of the lowest load, and that load."""
-        if not self._level_of:
-            return None, 0
-        while self._lowest not in self._levels:
-            self._lowest += 1
-        return next(iter(self._levels[self._lowest])), self._lowest
+def _keep_alive(result: Any, _proxy: DeferredProxy) -> Any:
+    return result
 
 
 def _alias(attribute: str) -> Any:
@@ -212,10 +137,9 @@ class DeferredProxy:
     (Pyro4 refuses them anyway).
     """
 
-    #: Connection attempts that may run at once once the server is known to accept them:
-    #: enough to grow a pool by thousands quickly, few enough not to overflow a server's
-    #: listen backlog (commonly 50-128 by default) with a single proxy's SYNs.
-    _max_attempts = 64
+    #: Connection attempts that may run at once once the server is known to accept them
+    #: (see :attr:`pyro.client.pool.ConnectionPool.max_attempts`).
+    _max_attempts = ConnectionPool.max_attempts
 
     def __init__(self, uri: str | URI, reactor: Any = None, hmac_key: bytes | str | None = None,
                  serializer: str | None = None, max_connections: int = 4,
@@ -234,10 +158,7 @@ class DeferredProxy:
         self._wrap_proxies = wrap_proxies
         # the proxies made for Pyro4 proxies in this one's results: closed with it
         self._children: weakref.WeakSet[DeferredProxy] = weakref.WeakSet()
-        self._connections: set[PyroClientProtocol] = set()  # every one not gone yet
-        # A proxy nobody holds any more closes its connections, as a Pyro4 proxy does.
-        weakref.finalize(self, abandoned, self._connections, reactor).atexit = False
-        self._hooks = Hooks(self)  # what the connections call back, weakly
+        self._hooks = Hooks(self)  # what the connections call back for replies, weakly
         self._broadcast = broadcast
         if timeout is _DEFAULT:
             timeout = config.COMMTIMEOUT  # when the proxy is made, as Pyro4's Proxy does
@@ -246,14 +167,6 @@ class DeferredProxy:
         self._hmac_key: bytes | None = wire.hmac_key_bytes(hmac_key)
         self._serializer_name = serializer
         self._get_serializer()  # fail early on an unknown serializer, as Pyro4's Proxy does
-        self._max_connections = max(1, max_connections)
-        if not 0 <= min_connections <= self._max_connections:
-            raise ValueError("min_connections must be between 0 and max_connections (%d), "
-                             "not %r" % (self._max_connections, min_connections))
-        self._min_connections = min_connections
-        self._in_use = False  # a call or connect() since construction or the last close()
-        self._max_in_flight = max(1, max_in_flight)
-        self._per_connection = max(1, math.ceil(self._max_in_flight / self._max_connections))
         self._handshake = handshake
         self._correlation_id = correlation_id
         self._ns_uri = ns_uri
@@ -266,25 +179,31 @@ class DeferredProxy:
         self._pyroMethods: set[str] = set()
         self._pyroAttrs: set[str] = set()
         self._pyroOneway: set[str] = set()
-        # the pool
-        self._ready: dict[PyroClientProtocol, None] = {}  # usable (READY) connections, in order
-        self._spare = _LoadIndex(self._per_connection)  # the READY ones with room for a call
-        self._resolved: URI | None = self.uri if self.uri.protocol == "PYRO" else None
-        self._queue: collections.deque[_Call] = collections.deque()
-        self._bind_waiters: list[defer.Deferred[None]] = []
-        self._in_flight = 0
-        self._attempts: set[defer.Deferred[Any]] = set()  # connection attempts under way
-        self._failures = 0
-        self._next_attempt = 0.0
-        self._retry_call: Any = None
-        self._retry_strong = False  # the timer holds the proxy (see _maybe_open)
-        self._closing = False
-        self._dispatching = False
-        self._redispatch = False
-        # item stream requests: the connections with some waiting (protocol.waiting), and
-        # the tickets that order them against the queue
-        self._pinned: dict[PyroClientProtocol, None] = {}
-        self._tickets = itertools.count()
+        # the connections, and the calls waiting for them
+        self._pool = ConnectionPool(self, self.uri, reactor, max_connections, min_connections,
+                                    max_in_flight, self._backoff, self._endpoint_factory)
+        self._pool.max_attempts = self._max_attempts
+        # A proxy nobody holds any more closes its connections, as a Pyro4 proxy does.
+        weakref.finalize(self, abandoned, self._pool, reactor).atexit = False
+
+    # The pool's state under the names it had when the proxy was the pool (tests and
+    # benchmarks look at them).
+
+    @property
+    def _connections(self) -> set[PyroClientProtocol]:
+        return self._pool.connections
+
+    @property
+    def _ready(self) -> dict[PyroClientProtocol, None]:
+        return self._pool.ready
+
+    @property
+    def _in_flight(self) -> int:
+        return self._pool.in_flight
+
+    @property
+    def _pinned(self) -> dict[PyroClientProtocol, None]:
+        return self._pool.pinned
 
     @property
     def _pyroTimeout(self) -> float | None:
@@ -309,7 +228,7 @@ class DeferredProxy:
     @_pyroHmacKey.setter
     def _pyroHmacKey(self, key: bytes | str | None) -> None:
         self._hmac_key = wire.hmac_key_bytes(key)
-        for protocol in self._connections:
+        for protocol in self._pool.connections:
             protocol.hmac_key = self._hmac_key
 
     @property
@@ -327,7 +246,7 @@ class DeferredProxy:
     def _pyroBind(self) -> defer.Deferred[bool]:
         """Pyro4's ``_pyroBind``: :meth:`connect`, firing with ``True`` if it had to make a
         connection, ``False`` if one was up."""
-        unbound = not self._ready
+        unbound = not self._pool.ready
         return self.connect().addCallback(lambda _: unbound)
 
     def _pyroRelease(self) -> defer.Deferred[None]:
@@ -386,10 +305,12 @@ class DeferredProxy:
         call.owner = self
         if check == "method":
             call.retries = self.max_retries
-        if self._closing:
+        pool = self._pool
+        if pool.closing:
             call.fail(errors.ConnectionClosedError("the proxy is closing"))
             return call.deferred
-        known_id = object_id or (self._resolved.object if self._resolved else None)
+        resolved = pool.resolved
+        known_id = object_id or (resolved.object if resolved else None)
         if known_id is not None:
             try:
                 call.prepare(self._get_serializer(), known_id)
@@ -397,26 +318,8 @@ class DeferredProxy:
                 call.fail(Failure())  # the caller's serialization error fails this call only
                 return call.deferred
         with_timeout(call.deferred, timeout, self._clock)
-        call.on_done = self._call_done
-        call.ticket = next(self._tickets)
-        self._in_use = True
-        self._queue.append(call)
-        self._dispatch()
+        pool.submit(call)
         return call.deferred
-
-    def _schedule_pinned(self, protocol: PyroClientProtocol, call: _Call) -> None:
-        """A call for one connection only (an item stream's ``next``/``close``) was queued.
-
-        It waits in ``protocol.waiting`` (which keeps its order against the stream's other
-        requests) and counts like any other call: it is sent, oldest first among all the
-        queued calls, once ``max_in_flight`` and that connection's share of it allow. It
-        carries the proxy's annotations (``CORR`` and the context's), as Pyro4's streams do.
-        """
-        call.annotations = {**self._pyroAnnotationsNow(), **call.annotations}
-        call.on_done = self._call_done
-        call.ticket = next(self._tickets)
-        self._pinned[protocol] = None
-        self._dispatch()
 
     def _get_serializer(self) -> Any:
         return util.get_serializer(self._serializer_name or config.SERIALIZER)
@@ -453,91 +356,17 @@ class DeferredProxy:
             context.annotations = {}
         return annotations
 
-    # -- the pool -------------------------------------------------------------------------
+    # -- what the pool asks of its proxy (pyro.client.pool.PoolOwner) ----------------------
 
-    def _dispatch(self) -> None:
-        """Send queued calls while the bounds allow; open connections when all are busy."""
-        if self._dispatching:
-            self._redispatch = True  # re-entered from a callback: the outer loop goes again
-            return
-        self._dispatching = True
-        try:
-            self._redispatch = True
-            while self._redispatch:
-                self._redispatch = False
-                self._dispatch_once()
-        finally:
-            self._dispatching = False
-
-    def _dispatch_once(self) -> None:
-        while self._in_flight < self._max_in_flight:
-            pinned = self._oldest_pinned() if self._pinned else None
-            if self._queue and (pinned is None or self._queue[0].ticket < pinned.ticket):
-                protocol, load = self._spare.least_loaded()
-                if protocol is None or load > 0:
-                    self._maybe_open()  # no idle connection: one more would serve a call now
-                    if protocol is None:
-                        break  # every connection is full (pinned calls' ones too)
-                    if not self._queue:
-                        continue  # an attempt just failed the queue
-                self._send(self._queue.popleft(), protocol)
-            elif pinned is not None:
-                protocol = pinned.pinned
-                assert protocol is not None
-                waiting = protocol.waiting
-                waiting.popleft()
-                if not waiting:
-                    del self._pinned[protocol]
-                self._send(pinned, protocol)
-            else:
-                break
-        if (self._bind_waiters and not self._ready) or self._below_minimum():
-            self._maybe_open()
-
-    def _below_minimum(self) -> bool:
-        """Fewer connections (up or being made) than ``min_connections``, while in use."""
-        return (self._in_use and not self._closing
-                and len(self._ready) + len(self._attempts) < self._min_connections)
-
-    def _oldest_pinned(self) -> _Call | None:
-        """The oldest waiting pinned call whose connection has room for it, if any.
-
-        Only the first of each connection's waiting calls is a candidate, so a stream's
-        requests go in the order they were made. Few connections have any (streams are
-        read one item at a time), so a scan is cheap.
-        """
-        oldest: _Call | None = None
-        for protocol in self._pinned:
-            if protocol.state is ClientState.READY and protocol.load < self._per_connection:
-                call = protocol.waiting[0]
-                if oldest is None or call.ticket < oldest.ticket:
-                    oldest = call
-        return oldest
-
-    def _load_changed(self, protocol: PyroClientProtocol) -> None:
-        """A connection's load or state changed: re-file it, and use the room it made.
-
-        Called by the protocol (``on_load_change``) for each request written and reply read,
-        including the late reply to a call that timed out or was cancelled (it occupied the
-        connection until then), and when the connection breaks: it leaves the pool at once,
-        before the calls it fails are called back, so none of them is sent on it again.
-        """
-        if protocol.state is not ClientState.READY:
-            self._ready.pop(protocol, None)
-            self._spare.discard(protocol)
-            self._pinned.pop(protocol, None)  # the protocol fails its waiting calls
-        elif self._spare.update(protocol) and (self._queue or self._pinned):
-            self._dispatch()
-
-    def _send(self, call: _Call, protocol: PyroClientProtocol) -> None:
-        call.sent = True
-        self._in_flight += 1
+    def _before_send(self, call: _Call, protocol: PyroClientProtocol) -> bool:
+        """A call about to go on ``protocol``: Pyro4's metadata checks (and oneway methods
+        made oneway), and serialization if the object id was not known when it was made."""
         object_id = call.object_id or protocol.object_id
         if call.object_id is None and call.check:
             error = self._metadata_error(call)
             if error is not None:
                 call.fail(error)
-                return
+                return False
             if call.method in self._pyroOneway and call.check == "method":
                 call.oneway = True
         if call.request is None or call.data_object_id != object_id:
@@ -545,8 +374,50 @@ class DeferredProxy:
                 call.prepare(self._get_serializer(), object_id)
             except Exception:
                 call.fail(Failure())
-                return
-        protocol.send(call)
+                return False
+        return True
+
+    def _annotate_pinned(self, call: _Call) -> None:
+        """An item stream's request carries the proxy's annotations (``CORR`` and the
+        context's), as Pyro4's streams do."""
+        call.annotations = {**self._pyroAnnotationsNow(), **call.annotations}
+
+    def _resolve_uri(self) -> defer.Deferred[URI]:
+        return resolve(self.uri, reactor=self._reactor, hmac_key=self._hmac_key,
+                       ns_uri=self._ns_uri, patient=self._patient,
+                       max_tries=self._patient_tries, backoff=self._backoff,
+                       timeout=self.timeout, broadcast=self._broadcast)
+
+    def _protocol_factory(self, uri: URI) -> Callable[[], PyroClientProtocol]:
+        # What the connection needs, taken now: ``build`` stays with the connection, and
+        # must not keep this proxy alive (see pyro.client.lifetime). Its hooks hold it weakly;
+        # calls in flight hold it through ``call.owner``.
+        settings = (uri.object, self._get_serializer(), self._hmac_key, self._handshake,
+                    self._pyroAnnotationsNow(clear=False), uri.location, self._clock)
+        hooks = self._hooks
+        on_result = hooks.result if self._wrap_proxies else None
+        on_response_annotations = hooks.response_annotations
+
+        def build() -> PyroClientProtocol:
+            protocol = PyroClientProtocol(*settings)
+            protocol.on_response_annotations = on_response_annotations
+            protocol.on_result = on_result
+            return protocol
+
+        return build
+
+    async def _accept_connection(self, protocol: PyroClientProtocol, wait: float) -> None:
+        """A new connection passed the handshake: metadata (fetched if the server did not
+        send it with CONNECTOK), then the handshake's validation, as Pyro4's proxy does."""
+        metadata = protocol.metadata
+        if metadata is None and protocol.want_metadata:  # a server without META_ON_CONNECT
+            metadata = await protocol.call(constants.DAEMON_NAME, "get_metadata",
+                                           [protocol.object_id], {"as_lists": True},
+                                           timeout=self.timeout or wait)
+        self._process_metadata(metadata)
+        await defer.maybeDeferred(self._pyroValidateHandshake, protocol.handshake_response)
+        if protocol.handshake_annotations:  # after the validation, as Pyro4's proxy does
+            self._pyroResponseAnnotations(protocol.handshake_annotations, wire.MSG_CONNECTOK)
 
     def _metadata_error(self, call: _Call) -> AttributeError | None:
         if not (self._pyroMethods or self._pyroAttrs):
@@ -564,147 +435,6 @@ class DeferredProxy:
                                   % (self.uri, call.method))
         return None
 
-    def _call_done(self, call: _Call) -> None:
-        if call.sent:
-            self._in_flight -= 1
-        elif call.pinned is not None:
-            waiting = call.pinned.waiting
-            try:
-                waiting.remove(call)
-            except ValueError:
-                pass  # failed by its connection, which let go of it first
-            if not waiting:
-                self._pinned.pop(call.pinned, None)
-        else:
-            try:
-                self._queue.remove(call)
-            except ValueError:
-                pass
-        self._dispatch()
-
-    def _maybe_open(self) -> None:
-        """Start the connection attempts the calls waiting or in flight could use.
-
-        One connection per such call is wanted (within ``max_in_flight`` and
-        ``max_connections``, attempts under way included). Several attempts run at once
-        (``_max_attempts``) only while at least one connection is up and the last attempt
-        did not fail: the server then accepts connections, and a burst should not wait for
-        its connections one after the other. Otherwise there is one attempt at a time, as
-        the backoff expects (see ``_connect_failed``).
-        """
-        if self._closing:
-            return
-        busy = min(self._in_flight + len(self._queue), self._max_in_flight)
-        wanted = (min(self._max_connections, max(busy, 1, self._min_connections))
-                  - len(self._ready) - len(self._attempts))
-        parallel = self._max_attempts if self._ready and not self._failures else 1
-        count = min(wanted, parallel - len(self._attempts))
-        if count <= 0:
-            return
-        now = self._clock.seconds()
-        if now < self._next_attempt:  # backing off: try again when the delay is over
-            # When only ``min_connections`` wants it (no call, no connect() waiting), the
-            # timer must not keep a proxy nobody holds alive, retrying forever; once a call
-            # waits for it, it must (that call may be all that is left of the proxy).
-            strong = bool(self._queue or self._pinned or self._bind_waiters)
-            if self._retry_call is None or (strong and not self._retry_strong):
-                if self._retry_call is not None:
-                    self._retry_call.cancel()
-                retry = self._retry if strong else self._hooks.retry
-                self._retry_call = self._clock.callLater(self._next_attempt - now, retry)
-                self._retry_strong = strong
-            return
-        failures = self._failures
-        for _ in range(count):
-            attempt = defer.Deferred.fromCoroutine(self._open())
-            if not attempt.called:  # (it may have ended already: the callbacks run below)
-                self._attempts.add(attempt)
-            attempt.addCallbacks(self._connected, self._connect_failed, callbackArgs=(attempt,),
-                                 errbackArgs=(attempt, failures))
-            if self._closing or self._failures != failures:
-                return  # it failed at once: back off
-
-    def _retry(self) -> None:
-        self._retry_call = None
-        self._dispatch()
-
-    async def _open(self) -> PyroClientProtocol:
-        uri = self._resolved
-        if uri is None:
-            uri = await resolve(self.uri, reactor=self._reactor, hmac_key=self._hmac_key,
-                                ns_uri=self._ns_uri, patient=self._patient,
-                                max_tries=self._patient_tries, backoff=self._backoff,
-                                timeout=self.timeout, broadcast=self._broadcast)
-            self._resolved = uri
-        location = uri.location
-
-        # What the connection needs, taken now: ``build`` stays with the connection, and
-        # must not keep this proxy alive (see pyro.client.lifetime). Its hooks hold it weakly; calls
-        # in flight hold it through ``call.on_done``.
-        settings = (uri.object, self._get_serializer(), self._hmac_key, self._handshake,
-                    self._pyroAnnotationsNow(clear=False), location, self._clock)
-        hooks = self._hooks
-        on_result = hooks.result if self._wrap_proxies else None
-
-        def build() -> PyroClientProtocol:
-            protocol = PyroClientProtocol(*settings)
-            protocol.on_response_annotations = hooks.response_annotations
-            protocol.on_result = on_result
-            protocol.on_call_lost = hooks.call_lost
-            return protocol
-
-        wait = self._connect_wait()
-        endpoint = self._endpoint_factory(self._clock, uri, wait)
-        try:
-            protocol = await endpoint.connect(_ProtocolFactory(build))
-        except defer.CancelledError:
-            raise
-        except Exception as exc:
-            raise errors.CommunicationError("cannot connect to %s: %s" % (location, exc)) from exc
-
-        def no_handshake(result: Any, timeout: float) -> Any:
-            if isinstance(result, Failure) and result.check(defer.CancelledError):
-                return Failure(errors.TimeoutError(
-                    "cannot connect to %s: no handshake reply within %s seconds"
-                    % (location, timeout)))
-            return result
-
-        try:
-            # a server that accepts but never answers must not hold queued calls forever
-            await protocol.ready.addTimeout(wait, self._clock, onTimeoutCancel=no_handshake)
-            metadata = protocol.metadata
-            if metadata is None and protocol.want_metadata:  # a server without META_ON_CONNECT
-                metadata = await protocol.call(constants.DAEMON_NAME, "get_metadata",
-                                               [uri.object], {"as_lists": True},
-                                               timeout=self.timeout or wait)
-            self._process_metadata(metadata)
-            await defer.maybeDeferred(self._pyroValidateHandshake, protocol.handshake_response)
-            if protocol.handshake_annotations:  # after the validation, as Pyro4's proxy does
-                self._pyroResponseAnnotations(protocol.handshake_annotations, wire.MSG_CONNECTOK)
-        except BaseException:
-            protocol.close()
-            await protocol.when_lost()
-            raise
-        return protocol
-
-    def _retry_lost(self, call: _Call, error: BaseException) -> bool:
-        """A sent call lost its connection: back to the queue, in ticket order, if it has
-        retries left (``max_retries``) and the proxy is not closing."""
-        if (call.retries <= 0 or call.done or self._closing
-                or not isinstance(error, errors.ConnectionClosedError)):
-            return False
-        call.retries -= 1
-        call.sent = False
-        self._in_flight -= 1
-        queue = self._queue
-        index = next((i for i, queued in enumerate(queue) if queued.ticket > call.ticket),
-                     len(queue))
-        queue.insert(index, call)
-        log.info("{uri}: {method} lost its connection ({error}); sending it again",
-                 uri=str(self.uri), method=call.method, error=str(error))
-        self._dispatch()
-        return True
-
     def _wrap_results(self, value: Any, msg: wire.Message) -> Any:
         """Replace the ``Pyro4.Proxy`` objects in a result (Pyro4's autoproxies: a servant
         returned an object registered with its daemon) with proxies like this one. Only
@@ -721,7 +451,7 @@ class DeferredProxy:
             found._pyroUri, reactor=self._reactor,
             hmac_key=found._pyroHmacKey or self._hmac_key,
             serializer=found._pyroSerializer or self._serializer_name,
-            max_connections=self._max_connections, max_in_flight=self._max_in_flight,
+            max_connections=self._pool.max_connections, max_in_flight=self._pool.max_in_flight,
             timeout=self.timeout, handshake=found._pyroHandshake,
             correlation_id=self._correlation_id, ns_uri=self._ns_uri, patient=self._patient,
             patient_tries=self._patient_tries, backoff=self._backoff,
@@ -744,72 +474,6 @@ class DeferredProxy:
             raise errors.PyroError("remote object doesn't expose any methods or attributes. "
                                    "Did you forget setting @expose on them?")
 
-    def _connected(self, protocol: PyroClientProtocol,
-                   attempt: defer.Deferred[Any]) -> defer.Deferred[None] | None:
-        self._attempts.discard(attempt)
-        if self._closing:  # close() raced the end of the attempt: drop it, close() waits
-            protocol.close()
-            return protocol.when_lost()  # (close() waits for the attempt's Deferred)
-        self._failures, self._next_attempt = 0, 0.0
-        self._connections.add(protocol)
-        protocol.when_lost().addCallback(self._hooks.lost, protocol)
-        if protocol.state is ClientState.READY:
-            self._ready[protocol] = None
-            protocol.on_load_change = self._hooks.load_changed
-            protocol.scheduler = self._hooks.schedule
-            self._spare.update(protocol)
-        log.debug("connected to {uri} ({count} connections)", uri=str(self.uri),
-                  count=len(self._ready))
-        waiters, self._bind_waiters = self._bind_waiters, []
-        for waiter in waiters:
-            waiter.callback(None)
-        self._dispatch()
-        return None
-
-    def _connect_failed(self, failure: Failure, attempt: defer.Deferred[Any],
-                        failures: int) -> None:
-        """An attempt failed: back off; fail the waiting calls if nothing else can serve them.
-
-        Attempts started together (at the same count of failures) count as one failure, so
-        a server that refuses a batch of concurrent attempts backs off one step, not one per
-        attempt. Calls fail only when no connection is up and no other attempt is left.
-        """
-        self._attempts.discard(attempt)
-        if self._closing:
-            return
-        if self._failures <= failures:
-            self._failures += 1
-            delay = self._backoff(self._failures)
-            self._next_attempt = self._clock.seconds() + delay
-            log.info("cannot reach {uri}: {error}; next attempt in {delay:.2f} s",
-                     uri=str(self.uri), error=failure.getErrorMessage(), delay=delay)
-        if self._attempts:
-            return  # the others may still succeed
-        if self._ready:
-            if self._queue or self._below_minimum():
-                self._dispatch()  # the connections we have serve the queue; more after the delay
-            return
-        self._resolved = self.uri if self.uri.protocol == "PYRO" else None
-        calls, self._queue = list(self._queue), collections.deque()
-        waiters, self._bind_waiters = self._bind_waiters, []
-        for call in calls:
-            call.fail(failure.value)
-        for waiter in waiters:
-            waiter.errback(failure.value)
-        if self._below_minimum():
-            self._dispatch()  # keep trying, after the backoff delay
-
-    def _lost(self, _: Any, protocol: PyroClientProtocol) -> None:
-        self._connections.discard(protocol)
-        self._ready.pop(protocol, None)
-        self._spare.discard(protocol)
-        self._pinned.pop(protocol, None)
-        protocol.on_load_change = None
-        protocol.scheduler = None
-        if not self._ready and not self._attempts and self.uri.protocol != "PYRO":
-            self._resolved = None  # the next connection resolves the name again
-        self._dispatch()
-
     # -- life cycle -----------------------------------------------------------------------
 
     def connect(self) -> defer.Deferred[None]:
@@ -818,17 +482,9 @@ class DeferredProxy:
         It fails like a call would (``CommunicationError``, ``NamingError``); use it to wait
         for a server, or to learn the metadata (``_pyroMethods``...) before calling.
         """
-        if self._ready:
-            return defer.succeed(None)
-
-        def cancel(waiter: defer.Deferred[None]) -> None:
-            if waiter in self._bind_waiters:
-                self._bind_waiters.remove(waiter)
-
-        waiter: defer.Deferred[None] = defer.Deferred(cancel)
-        self._bind_waiters.append(waiter)
-        self._in_use = True
-        self._dispatch()
+        waiter = self._pool.connect()
+        if not waiter.called:
+            waiter.addBoth(_keep_alive, self)  # a connect() waiter keeps its proxy alive
         return waiter
 
     def close(self) -> defer.Deferred[None]:
@@ -846,33 +502,7 @@ class DeferredProxy:
 
     def _release(self) -> defer.Deferred[None]:
         """Close this proxy's own connections (see :meth:`close`)."""
-        self._closing = True
-        self._in_use = False
-        if self._retry_call is not None:
-            self._retry_call.cancel()
-            self._retry_call = None
-        closed = errors.ConnectionClosedError("the proxy was closed")
-        calls, self._queue = list(self._queue), collections.deque()
-        waiters, self._bind_waiters = self._bind_waiters, []
-        for call in calls:
-            call.fail(closed)
-        for waiter in waiters:
-            waiter.errback(closed)
-        waits: list[defer.Deferred[Any]] = []
-        for attempt in list(self._attempts):
-            done: defer.Deferred[None] = defer.Deferred()
-            attempt.addBoth(_fire, done)  # after _connected/_connect_failed, and the loss
-            waits.append(done)
-            attempt.cancel()
-        for protocol in list(self._connections):  # broken ones too: wait until gone
-            waits.append(protocol.when_lost())
-            protocol.close(closed)
-
-        def closed_now(_: Any) -> None:
-            self._closing = False
-            self._failures, self._next_attempt = 0, 0.0
-
-        return defer.gatherResults(waits).addCallback(closed_now)
+        return self._pool.close(errors.ConnectionClosedError("the proxy was closed"))
 
     async def __aenter__(self) -> DeferredProxy:
         return self
@@ -881,10 +511,10 @@ class DeferredProxy:
         await self.close()
 
     def __repr__(self) -> str:
-        queued = len(self._queue) + sum(len(protocol.waiting) for protocol in self._pinned)
+        pool = self._pool
         return "<%s.%s for %s; %d connections, %d in flight, %d queued>" % (
-            type(self).__module__, type(self).__name__, self.uri, len(self._ready),
-            self._in_flight, queued)
+            type(self).__module__, type(self).__name__, self.uri, len(pool.ready),
+            pool.in_flight, pool.queued)
 
 
 def _replace_proxies(value: Any, replace: Callable[[Pyro4.Proxy], Any]) -> Any:
