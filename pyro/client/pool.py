@@ -373,7 +373,7 @@ class ConnectionPool:
     def _send(self, call: _Call, protocol: PyroClientProtocol) -> None:
         call.sent = True
         self.in_flight += 1
-        if (call.check is not None or call.data is None
+        if (call.check is not None or call.request is None
                 or call.data_object_id != (call.object_id or protocol.object_id)):
             owner = self._owner()  # alive: a queued call holds its proxy (call.owner)
             if owner is None:
