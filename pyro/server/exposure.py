@@ -104,7 +104,8 @@ def _marked(thing: Any) -> bool:
     own = _own(thing)
     if "_pyroExposed" in own:
         return bool(own["_pyroExposed"])
-    return _lookup(type(thing), "_pyroExposed") not in (_MISSING, False, None, 0)
+    found = _lookup(type(thing), "_pyroExposed")  # (an exposed class's instances have it)
+    return found is not _MISSING and bool(found)
 
 
 def _wraps_marked(descriptor: Any) -> bool:
