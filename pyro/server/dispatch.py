@@ -290,13 +290,25 @@ class Dispatcher:
         return self.call(function, vargs, kwargs, ctx, pool)
 
     @staticmethod
-    def _oneway_done(outcome: Any, method: str, pool: Any) -> None:
+    def _oneway_done(outcome: Any, method: str, pool: Any) -> MaybeDeferredReply:
         """Nothing to send for a oneway request (call, batch or attribute access), whose
-        failure is only logged; nothing waits for it."""
-        if isinstance(outcome, defer.Deferred):
-            outcome.addErrback(
-                lambda f: log.debug("oneway call {name} failed: {error!r}", name=method,
-                                    error=f.value))
+        failure is only logged; and whether the connection's next request waits for it.
+
+        With a thread pool and ``ONEWAY_THREADED=False`` it does, as in Pyro4's thread
+        server, which then runs a oneway call in the connection's own worker (users rely on
+        that to keep their calls in order): the returned Deferred fires (with None) when the
+        call is done, and the protocol serves nothing of this connection before. Otherwise
+        (no pool, or ``ONEWAY_THREADED``), nothing waits for it: None.
+        """
+        if not isinstance(outcome, defer.Deferred):
+            return None  # done already (or it failed at once, and was logged)
+        outcome.addCallbacks(
+            lambda _: None,
+            lambda f: log.debug("oneway call {name} failed: {error!r}", name=method,
+                                error=f.value))
+        if pool is not None and not config.ONEWAY_THREADED:
+            return outcome
+        return None
 
     def _result_reply(self, data: Any, codec: Pyro4Codec, msg: wire.Message, serializer: Any,
                       ctx: CallContext, batch: bool = False) -> bytes:

@@ -19,9 +19,11 @@ and only what passes is evaluated:
   ``__dict__``) is evaluated and checked by Pyro4's rule (``_pyroExposed`` on the result).
   A property or other data descriptor is evaluated only when exposed (Pyro4's rule for
   properties, as in ``util.get_exposed_members``: ``fget or fset or fdel`` carries
-  ``_pyroExposed``); a descriptor of another kind only when it is marked itself; a name the
-  class does not hold only when the instance's ``__dict__`` has it, never by the servant's
-  ``__getattr__``. Refusals carry Pyro4's message: "attempt to access unexposed attribute".
+  ``_pyroExposed``); a descriptor of another kind only when it (or the function it wraps) is
+  marked; a name the class does not hold only when the instance's ``__dict__`` has it, never
+  by the servant's ``__getattr__`` (nor by a ``__getattribute__`` of its own making it up;
+  such a ``__getattribute__`` still runs for what passes, as it does for every attribute).
+  Refusals carry Pyro4's message: "attempt to access unexposed attribute '<name>'".
 * ``__getattr__`` / ``__setattr__`` requests reach only properties (Pyro4's
   ``get_exposed_property_value`` / ``set_exposed_property_value`` rules, same messages),
   found in the class itself.
@@ -102,7 +104,8 @@ def _marked(thing: Any) -> bool:
     own = _own(thing)
     if "_pyroExposed" in own:
         return bool(own["_pyroExposed"])
-    return _lookup(type(thing), "_pyroExposed") not in (_MISSING, False, None, 0)
+    found = _lookup(type(thing), "_pyroExposed")  # (an exposed class's instances have it)
+    return found is not _MISSING and bool(found)
 
 
 def _wraps_marked(descriptor: Any) -> bool:
@@ -141,10 +144,13 @@ def _runs_no_code(thing: Any) -> bool:
 
 def _method_rule(cls: type, name: str) -> int:
     """How ``remote_method`` resolves ``name`` on instances of ``cls`` (REQUIRE_EXPOSE on)."""
+    # Attributes the class does not hold may still be made up: by __getattr__ (after the
+    # normal lookup fails), or by a __getattribute__ of the servant's own.
     fallback = _lookup(cls, "__getattr__") is not _MISSING
+    dynamic = fallback or _lookup(cls, "__getattribute__") is not _object_getattribute
     attr = _lookup(cls, name)
     if attr is _MISSING:
-        return _INSTANCE_ONLY if fallback else _EVALUATE
+        return _INSTANCE_ONLY if dynamic else _EVALUATE
     if _is_data_descriptor(attr):  # wins over the instance's __dict__
         if type(attr) in _BUILTIN_DESCRIPTORS:  # a slot, or a C type's attribute
             exposed = True

@@ -54,7 +54,7 @@ class ConnectionState(enum.Enum):
     HEADER = "header"  #: idle: waiting for the 24 header bytes of the next request
     ANNOTATIONS = "annotations"  #: header read, waiting for its annotation bytes
     DATA = "data"  #: annotations read, waiting for the payload bytes
-    RESPONSE = "response"  #: a request is being served; we owe a response
+    RESPONSE = "response"  #: a request is being served (we owe a response, or a oneway call runs)
     CLOSED = "closed"  #: the connection is gone
 
 
@@ -85,8 +85,9 @@ class Pyro4Protocol(PyroConnection, Protocol):
 
     Requests are answered strictly in the order they arrived (Pyro4 clients check sequence
     numbers), one at a time; requests that arrive while one is being served are queued, and
-    reading pauses when too many are queued. Oneway calls owe nothing and never hold up the
-    queue.
+    reading pauses when too many are queued. Oneway calls owe nothing; one holds up the queue
+    only when the dispatcher says so (a Deferred outcome: with a thread pool and
+    ``ONEWAY_THREADED=False``, as in Pyro4's thread server).
 
     The protocol is also the connection object Pyro4's hooks receive (a
     :class:`~pyro.connection.PyroConnection`: ``sock``, ``objectId``, ``pyroInstances``,

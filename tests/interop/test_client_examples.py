@@ -119,7 +119,7 @@ from .test_examples import (
 )
 
 #: What a test class takes over from test_examples' class for the same server.
-SERVER_SETTINGS = ("target", "threaded", "thread_per_connection", "oneway_in_line",
+SERVER_SETTINGS = ("target", "threaded", "thread_per_connection", "oneway_batch_in_line",
                    "daemon_frames")
 
 
@@ -221,7 +221,7 @@ class NativeExampleTests:
     target: str
     threaded: bool
     thread_per_connection: bool
-    oneway_in_line: bool
+    oneway_batch_in_line: bool
     daemon_frames: list[str]
 
     start = examples.ExampleTests.start
@@ -333,6 +333,16 @@ class NativeExampleTests:
 
     @async_test
     async def test_batchedcalls_oneway_batch_runs_before_the_next_call(self):
+        uri = serve_in_line(self, BatchedThingy, "example.batched")
+        p = self.proxy(uri, max_connections=1)
+        self.assertIsNone(await fill_batch_two(p.batch()).send(oneway=True))
+        self.assertEqual(await p.printmessage("after batch #2"), 0)
+        self.assertEqual(say.items, ["beginning batch #2", "end of batch #2", "after batch #2"])
+
+    @async_test
+    async def test_batchedcalls_oneway_batch_unthreaded_runs_before_the_next_call(self):
+        """``ONEWAY_THREADED=False``: a oneway batch runs in line on every server."""
+        patch_config(self, ONEWAY_THREADED=False)
         uri = serve_in_line(self, BatchedThingy, "example.batched")
         p = self.proxy(uri, max_connections=1)
         self.assertIsNone(await fill_batch_two(p.batch()).send(oneway=True))

@@ -67,7 +67,7 @@ from twisted.python.threadable import isInIOThread
 from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 
-from pyro.protocol import Pyro4ProtocolFactory
+from pyro.protocol import Pyro4Protocol, Pyro4ProtocolFactory
 from pyro.server.streams import ItemStreams
 
 from ..support.config import patch_config
@@ -1213,10 +1213,11 @@ class _ServerTests:
         the next call on the same connection is answered while it is still blocked.
 
         ``ONEWAY_THREADED=False``: Pyro4 runs the oneway call in the connection's own worker,
-        so the next call waits for it. Ours intentionally does not make the connection wait
-        (a oneway call owes no reply; README, "Servants"); the call runs where
-        the factory runs its calls: the factory's thread pool, or the reactor thread when
-        there is none (where a servant must not block, so the gate returns a Deferred).
+        so the next call waits for it ("delay should be running in the server thread"). So
+        does ours with a thread pool: the next call is queued until the oneway call is done
+        (shown here by the server holding it while the gate is shut). Without a pool, the
+        call runs in the reactor thread, where a servant must not block: the gate returns a
+        Deferred, and nothing waits for a oneway call's Deferred (README, "Servants").
         """
         patch_config(self, ONEWAY_THREADED=True)
 
@@ -1230,18 +1231,36 @@ class _ServerTests:
         self.assertEqual("threaded", (yield self.gate._entered.get()))
         self.assertEqual([False], self.gate._in_reactor)
         config.ONEWAY_THREADED = False  # the server picks this up on the fly
+        held = defer.Deferred()
+
+        class Watching(Pyro4Protocol):
+            def dataReceived(self, data):
+                super().dataReceived(data)
+                if self._queue and self._serving and not held.called:
+                    held.callback("a request waits for the one being served")
+
+        self.factory.protocol = Watching
 
         def body2():
             with Pyro4.Proxy(self.gateUri) as p:
-                self.assertIsNone(p.oneway_wait("in the server"))
-                self.assertEqual(55, p.multiply(5, 11))
+                self.assertIsNone(p.oneway_wait("in the server"))  # oneway: back at once
+                return p.multiply(5, 11)
 
-        yield client(body2)
+        answered = client(body2)
         self.assertEqual("in the server", (yield self.gate._entered.get()))
         self.assertEqual([False, not self.threaded], self.gate._in_reactor)
+        if self.threaded:
+            yield defer.DeferredList([held, answered], fireOnOneCallback=True,
+                                     fireOnOneErrback=True)
+            self.assertFalse(answered.called, "delay should be running in the server thread")
+            self.assertEqual([], self.gate._passed.pending)
+        else:
+            self.assertEqual(55, (yield answered))  # answered while the gate is shut
         self.gate._unlock()
         passed = {(yield self.gate._passed.get()), (yield self.gate._passed.get())}
         self.assertEqual({"threaded", "in the server"}, passed)
+        if self.threaded:
+            self.assertEqual(55, (yield answered))  # once the oneway call was done
 
     def test_serializeConnected(self):
         def body():

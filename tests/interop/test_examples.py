@@ -29,9 +29,13 @@ What these examples found, where ours differed from Pyro4's daemons:
 * Fixed: a call run in the reactor's shared thread pool (a threaded oneway call) left its
   call context in that thread, and a Pyro4 client later run there sent the finished call's
   correlation id as its own (``test_callcontext_oneway_leaves_no_context_behind``).
-* By design, skipped: ours never holds up a connection for a oneway call, so with a thread
-  pool a oneway batch, or a oneway call under ``ONEWAY_THREADED=False``, may run after the
-  connection's next call; Pyro4 runs them in line first.
+* Fixed: with a thread pool and ``ONEWAY_THREADED=False``, a oneway call (or batch) ran in
+  the pool while the connection's next call was served; Pyro4 runs it in line first, and so
+  does ours now (``test_oneway_unthreaded``,
+  ``test_batchedcalls_oneway_batch_unthreaded_runs_before_the_next_call``).
+* By design, skipped: with a thread pool and ``ONEWAY_THREADED=True`` (the default), ours
+  never holds up a connection for a oneway batch, so it may run after the connection's next
+  call; Pyro4 runs a batch in line first whatever ``ONEWAY_THREADED`` says.
 * Skipped: with a thread pool, one connection's calls run in any pool thread; Pyro4's thread
   server keeps each connection in one worker thread.
 * Added: Pyro4's thread server closes idle connections after ``COMMTIMEOUT``
@@ -294,9 +298,10 @@ def fill_batch_two(batch):
 
 
 def serve_in_line(test, servant, name):
-    """For the tests of oneway calls run in line: skip unless ``test``'s server does that;
-    else start it and register ``servant``; its URI."""
-    if not test.oneway_in_line:
+    """For the tests of oneway requests run in line, before the connection's next request:
+    skip unless ``test``'s server does that under the current ``ONEWAY_THREADED`` (with
+    False, every server does); else start it and register ``servant``; its URI."""
+    if Pyro4.config.ONEWAY_THREADED and not test.oneway_batch_in_line:
         raise unittest.SkipTest(ONEWAY_NOT_IN_LINE)
     return test.start().register(servant, name)
 
@@ -372,7 +377,7 @@ async def check_batchedcalls(test, seen, *, async_batch_kept):
     if async_batch_kept:
         expected += ["beginning batch #3", "end of batch #3"]
     said = await in_thread(say.wait_for, len(expected))
-    if test.oneway_in_line:
+    if test.oneway_batch_in_line:
         test.assertEqual(said, expected)
     else:  # the oneway batch #2 ran alongside the calls after it
         test.assertEqual(sorted(said), sorted(expected))
@@ -1709,10 +1714,11 @@ def autoreconnect_client(uri, restart_server):
 # The tests: one body, four our_server.
 
 ONEWAY_NOT_IN_LINE = (
-    "differs from Pyro4 by design: Pyro4 runs a oneway batch, and under ONEWAY_THREADED=False "
-    "any oneway call, in line, before it serves the connection's next request; ours never "
-    "holds up a connection for a oneway call (it owes no reply, see tests/interop/test_conformance.py "
-    "test_onewayDelayed), so with a thread pool the next call may run first")
+    "differs from Pyro4 by design: Pyro4 runs a oneway batch in line before it serves the "
+    "connection's next request, whatever ONEWAY_THREADED says; ours, with a thread pool and "
+    "ONEWAY_THREADED=True (the default), runs it in the pool without holding up the "
+    "connection (it owes no reply), so the next call may run first; with "
+    "ONEWAY_THREADED=False it keeps Pyro4's order")
 
 
 def forget_registrations(daemon: Any) -> None:
@@ -1749,9 +1755,10 @@ class ExampleTests:
     threaded: bool
     #: every call of one connection runs in the same thread (all but our thread pool)
     thread_per_connection = True
-    #: a oneway call (ONEWAY_THREADED=False) or oneway batch runs before the connection's next
-    #: request is served (Pyro4; ours only where servants run in the reactor thread)
-    oneway_in_line = True
+    #: under ONEWAY_THREADED=True (the default), a oneway batch runs before the connection's
+    #: next request is served (Pyro4; ours only where servants run in the reactor thread).
+    #: Under ONEWAY_THREADED=False, every server runs oneway calls and batches in line.
+    oneway_batch_in_line = True
     #: the server's own frames at the top of a remote traceback: Pyro4's handleRequest
     daemon_frames = ["handleRequest"]
 
@@ -1823,6 +1830,14 @@ class ExampleTests:
 
     @async_test
     async def test_batchedcalls_oneway_batch_runs_before_the_next_call(self):
+        uri = serve_in_line(self, BatchedThingy, "example.batched")
+        self.assertIsNone(await client(batched_oneway_client, uri))
+        self.assertEqual(say.items, ["beginning batch #2", "end of batch #2", "after batch #2"])
+
+    @async_test
+    async def test_batchedcalls_oneway_batch_unthreaded_runs_before_the_next_call(self):
+        """``ONEWAY_THREADED=False``: a oneway batch runs in line on every server."""
+        patch_config(self, ONEWAY_THREADED=False)
         uri = serve_in_line(self, BatchedThingy, "example.batched")
         self.assertIsNone(await client(batched_oneway_client, uri))
         self.assertEqual(say.items, ["beginning batch #2", "end of batch #2", "after batch #2"])
@@ -2164,7 +2179,7 @@ class OnOurThreadPool(ExampleTests, unittest.TestCase):
     target = "threadpool"
     threaded = True
     thread_per_connection = False
-    oneway_in_line = False
+    oneway_batch_in_line = False
     daemon_frames: list[str] = []
 
 

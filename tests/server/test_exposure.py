@@ -105,7 +105,23 @@ def servant_classes(ran: list[Any]) -> types.SimpleNamespace:
             ran.append("__getattr__ " + name)
             return lambda *args: "made up"
 
-    return types.SimpleNamespace(Guarded=Guarded, Dynamic=Dynamic)
+    class Intercepting:
+        """Makes attributes up in its own ``__getattribute__``."""
+
+        @Pyro4.expose
+        def ping(self):
+            return "pong"
+
+        def __getattribute__(self, name):
+            try:
+                return object.__getattribute__(self, name)
+            except AttributeError:
+                if name.startswith("_"):
+                    raise
+                ran.append("__getattribute__ " + name)
+                return lambda *args: "made up"
+
+    return types.SimpleNamespace(Guarded=Guarded, Dynamic=Dynamic, Intercepting=Intercepting)
 
 
 def batch_of(*names: str) -> tuple[tuple[str, tuple[()], dict[str, Any]], ...]:
@@ -131,9 +147,11 @@ class ExposureOverRawFramesTest(unittest.TestCase):
         self.pyro4 = serve_pyro4(self, "thread")  # first: stopped after our raw peers closed
         self.pyro4.register(theirs.Guarded(), "guarded")
         self.pyro4.register(theirs.Dynamic(), "dynamic")
+        self.pyro4.register(theirs.Intercepting(), "intercepting")
         self.factory = serve(self)
         self.factory.register(ours.Guarded(), "guarded")
         self.factory.register(ours.Dynamic(), "dynamic")
+        self.factory.register(ours.Intercepting(), "intercepting")
 
     @defer.inlineCallbacks
     def raw(self, object_id: str, port: int | None = None) -> Any:
@@ -179,7 +197,8 @@ class ExposureOverRawFramesTest(unittest.TestCase):
         for object_id, name, runs_in_pyro4 in [
                 ("guarded", "secret", "secret"),  # an unexposed property, called
                 ("guarded", "sneaky", "sneaky"),  # a descriptor of its own
-                ("dynamic", "anything", "__getattr__ anything")]:  # made up by __getattr__
+                ("dynamic", "anything", "__getattr__ anything"),  # made up by __getattr__
+                ("intercepting", "anything", "__getattribute__ anything")]:
             ours = yield self.ask(object_id, name)
             self.assertEqual(ours, ("AttributeError",
                                     "attempt to access unexposed attribute '%s'" % name))
@@ -197,13 +216,13 @@ class ExposureOverRawFramesTest(unittest.TestCase):
     @defer.inlineCallbacks
     def test_oneway_call_of_unexposed_members_runs_nothing(self):
         for object_id, name in [("guarded", "secret"), ("guarded", "sneaky"),
-                                ("dynamic", "anything")]:
+                                ("dynamic", "anything"), ("intercepting", "anything")]:
             yield self.assert_as_pyro4(object_id, name, flags=wire.FLAGS_ONEWAY)
 
     @defer.inlineCallbacks
     def test_batched_call_of_unexposed_members_runs_nothing(self):
         for object_id, name in [("guarded", "secret"), ("guarded", "sneaky"),
-                                ("dynamic", "anything")]:
+                                ("dynamic", "anything"), ("intercepting", "anything")]:
             calls = batch_of("ping", name, "ping")
             ours = yield self.ask(object_id, "<batch>", *calls, flags=wire.FLAGS_BATCH)
             self.assertEqual(ours, ("AttributeError",
@@ -267,6 +286,7 @@ class ExposureOverRawFramesTest(unittest.TestCase):
                 ("guarded", "secret", (), ["secret"]),  # evaluated, then not callable
                 ("guarded", "sneaky", (), ["sneaky"]),
                 ("dynamic", "anything", (), ["__getattr__ anything"]),
+                ("intercepting", "anything", (), ["__getattribute__ anything"]),
                 ("guarded", "__getattr__", ("secret",), ["secret"]),
                 ("guarded", "__setattr__", ("secret", 1), ["secret="])]:
             del self.ran[:], self.pyro4_ran[:]

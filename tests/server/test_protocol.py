@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import Pyro4
 from Pyro4 import errors
@@ -10,6 +11,7 @@ from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial import unittest
 
 from pyro import wire
@@ -388,3 +390,114 @@ class RefusalTest(ProtocolFixture):
         self.assertTrue(transport.disconnecting)
         self.servant.pending.pop().callback("late")
         self.assertEqual(peer.replies(transport), [])
+
+
+class ManualPool:
+    """A thread pool that runs nothing until the test says so (in the test's own thread),
+    for ``threads.deferToThreadPool``; the test sees what waits to run, in order."""
+
+    def __init__(self) -> None:
+        self.jobs: list[tuple[Any, Any, Any, Any]] = []
+
+    def callInThreadWithCallback(self, onResult, function, *args, **kwargs):
+        self.jobs.append((onResult, function, args, kwargs))
+
+    def run_next(self) -> None:
+        onResult, function, args, kwargs = self.jobs.pop(0)
+        try:
+            result = function(*args, **kwargs)
+        except BaseException:
+            onResult(False, Failure())
+        else:
+            onResult(True, result)
+
+
+class ClockWithThreads(task.Clock):
+    """A ``task.Clock`` that also takes results back "from a thread" (at once)."""
+
+    def callFromThread(self, function, *args, **kwargs):
+        function(*args, **kwargs)
+
+
+@Pyro4.expose
+class Notes:
+    def __init__(self) -> None:
+        self.notes: list[Any] = []
+
+    @Pyro4.oneway
+    def note(self, value):
+        self.notes.append(value)
+
+    @Pyro4.oneway
+    def fail(self):
+        raise ValueError("the oneway call failed")
+
+    def add(self, a, b):
+        self.notes.append("add")
+        return a + b
+
+
+class OnewayInLineTestCase(ProtocolFixture):
+    """With a thread pool and ``ONEWAY_THREADED=False``, a oneway call holds up its
+    connection's next request until it is done, as in Pyro4's thread server (which runs it
+    in the connection's own worker); with ``ONEWAY_THREADED`` nothing waits for it."""
+
+    def setUp(self):
+        super().setUp()
+        self.pool = ManualPool()
+        self.factory = Pyro4ProtocolFactory(reactor=ClockWithThreads(), threadpool=self.pool)
+        self.factory.setAddress("127.0.0.1", 9999)
+        self.servant = Notes()
+        self.factory.register(self.servant, "servant")
+
+    def test_a_oneway_call_holds_up_the_next_request(self):
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "note", 7, flags=wire.FLAGS_ONEWAY)
+                              + peer.invoke("servant", "add", 2, 2))
+        self.assertEqual(len(self.pool.jobs), 1)  # only the oneway call: the add waits
+        self.assertIs(protocol.state, ConnectionState.RESPONSE)
+        self.pool.run_next()
+        self.assertEqual(self.servant.notes, [7])
+        self.assertEqual(peer.replies(transport), [])  # (a oneway call gets no reply)
+        self.pool.run_next()  # now the add
+        (reply,) = peer.replies(transport)
+        self.assertEqual((reply.seq, peer.load(reply)), (2, 4))
+        self.assertEqual(self.servant.notes, [7, "add"])
+        self.assertIs(protocol.state, ConnectionState.HEADER)
+
+    def test_a_oneway_batch_holds_up_the_next_request(self):
+        protocol, transport, peer = self.connect()
+        batch = [("note", (1,), {}), ("note", (2,), {})]
+        protocol.dataReceived(
+            peer.invoke("servant", "<batch>", *batch, flags=wire.FLAGS_BATCH | wire.FLAGS_ONEWAY)
+            + peer.invoke("servant", "add", 2, 2))
+        self.pool.run_next()
+        self.pool.run_next()
+        self.assertEqual(self.servant.notes, [1, 2])
+        self.assertEqual(len(self.pool.jobs), 1)
+        self.pool.run_next()
+        self.assertEqual(peer.load(peer.replies(transport)[0]), 4)
+        self.assertEqual(self.servant.notes, [1, 2, "add"])
+
+    def test_a_failing_oneway_call_sends_nothing_and_logs_no_error(self):
+        protocol, transport, peer = self.connect()
+        with capturedLogs() as events:
+            protocol.dataReceived(peer.invoke("servant", "fail", flags=wire.FLAGS_ONEWAY)
+                                  + peer.invoke("servant", "add", 2, 2))
+            self.pool.run_next()
+            self.pool.run_next()
+        (reply,) = peer.replies(transport)
+        self.assertEqual((reply.seq, peer.load(reply)), (2, 4))
+        self.assertFalse([e for e in events if e["log_level"] >= LogLevel.warn])
+
+    def test_with_oneway_threaded_the_next_request_is_served_at_once(self):
+        patch_config(self, ONEWAY_THREADED=True)
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "note", 7, flags=wire.FLAGS_ONEWAY)
+                              + peer.invoke("servant", "add", 2, 2))
+        self.assertEqual(len(self.pool.jobs), 2)  # both at once
+        self.pool.jobs.reverse()
+        self.pool.run_next()  # the add first: its reply does not wait for the oneway call
+        self.assertEqual(peer.load(peer.replies(transport)[0]), 4)
+        self.pool.run_next()
+        self.assertEqual(self.servant.notes, ["add", 7])
