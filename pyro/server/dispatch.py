@@ -4,7 +4,11 @@ This is the part of Pyro4's ``Daemon._handshake`` / ``Daemon.handleRequest`` tha
 *what* to run and *what* to answer, rebuilt so that the answer may come later: a servant may
 return a ``Deferred`` or be a coroutine, and a blocking servant may run in a thread pool. Each
 entry point returns the reply bytes, ``None`` (nothing to send: a oneway call) or a
-``Deferred`` that fires with one of those. The protocol owns the connection and ordering.
+``Deferred`` that fires with one of those (also for a oneway call that must finish before the
+connection's next request: ``ONEWAY_THREADED=False`` with a pool, as in Pyro4's thread
+server). The protocol owns the connection and ordering. What a message means (payload
+layout, flags) is the connection's codec's business (:mod:`pyro.wire.messages`): this module
+only decides what to run and hands the outcome to the codec.
 
 Pyro4's rules are applied unchanged, mostly by calling Pyro4's own code: accepted
 serializers, exposure (no private or dunder names, ``REQUIRE_EXPOSE``, exposed properties:
