@@ -185,6 +185,7 @@ class DeferredProxy:
         self._pyroMethods: set[str] = set()
         self._pyroAttrs: set[str] = set()
         self._pyroOneway: set[str] = set()
+        self._unvetted = False  # calls were queued before the metadata was known
         # the connections, and the calls waiting for them
         self._pool = ConnectionPool(self, self.uri, reactor, max_connections, min_connections,
                                     max_in_flight, self._backoff, self._endpoint_factory)
@@ -316,11 +317,14 @@ class DeferredProxy:
         if pool.closing:
             call.fail(errors.ConnectionClosedError("the proxy is closing"))
             return call.deferred
-        if check is not None and object_id is None and (self._pyroMethods or self._pyroAttrs):
-            error = self._vet(call)  # metadata known: checked now, as Pyro4 checks
-            if error is not None:
-                call.fail(error)
-                return call.deferred
+        if check is not None and object_id is None:
+            if self._pyroMethods or self._pyroAttrs:
+                error = self._vet(call)  # metadata known: checked now, as Pyro4 checks
+                if error is not None:
+                    call.fail(error)
+                    return call.deferred
+            else:
+                self._unvetted = True  # checked when a connection brings the metadata
         resolved = pool.resolved
         known_id = object_id or (resolved.object if resolved else None)
         if known_id is not None:
@@ -429,12 +433,15 @@ class DeferredProxy:
         if protocol.handshake_annotations:  # after the validation, as Pyro4's proxy does
             self._pyroResponseAnnotations(protocol.handshake_annotations, wire.MSG_CONNECTOK)
         # The calls made before the metadata was known are checked now, not when their turn
-        # comes (which may be after other connections are up).
-        for call in [call for call in self._pool.queue
-                     if call.check is not None and call.object_id is None]:
-            error = self._vet(call)
-            if error is not None:
-                call.fail(error)
+        # comes (which may be after other connections are up). (Once: the queue may be long,
+        # and a burst opens many connections.)
+        if self._unvetted and (self._pyroMethods or self._pyroAttrs):
+            self._unvetted = False
+            for call in [call for call in self._pool.queue
+                         if call.check is not None and call.object_id is None]:
+                error = self._vet(call)
+                if error is not None:
+                    call.fail(error)
 
     def _vet(self, call: _Call) -> AttributeError | None:
         """Pyro4's metadata checks of a call to the proxy's own object (the error it fails

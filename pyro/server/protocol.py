@@ -229,7 +229,8 @@ class Pyro4Protocol(PyroConnection, Protocol):
             if isinstance(outcome, defer.Deferred):
                 if request is None:  # nothing else is being served
                     request = _Request(msg, exclusive)
-                    self._serving = [request]
+                    if not self.closing:  # (its servant may have hung up)
+                        self._serving = [request]
                 else:
                     request.exclusive = exclusive
                 outcome.addCallback(self._finished, request)
