@@ -3,10 +3,10 @@
 
 Usage::
 
-    python benchmarks/bench_client.py [--quick] [--duration S] [--rounds N] [--only 1,2]
+    python benchmarks/bench_client.py [--quick] [--duration S] [--rounds N] [--only 1,2,3]
                                       [--servers multiplex,ours] [--burst N]
                                       [--burst-connections N] [--slow S] [--json PATH]
-                                      [--profile VARIANT]
+                                      [--small-burst N] [--profile VARIANT]
 
 Servers are the ones ``bench_server.py`` starts (imported from it, not copied): Pyro4's
 multiplex daemon (``SERVERTYPE="multiplex"``) and ours (``pyro.protocol.Pyro4ProtocolFactory``
@@ -35,10 +35,10 @@ installed, so thread counts and CPU times belong to that client alone.
     judged one; ours is shown alongside).
 
 (2) ``--burst`` (10,000) concurrent calls from one ``DeferredProxy`` to ``slow(--slow)`` on our
-    server, a ``task.deferLater`` Deferred (no server thread either). Our server (like Pyro4's)
-    answers the requests of one connection one after the other, so the calls only overlap if
-    they travel on different connections: ``max_connections = max_in_flight = 10,000`` (one
-    call per connection; ``--burst-connections`` for fewer, pipelined). Two bursts on the same
+    server, a ``task.deferLater`` Deferred (no server thread either), with
+    ``max_connections = max_in_flight = 10,000`` (one call per connection; our server also
+    runs pipelined calls to such a servant concurrently: ``--burst-connections`` for fewer,
+    pipelined). Two bursts on the same
     proxy: *cold* (one connection open; the pool grows during the burst) and *warm* (again,
     with the connections the first burst left open); then *prestarted*: a new proxy with
     ``min_connections`` = its ``max_connections``, whose whole pool is opened (and timed)
@@ -48,6 +48,19 @@ installed, so thread counts and CPU times belong to that client alone.
     the first call to the last reply, client CPU, and the client's threads
     (``threading.active_count()`` and the kernel's count) sampled every 1,000 calls issued and
     every 50 ms: no thread per call.
+
+(3) ``--small-burst`` (50) concurrent calls to ``aslow(--slow)`` from a *default*
+    ``DeferredProxy(uri)`` (``max_connections=4``, nothing open before: what a new user
+    writes), against ours (an ``async def`` servant) and Pyro4's thread and multiplex daemons
+    (``time.sleep``), side by side; for reference the same with ``max_connections`` = the
+    number of calls. Reported: wall time (first call issued to last reply), first and
+    median reply, how many calls each connection carried, and the bound each server allows
+    when the calls are spread evenly over the connections the proxy may open: ours runs
+    concurrent calls of one connection at once (one servant delay); Pyro4's thread daemon
+    runs one call per connection at a time (``ceil(calls / max_connections)`` delays);
+    its multiplex daemon one call at a time in all (``calls`` delays). Targets: ours within
+    2 delays (1.0 s for 0.5 s calls), Pyro4's daemons no worse than that even spread (plus
+    10 % and 0.2 s for connecting).
 
 Only 127.0.0.1 is used; every loop is bounded in count and time; every child process is
 stopped at the end, also on errors, and exits by itself when its parent disappears.
@@ -433,9 +446,54 @@ async def run_burst(reactor: Any, uri: str, server_pid: int, duration: float,
     return out
 
 
+async def run_small_burst(reactor: Any, uri: str, server_pid: int, duration: float,
+                          spec: dict[str, Any]) -> Any:
+    """``spec["count"]`` concurrent ``aslow(spec["slow"])`` calls from a fresh proxy with
+    default settings (``spec["connections"]``: a ``max_connections`` to use instead)."""
+    import collections
+
+    from twisted.internet import defer
+
+    from pyro.client import DeferredProxy, PyroClientProtocol
+
+    kwargs = {} if spec["connections"] is None else {"max_connections": spec["connections"]}
+    proxy = DeferredProxy(uri, reactor=reactor, timeout=spec["timeout"], **kwargs)
+    carried: collections.Counter[int] = collections.Counter()  # calls sent per connection
+    send = PyroClientProtocol.send
+
+    def counting_send(protocol: Any, call: Any) -> None:
+        carried[id(protocol)] += 1
+        send(protocol, call)
+
+    times: list[float] = []
+    errors: list[str] = []
+    PyroClientProtocol.send = counting_send  # type: ignore[method-assign]
+    try:
+        t0 = time.perf_counter()
+
+        def ok(value: Any) -> None:
+            times.append(time.perf_counter() - t0)
+            if value != spec["slow"]:
+                errors.append(repr(value))
+
+        calls = [proxy.aslow(spec["slow"]).addCallbacks(
+            ok, lambda f: errors.append(f.getErrorMessage())) for _ in range(spec["count"])]
+        await defer.gatherResults(calls).addTimeout(spec["timeout"] + 30, reactor)
+    finally:
+        PyroClientProtocol.send = send  # type: ignore[method-assign]
+        await proxy.close()
+    return {"ok": len(times) - len(errors), "errors": errors[:5],
+            "wall": max(times) if times else None, "first": min(times) if times else None,
+            "median": statistics.median(times) if times else None,
+            "per_connection": sorted(carried.values(), reverse=True),
+            "max_connections": proxy._pool.max_connections
+            if hasattr(proxy, "_pool") else proxy._max_connections}
+
+
 BURST_PHASES = ("cold", "warm", "prestarted")
 SYNC_RUNNERS = {"blocking": run_blocking, "async": run_async}
-REACTOR_RUNNERS = {"pds": run_pds, "dp": run_dp, "burst": run_burst}
+REACTOR_RUNNERS = {"pds": run_pds, "dp": run_dp, "burst": run_burst,
+                   "small_burst": run_small_burst}
 
 
 def client_main(conn: Any, spec: dict[str, Any], uri: str, server_pid: int, duration: float,
@@ -616,6 +674,77 @@ def measure_burst(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc]
     results["burst"] = got
 
 
+SMALL_BURST_SERVERS = ("ours", "thread", "multiplex")
+SMALL_BURST_LABELS = {"ours": "ours (async def servant)", "thread": "Pyro4 thread daemon",
+                      "multiplex": "Pyro4 multiplex daemon"}
+
+
+def even_spread(kind: str, calls: int, connections: int, slow: float) -> float:
+    """The wall time of ``calls`` concurrent ``slow``-second calls spread evenly over
+    ``connections`` connections, as each server runs them (see (3) in the docstring)."""
+    if kind == "ours":
+        return slow
+    if kind == "thread":
+        return -(-calls // connections) * slow
+    return calls * slow
+
+
+def measure_small_burst(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc],
+                        results: dict[str, Any]) -> None:
+    n, slow = opts.small_burst, opts.slow
+    print("\n== (3) %d concurrent aslow(%s) calls from a default DeferredProxy ==" % (n, slow),
+          flush=True)
+    servers = start_servers(ctx, SMALL_BURST_SERVERS, max(16, n + 4), registry)
+    got: dict[str, Any] = {}
+    try:
+        for setting in (None, n):
+            for kind in SMALL_BURST_SERVERS:
+                spec = {"kind": "small_burst", "count": n, "slow": slow, "connections": setting,
+                        "timeout": 60.0 + n * slow}
+                r = run_client(ctx, spec, servers[kind], spec["timeout"] + 60)
+                got["%s/%s" % (kind, "default" if setting is None else "wide")] = r
+                print("  %s, max_connections=%d: %d/%d ok in %s s (first %s, median %s); "
+                      "calls per connection %s%s" % (
+                          kind, r["max_connections"], r["ok"], n, _f(r["wall"], 2),
+                          _f(r["first"], 2), _f(r["median"], 2), r["per_connection"],
+                          "; errors %s" % r["errors"] if r["errors"] else ""), flush=True)
+    finally:
+        stop_servers(servers, registry)
+    results["small_burst"] = {"count": n, "slow": slow, "runs": got}
+
+
+def small_burst_report(small: dict[str, Any]) -> str:
+    n, slow, runs = small["count"], small["slow"], small["runs"]
+    kinds = SMALL_BURST_SERVERS
+    rows: list[list[str]] = []
+    for variant, what in (("default", "default DeferredProxy()"),
+                          ("wide", "DeferredProxy(max_connections=%d)" % n)):
+        cells = [runs.get("%s/%s" % (kind, variant)) for kind in kinds]
+        limit = next((c["max_connections"] for c in cells if c), 4)
+        rows.append(["(3) %s: %d concurrent aslow(%s) calls, wall time (s) (first / median)"
+                     % (what, n, slow)] +
+                    ["%s (%s / %s)" % (_f(c["wall"], 2), _f(c["first"], 2), _f(c["median"], 2))
+                     if c else "-" for c in cells] + ["", ""])
+        rows.append(["(3) %s: calls per connection" % what] +
+                     [" ".join(str(k) for k in c["per_connection"]) if c else "-"
+                      for c in cells] + ["", ""])
+        bounds = [even_spread(kind, n, limit, slow) for kind in kinds]
+        rows.append(["(3) %s: spread evenly over its %d connections, each server's way (s)"
+                     % (what, limit)] + [_f(b, 2) for b in bounds] + ["", ""])
+        if variant == "default":
+            oks = []
+            for kind, cell, bound in zip(kinds, cells, bounds, strict=True):
+                if cell is None or cell["wall"] is None:
+                    continue
+                need = 2 * slow if kind == "ours" else bound * 1.1 + 0.2
+                oks.append("%s %s" % (kind, verdict(cell["ok"] == n and cell["wall"] <= need)))
+            rows.append(["(3) %s: target" % what, "", "", "",
+                         "ours <= %s s; Pyro4's <= even spread" % _f(2 * slow, 1),
+                         "; ".join(oks)])
+    header = ["measurement"] + [SMALL_BURST_LABELS[k] for k in kinds] + ["target", "result"]
+    return markdown_table(header, rows)
+
+
 def run_profile(ctx: Any, opts: argparse.Namespace) -> None:
     """One variant against Pyro4's multiplex daemon with the client under cProfile."""
     registry: list[ServerProc] = []
@@ -747,7 +876,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds per throughput run (default 3, quick 1)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="throughput runs per cell, median reported (default 3, quick 1)")
-    parser.add_argument("--only", default="1,2", help="sections to run: 1, 2 or 1,2")
+    parser.add_argument("--only", default="1,2,3",
+                        help="sections to run: any of 1, 2, 3, comma-separated")
     parser.add_argument("--servers", default="multiplex,ours",
                         help="servers for (1): multiplex, ours or both (first = judged)")
     parser.add_argument("--burst", type=int, default=None,
@@ -756,6 +886,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="DeferredProxy max_connections in (2) (default: = --burst)")
     parser.add_argument("--slow", type=float, default=0.5,
                         help="seconds the servant's slow() waits in (2) (default 0.5)")
+    parser.add_argument("--small-burst", type=int, default=50,
+                        help="concurrent calls from a default proxy in (3) (default 50)")
     parser.add_argument("--json", default=None, help="also write the raw results here")
     parser.add_argument("--profile", default=None, metavar="VARIANT",
                         help="run one client variant (%s, or burst) under cProfile against "
@@ -764,8 +896,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "threads)" % ", ".join(VARIANTS))
     opts = parser.parse_args(argv)
     opts.sections = {s.strip() for s in opts.only.split(",") if s.strip()}
-    if not opts.sections or not opts.sections <= {"1", "2"}:
-        parser.error("--only takes 1, 2 or 1,2")
+    if not opts.sections or not opts.sections <= {"1", "2", "3"}:
+        parser.error("--only takes any of 1, 2, 3 (comma-separated)")
+    if not 1 <= opts.small_burst <= 500:
+        parser.error("--small-burst must be 1..500")
     opts.servers = tuple(s.strip() for s in opts.servers.split(",") if s.strip())
     if not opts.servers or not set(opts.servers) <= set(SERVER_KINDS):
         parser.error("--servers takes multiplex, ours or both")
@@ -808,6 +942,8 @@ def main(argv: list[str] | None = None) -> int:
             measure_throughput(ctx, opts, registry, results)
         if "2" in opts.sections:
             measure_burst(ctx, opts, registry, results)
+        if "3" in opts.sections:
+            measure_small_burst(ctx, opts, registry, results)
     finally:
         for server in list(registry):
             server.stop()
@@ -832,7 +968,11 @@ def main(argv: list[str] | None = None) -> int:
     print("- load average (1/5/15 min) at start: %s; at end: %s (the machine is shared: "
           "other processes' load shows up as noise)" % (load_before, load_average()))
     print("- total run time %.0f s\n" % elapsed)
-    print(report(results, opts))
+    if "1" in opts.sections or "2" in opts.sections:
+        print(report(results, opts))
+    if "small_burst" in results:
+        print()
+        print(small_burst_report(results["small_burst"]))
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"options": {k: v for k, v in vars(opts).items() if k != "sections"},

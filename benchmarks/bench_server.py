@@ -172,6 +172,8 @@ class PyroBench:
         time.sleep(seconds)
         return seconds
 
+    aslow = slow  # (ours has an ``async def`` of that name; Pyro4's daemons cannot await)
+
 
 @Pyro4.expose
 class TwistedBench:
@@ -187,6 +189,13 @@ class TwistedBench:
         from twisted.internet import reactor, task
 
         return task.deferLater(reactor, seconds, lambda: seconds)
+
+    async def aslow(self, seconds: float) -> float:
+        """``slow`` as a coroutine: it awaits the reactor's clock."""
+        from twisted.internet import reactor, task
+
+        await task.deferLater(reactor, seconds, lambda: None)
+        return seconds
 
 
 # --------------------------------------------------------------------------------------------

@@ -147,6 +147,22 @@ class ConnectionPool:
     oldest first, once ``max_in_flight`` and the room on a connection allow, and opens the
     connections that the calls waiting or in flight could use.
 
+    Which connection a call goes on, so that calls issued together run concurrently even on
+    servers that serve one request per connection at a time (Pyro4's daemons; ours for
+    blocking or session servants, see :mod:`pyro.server.protocol`):
+
+    1. an idle connection (no reply owed), if there is one;
+    2. else a new connection, while ``max_connections`` allows: the call waits for a
+       connection being opened (one attempt per waiting call, see :meth:`_maybe_open`)
+       rather than queueing behind a busy one, where it would wait for the call ahead;
+    3. only when no connection is being opened and no more may be (all of
+       ``max_connections`` are up, or the pool is backing off after a failed attempt) are
+       calls pipelined: each on the least loaded connection with room
+       (``per_connection``), so a burst is spread evenly over the connections.
+
+    Calls are sent in the order they were made (item stream requests, which can only go on
+    their own connection, may pass a call waiting for a new connection).
+
     :ivar connections: every connection not gone yet (broken ones too, until they are lost).
     :ivar ready: the usable (READY) connections, in the order they came up.
     :ivar resolved: the ``PYRO:`` URI connected to (``None``: to be resolved again).
@@ -311,14 +327,21 @@ class ConnectionPool:
             self._dispatching = False
 
     def _dispatch_once(self) -> None:
+        """Send what may go now, oldest first (see the class docstring for the rule)."""
+        head_waits = False  # the oldest queued call waits for a connection being opened
         while self.in_flight < self.max_in_flight:
             pinned = self._oldest_pinned() if self.pinned else None
-            if self.queue and (pinned is None or self.queue[0].ticket < pinned.ticket):
+            if (self.queue and not head_waits
+                    and (pinned is None or self.queue[0].ticket < pinned.ticket)):
                 protocol, load = self._spare.least_loaded()
                 if protocol is None or load > 0:
                     self._maybe_open()  # no idle connection: one more would serve a call now
-                    if protocol is None:
-                        break  # every connection is full (pinned calls' ones too)
+                    if protocol is None or self._attempts:
+                        # Every connection is full, or one is being opened: the calls wait
+                        # for it rather than queueing behind a busy one. (Item stream
+                        # requests, for their own connections, may still go.)
+                        head_waits = True
+                        continue
                     if not self.queue:
                         continue  # an attempt just failed the queue
                 self._send(self.queue.popleft(), protocol)

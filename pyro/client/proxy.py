@@ -55,18 +55,24 @@ class DeferredProxy:
     :param reactor: defaults to the global reactor, looked up when needed.
     :param hmac_key: shared secret (also used for the name server, as Pyro4 does).
     :param serializer: a Pyro4 serializer name; default ``Pyro4.config.SERIALIZER`` per call.
-    :param max_connections: connections this proxy may open to its server; requests are
-        pipelined on each. Calls issued together may then run concurrently and out of order
-        on the server; use 1 for strict ordering or for ``instance_mode="session"`` servants.
-        A call goes to an idle connection if there is one; else (all busy) a new connection
-        is opened for it, within ``max_connections``, and meanwhile the call is pipelined on
-        the least loaded connection that has room (``max_in_flight / max_connections``
-        calls each, rounded up) or waits in the queue. Once one connection is up (and the
-        last attempt did not fail), up to 64 attempts (``_max_attempts``) run at once, one
-        per call that lacks an idle connection, so a burst does not wait for its connections
-        one handshake after the other; before that (first connection, or after a failure)
-        there is one attempt at a time, so an unreachable server costs one attempt per
-        backoff delay.
+    :param max_connections: connections this proxy may open to its server. Calls issued
+        together run concurrently: a call goes to an idle connection if there is one; else
+        a new connection is opened for it, within ``max_connections``, and the call waits
+        for it rather than queueing behind a busy call (Pyro4's daemons run one request per
+        connection at a time). Only when every connection the proxy may have is up and busy
+        (or it is backing off after a failed attempt) are calls pipelined, each on the least
+        loaded connection that has room (``max_in_flight / max_connections`` calls each,
+        rounded up), so a burst is spread evenly. With 1, every call is pipelined on one
+        connection: the calls start on the server in the order they were made and their
+        replies come in that order; Pyro4's daemons (and our server, for blocking and
+        session servants) run them one after the other, our server runs calls to
+        asynchronous servants concurrently. Use 1 to reach one ``instance_mode="session"``
+        servant with every call; for one call at a time on any server,
+        ``max_in_flight=1``. Once one connection is up (and the last attempt did not fail),
+        up to 64 attempts (``_max_attempts``) run at once, one per call that lacks an idle
+        connection, so a burst does not wait for its connections one handshake after the
+        other; before that (first connection, or after a failure) there is one attempt at a
+        time, so an unreachable server costs one attempt per backoff delay.
     :param min_connections: connections opened as soon as the proxy is first used (a call,
         or :meth:`connect`) and kept open until :meth:`close`: a lost one is replaced, and
         failed attempts are retried with ``backoff`` even while no call waits (as Twisted's
@@ -179,6 +185,7 @@ class DeferredProxy:
         self._pyroMethods: set[str] = set()
         self._pyroAttrs: set[str] = set()
         self._pyroOneway: set[str] = set()
+        self._unvetted = False  # calls were queued before the metadata was known
         # the connections, and the calls waiting for them
         self._pool = ConnectionPool(self, self.uri, reactor, max_connections, min_connections,
                                     max_in_flight, self._backoff, self._endpoint_factory)
@@ -309,6 +316,14 @@ class DeferredProxy:
         if pool.closing:
             call.fail(errors.ConnectionClosedError("the proxy is closing"))
             return call.deferred
+        if check is not None and object_id is None:
+            if self._pyroMethods or self._pyroAttrs:
+                error = self._vet(call)  # metadata known: checked now, as Pyro4 checks
+                if error is not None:
+                    call.fail(error)
+                    return call.deferred
+            else:
+                self._unvetted = True  # checked when a connection brings the metadata
         resolved = pool.resolved
         known_id = object_id or (resolved.object if resolved else None)
         if known_id is not None:
@@ -363,12 +378,10 @@ class DeferredProxy:
         made oneway), and serialization if the object id was not known when it was made."""
         object_id = call.object_id or protocol.object_id
         if call.object_id is None and call.check:
-            error = self._metadata_error(call)
+            error = self._vet(call)
             if error is not None:
                 call.fail(error)
                 return False
-            if call.method in self._pyroOneway and call.check == "method":
-                call.oneway = True
         if call.request is None or call.data_object_id != object_id:
             try:
                 call.prepare(self._get_serializer(), object_id)
@@ -418,6 +431,27 @@ class DeferredProxy:
         await defer.maybeDeferred(self._pyroValidateHandshake, protocol.handshake_response)
         if protocol.handshake_annotations:  # after the validation, as Pyro4's proxy does
             self._pyroResponseAnnotations(protocol.handshake_annotations, wire.MSG_CONNECTOK)
+        # The calls made before the metadata was known are checked now, not when their turn
+        # comes (which may be after other connections are up). (Once: the queue may be long,
+        # and a burst opens many connections.)
+        if self._unvetted and (self._pyroMethods or self._pyroAttrs):
+            self._unvetted = False
+            for call in [call for call in self._pool.queue
+                         if call.check is not None and call.object_id is None]:
+                error = self._vet(call)
+                if error is not None:
+                    call.fail(error)
+
+    def _vet(self, call: _Call) -> AttributeError | None:
+        """Pyro4's metadata checks of a call to the proxy's own object (the error it fails
+        with, if any); a method the metadata calls oneway is made oneway. Once vetted, a
+        call is not checked again (``call.check`` is cleared)."""
+        error = self._metadata_error(call)
+        if error is None:
+            if call.check == "method" and call.method in self._pyroOneway:
+                call.oneway = True
+            call.check = None
+        return error
 
     def _metadata_error(self, call: _Call) -> AttributeError | None:
         if not (self._pyroMethods or self._pyroAttrs):

@@ -36,7 +36,7 @@ from .. import wire
 from ..wire.messages import Invoke, Pyro4Codec
 from . import exposure
 from .context import CallContext
-from .placement import runs_in_reactor
+from .placement import Exclusive, runs_in_reactor
 from .streams import is_stream
 from .tracebacks import failure_traceback, format_remote_traceback
 
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 Reply = Union[bytes, None]  # noqa: UP007 -- a runtime alias, kept valid on Python 3.10
 MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]  # noqa: UP007
+Outcome = Union[MaybeDeferredReply, Exclusive]  # noqa: UP007 -- what invoke() returns
 
 log = Logger(namespace="pyro.dispatch")
 
@@ -156,8 +157,15 @@ class Dispatcher:
 
     # -- requests -------------------------------------------------------------------------
 
-    def invoke(self, connection: PyroConnection, msg: wire.Message) -> MaybeDeferredReply:
-        """Answer an INVOKE or PING message."""
+    def invoke(self, connection: PyroConnection, msg: wire.Message) -> Outcome:
+        """Answer an INVOKE or PING message.
+
+        A Deferred outcome that must hold the connection (no request behind it may start
+        before it is done) comes wrapped in :class:`~pyro.server.placement.Exclusive`: a
+        call on a session servant (one instance per connection, written for one call at a
+        time), and, with a thread pool, a request whose servant code runs in the pool (one
+        call per connection at a time, as in Pyro4's thread server).
+        """
         codec = connection.codec
         ctx = CallContext.for_message(connection, msg)
         if codec.is_ping(msg):
@@ -170,16 +178,35 @@ class Dispatcher:
                 log.debug("unknown object requested: {object_id}", object_id=call.object_id)
                 raise errors.DaemonError("unknown object")
             pool = self.daemon.threadpool
+            session = False
             if inspect.isclass(obj):
+                session = obj._pyroInstancing[0] == "session"  # type: ignore[attr-defined]
                 obj = self._instance(obj, connection, ctx, pool)
                 if isinstance(obj, defer.Deferred):  # being created in the pool
-                    return obj.addCallbacks(
+                    return Exclusive(obj.addCallbacks(
                         self._request, self._instance_failed,
                         callbackArgs=(codec, msg, ctx, serializer, call, pool),
-                        errbackArgs=(codec, msg, ctx))
+                        errbackArgs=(codec, msg, ctx)))
         except Exception:
             return self._request_failed(codec, msg, ctx)
-        return self._request(obj, codec, msg, ctx, serializer, call, pool)
+        outcome = self._request(obj, codec, msg, ctx, serializer, call, pool)
+        if isinstance(outcome, defer.Deferred) and (
+                session or (pool is not None and self._in_pool(obj, call))):
+            return Exclusive(outcome)
+        return outcome
+
+    def _in_pool(self, obj: Any, call: Invoke) -> bool:
+        """Does the servant code of this request (which returned a Deferred) run in the
+        thread pool? Batches and attribute access do, as do methods not marked to run in the
+        reactor; and so does reading an item stream of a plain generator (the
+        ``Pyro.Daemon`` object's ``get_next_stream_item``). (Looked up statically: the call
+        was let through, but nothing more of the servant is evaluated to decide this.)"""
+        if call.batch or call.method in ("__getattr__", "__setattr__"):
+            return True
+        if obj is self.daemon.objectsById.get(constants.DAEMON_NAME):
+            return True
+        function = inspect.getattr_static(obj, call.method, None)
+        return function is None or not runs_in_reactor(function)
 
     def _instance(self, cls: type, connection: PyroConnection, ctx: CallContext,
                   pool: Any) -> Any:

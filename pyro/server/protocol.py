@@ -2,8 +2,19 @@
 
 Thin on purpose: bytes go into the sans-IO reader (:mod:`pyro.wire`), parsed messages go to
 the factory's dispatcher (:mod:`pyro.server.dispatch`), replies come back and leave in order.
-This module owns ordering, flow control and hanging up; it knows nothing of what a message
-means. The factory it serves is :class:`pyro.server.factory.Pyro4ProtocolFactory`, seen here
+This module owns ordering, concurrency within a connection, flow control and hanging up; it
+knows nothing of what a message means.
+
+Requests on one connection are started in the order they arrived. One whose servant returned
+a Deferred or a coroutine does not hold up the requests behind it: they start at once and run
+concurrently (a pipelining client such as :class:`pyro.client.DeferredProxy` gets concurrency
+from one connection, as from several). Their replies still leave strictly in request order,
+since Pyro4 clients check sequence numbers: a reply that is ready early waits for those
+before it. A request the dispatcher marks :class:`~pyro.server.placement.Exclusive` (a call
+in the thread pool, a call on a session servant), and the handshake, hold the connection: no
+request behind it starts before it is done, so such servants see one call per connection at
+a time, as in Pyro4's thread server. At most ``MAX_QUEUED_REQUESTS`` requests per connection
+are read and not yet answered. The factory it serves is :class:`pyro.server.factory.Pyro4ProtocolFactory`, seen here
 only through :class:`ServingFactory` (what a connection needs of it), so that the import
 points one way: factory -> protocol.
 """
@@ -23,11 +34,16 @@ from twisted.python.failure import Failure
 
 from .. import wire
 from .connection import PyroConnection
+from .placement import Exclusive
 
 __all__ = ["ConnectionState", "MAX_QUEUED_REQUESTS", "Pyro4Protocol", "ServingFactory"]
 
-#: Requests parsed but not yet served on one connection, before we stop reading from it.
+#: Requests read on one connection and not answered yet (being served, or waiting to be):
+#: when there are this many we stop reading from it (until half are answered), and no more
+#: than this many are served at once.
 MAX_QUEUED_REQUESTS = 64
+
+_PENDING: Any = object()  # a request's reply, while it is being served
 
 log = Logger(namespace="pyro.protocol")
 
@@ -54,7 +70,7 @@ class ConnectionState(enum.Enum):
     HEADER = "header"  #: idle: waiting for the 24 header bytes of the next request
     ANNOTATIONS = "annotations"  #: header read, waiting for its annotation bytes
     DATA = "data"  #: annotations read, waiting for the payload bytes
-    RESPONSE = "response"  #: a request is being served (we owe a response, or a oneway call runs)
+    RESPONSE = "response"  #: requests are being served (we owe responses, or oneway calls run)
     CLOSED = "closed"  #: the connection is gone
 
 
@@ -80,14 +96,27 @@ def _direct_socket(transport: Any) -> Any:
     return transport.socket
 
 
+class _Request:
+    """A request being served (or served, its reply waiting for those before it)."""
+
+    __slots__ = ("msg", "reply", "exclusive", "starting")
+
+    def __init__(self, msg: wire.Message, exclusive: bool):
+        self.msg = msg
+        self.reply: Any = _PENDING
+        self.exclusive = exclusive  # nothing behind it starts before it is done
+        self.starting = True  # being started: its outcome may arrive before that is over
+
+
 class Pyro4Protocol(PyroConnection, Protocol):
     """One Pyro4 client connection: bytes in, calls dispatched, replies out, in order.
 
-    Requests are answered strictly in the order they arrived (Pyro4 clients check sequence
-    numbers), one at a time; requests that arrive while one is being served are queued, and
-    reading pauses when too many are queued. Oneway calls owe nothing; one holds up the queue
-    only when the dispatcher says so (a Deferred outcome: with a thread pool and
-    ``ONEWAY_THREADED=False``, as in Pyro4's thread server).
+    Requests are started in the order they arrived; those whose servant returned a Deferred
+    or coroutine run concurrently with the requests behind them, except those that hold the
+    connection (thread-pool and session-servant calls, the handshake: see the module
+    docstring). Replies are written strictly in request order (Pyro4 clients check sequence
+    numbers). Reading pauses when too many requests are unanswered. Oneway calls owe nothing
+    and never hold up a reply.
 
     The protocol is also the connection object Pyro4's hooks receive (a
     :class:`~pyro.connection.PyroConnection`: ``sock``, ``objectId``, ``pyroInstances``,
@@ -103,7 +132,9 @@ class Pyro4Protocol(PyroConnection, Protocol):
         self.handshaken = False
         self.closing = False  # we decided to hang up (or the peer is gone)
         self.closed = False
-        self._serving = False
+        # The requests being served, in arrival order, each until its reply is written (None
+        # when there are none: no list on an idle connection).
+        self._serving: list[_Request] | None = None
         self._paused = False  # we stopped reading: too many requests queued
         self._write_blocked = False  # the transport's write buffer is full
         # Requests waiting for the one being served. A plain list, not a deque: it is almost
@@ -159,32 +190,79 @@ class Pyro4Protocol(PyroConnection, Protocol):
             return
         self.closed = self.closing = True
         self._queue.clear()
+        self._serving = None  # calls still running finish; their replies go nowhere
         self.factory.connectionClosed(self, reason)
 
     # -- serving --------------------------------------------------------------------------
 
     def _serve_queue(self) -> None:
-        """Serve queued requests in order until one has to wait for its result."""
-        while self._queue and not (self._serving or self._write_blocked or self.closing):
-            msg = self._queue.pop(0)
+        """Start queued requests in order, until one holds the connection (or too many run).
+
+        A request answered at once is replied to at once, unless replies of earlier
+        requests are still owed: then its reply waits in :attr:`_serving` for theirs. While
+        other requests are being served, a request takes its place there *before* it is
+        started: its servant may complete earlier requests as it runs (firing what they
+        wait for), and the replies then written, or requests started, must not overtake it.
+        """
+        queue = self._queue
+        while queue and not (self._write_blocked or self.closing):
+            serving = self._serving
+            request = None
+            if serving is not None:
+                last = serving[-1]
+                if ((last.exclusive and last.reply is _PENDING)
+                        or len(serving) >= MAX_QUEUED_REQUESTS):
+                    break
+                request = _Request(queue[0], True)  # holds the connection while it starts
+                serving.append(request)
+            msg = queue.pop(0)
+            exclusive = True
             if self.handshaken:
                 outcome = self.factory.dispatcher.invoke(self, msg)
+                if type(outcome) is Exclusive:
+                    outcome = outcome.deferred
+                else:
+                    exclusive = False
             else:
                 outcome = self.factory.dispatcher.handshake(self, msg)
             if isinstance(outcome, defer.Deferred):
-                self._serving = True
-                outcome.addCallback(self._finished, msg)
+                if request is None:  # nothing else is being served
+                    request = _Request(msg, exclusive)
+                    if not self.closing:  # (its servant may have hung up)
+                        self._serving = [request]
+                else:
+                    request.exclusive = exclusive
+                outcome.addCallback(self._finished, request)
                 outcome.addErrback(self._internal_error, msg)
+                request.starting = False
+            elif request is None:
+                self._send(outcome, msg)  # nothing owed before it: at once
             else:
-                self._send(outcome, msg)
+                request.exclusive = False
+                request.reply = outcome  # (None for a oneway call: nothing to write)
+                self._flush()
         self._flow_control()
 
-    def _finished(self, outcome: Any, msg: wire.Message) -> None:
-        self._serving = False
+    def _finished(self, outcome: Any, request: _Request) -> None:
+        if self.closing:
+            return  # hung up (or gone): nothing more is written
         if self.factory.idle_timeout:
             self.last_active = self.factory.reactor.seconds()
-        self._send(outcome, msg)
-        self._serve_queue()
+        request.reply = outcome
+        self._flush()
+        if not request.starting:  # (else the loop that is starting it goes on)
+            self._serve_queue()
+
+    def _flush(self) -> None:
+        """Write the replies now due: those of the oldest requests, in order."""
+        serving = self._serving
+        while serving and serving[0].reply is not _PENDING:
+            done = serving.pop(0)
+            self._send(done.reply, done.msg)
+            if self.closing:
+                return
+        if not serving:
+            self._serving = None
 
     def _send(self, outcome: Any, msg: wire.Message) -> None:
         if self.closing:
@@ -254,14 +332,16 @@ class Pyro4Protocol(PyroConnection, Protocol):
             self.factory.reactor.callFromThread(self._hang_up)
 
     def _hang_up(self) -> None:
-        """Close after what was written so far; serve and read nothing more."""
+        """Close after what was written so far; serve and read nothing more. Calls still
+        running (concurrent ones started before the hang-up) finish, unanswered."""
         self.closing = True
         self._queue.clear()
+        self._serving = None
         self.transport.loseConnection()
 
     def _internal_error(self, failure: Failure, msg: wire.Message) -> None:
         """A bug of ours, not the servant's: report it once and drop this connection only."""
-        self._serving = False
+        self._serving = None
         self.closing = True
         log.failure("internal error serving {peer}", failure,
                     peer=self.peer_address)
@@ -272,10 +352,11 @@ class Pyro4Protocol(PyroConnection, Protocol):
         if self.closing:
             return
         producer = self.transport  # an IPushProducer, as every stream transport is
-        if not self._paused and len(self._queue) >= MAX_QUEUED_REQUESTS:
+        unanswered = len(self._queue) + (len(self._serving) if self._serving else 0)
+        if not self._paused and unanswered >= MAX_QUEUED_REQUESTS:
             self._paused = True
             producer.pauseProducing()
-        elif self._paused and len(self._queue) < MAX_QUEUED_REQUESTS // 2:
+        elif self._paused and unanswered < MAX_QUEUED_REQUESTS // 2:
             self._paused = False
             producer.resumeProducing()
 

@@ -134,7 +134,7 @@ class ClientUnitTests(TestCase):
 
     def test_handshake_then_pipelined_calls(self) -> None:
         correlation_id = uuid.uuid4()
-        proxy = self.proxy(correlation_id=correlation_id)
+        proxy = self.proxy(correlation_id=correlation_id, max_connections=1)
         first, second = proxy.add(1, 2), proxy.add(3, b=4)
         self.assertEqual(len(self.reactor.tcpClients), 1)
         self.assertEqual(self.reactor.tcpClients[0][:2], ("127.0.0.1", 9999))
@@ -196,7 +196,7 @@ class ClientUnitTests(TestCase):
         self.close(proxy, peer)
 
     def test_attributes_and_metadata_checks(self) -> None:
-        proxy = self.proxy()
+        proxy = self.proxy(max_connections=1)
         value, setting = proxy.getattr("value"), proxy.setattr("value", 3)
         missing, unknown = proxy.getattr("nope"), proxy.nope()
         peer = self.connected(proxy)
@@ -295,7 +295,7 @@ class ClientUnitTests(TestCase):
     # -- failures -------------------------------------------------------------------------
 
     def test_out_of_sequence_reply_fails_all_and_closes(self) -> None:
-        proxy = self.proxy()
+        proxy = self.proxy(max_connections=1)
         first, second = proxy.add(1, 2), proxy.add(3, 4)
         peer = self.connected(proxy)
         _, two = peer.received()
@@ -342,7 +342,7 @@ class ClientUnitTests(TestCase):
         self.close(proxy, peer)
 
     def test_garbage_fails_all_and_closes(self) -> None:
-        proxy = self.proxy()
+        proxy = self.proxy(max_connections=1)
         calls = [proxy.add(1, 2), proxy.add(3, 4)]
         peer = self.connected(proxy)
         peer.raw(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -521,25 +521,29 @@ class ClientUnitTests(TestCase):
         self.close(proxy, again)
 
     def test_retried_calls_go_before_calls_made_in_errbacks_of_the_lost_ones(self) -> None:
-        proxy = self.proxy(max_retries=1, max_connections=2)
+        proxy = self.proxy(max_retries=1, max_connections=2, min_connections=2)
         made_in_errback: list[defer.Deferred[Any]] = []
         attribute = proxy.getattr("value")  # not retried: fails, and its errback calls again
         attribute.addErrback(lambda _: made_in_errback.append(proxy.add(9, 9)))
         first = self.connected(proxy)
-        retried = proxy.add(3, 4)  # pipelined on the first connection; a second one opens
+        retried = proxy.add(3, 4)  # waits for the second connection, which is refused:
+        self.peer().refuse()  # backing off, the call is pipelined on the first connection
+        self.reactor.advance(10)  # backoff(1): then the second connection opens (idle)
         second = self.connected(proxy)
         self.assertEqual(len(first.received()), 2)
         self.assertEqual(second.received(), [])
         first.lose()  # the errback's new call must not overtake the older retried one
         self.assertEqual(len(made_in_errback), 1)
-        older, newer = second.received()
-        self.assertEqual([second.call_of(older)[2:], second.call_of(newer)[2:]],
-                         [((3, 4), {}), ((9, 9), {})])
+        (older,) = second.received()  # on the idle connection, before the errback's call
+        self.assertEqual(second.call_of(older)[2:], ((3, 4), {}))
+        third = self.connected(proxy)  # which waited for a connection of its own
+        (newer,) = third.received()
+        self.assertEqual(third.call_of(newer)[2:], ((9, 9), {}))
         second.reply(older, 7)
-        second.reply(newer, 18)
+        third.reply(newer, 18)
         self.assertEqual(self.successResultOf(retried), 7)
         self.assertEqual(self.successResultOf(made_in_errback[0]), 18)
-        self.close(proxy, second)
+        self.close(proxy, second, third)
 
     def test_retries_run_out(self) -> None:
         proxy = self.proxy(max_retries=1)
@@ -565,7 +569,7 @@ class ClientUnitTests(TestCase):
         self.failureResultOf(d, errors.ConnectionClosedError)
         self.close(plain)
 
-        proxy = self.proxy(max_retries=3)
+        proxy = self.proxy(max_retries=3, max_connections=1)
         attribute = proxy.getattr("value")
         batch = proxy.batch()
         batch.add(1, 2)
@@ -676,7 +680,7 @@ class ClientUnitTests(TestCase):
         self.assertRaises(ValueError, self.proxy, min_connections=-1)
 
     def test_server_closes_mid_call(self) -> None:
-        proxy = self.proxy()
+        proxy = self.proxy(max_connections=1)
         calls = [proxy.add(1, 2), proxy.add(3, 4)]
         peer = self.connected(proxy)
         peer.lose()
@@ -749,19 +753,20 @@ class ClientUnitTests(TestCase):
         proxy = self.proxy(max_connections=2, max_in_flight=4)
         calls = [proxy.add(i, 0) for i in range(6)]
         one = self.connected(proxy)
-        self.assertEqual(len(one.received()), 2)  # two per connection
+        self.assertEqual(len(one.received()), 1)  # the next waits for the second connection
         self.assertEqual(len(self.reactor.tcpClients), 2)
         two = self.connected(proxy)
         requests = two.received()
-        self.assertEqual(len(requests), 2)
+        self.assertEqual(len(requests), 2)  # then both busy: two per connection, pipelined
+        self.assertEqual(len(one.received()), 1)
         self.assertEqual(len(self.reactor.tcpClients), 2)  # never more than max_connections
         two.reply(requests[0], "x")
         (more,) = two.received()
         self.assertEqual(more.seq, 3)
         self.close(proxy, one, two)
-        for d in calls[:2] + calls[3:]:
+        for d in calls[:1] + calls[2:]:
             self.failureResultOf(d, errors.ConnectionClosedError)
-        self.assertEqual(self.successResultOf(calls[2]), "x")
+        self.assertEqual(self.successResultOf(calls[1]), "x")
 
     def test_concurrent_connection_attempts_once_one_is_up(self) -> None:
         proxy = self.proxy(max_connections=100, max_in_flight=100)
@@ -839,12 +844,14 @@ class ClientUnitTests(TestCase):
         calls = [proxy.add(i, 0) for i in range(2)]
         one = self.connected(proxy)
         two = self.connected(proxy)
-        self.assertEqual((len(one.received()), len(two.received())), (2, 0))
-        calls += [proxy.add(i, 0) for i in range(2, 4)]
-        self.assertEqual((len(one.received()), len(two.received())), (0, 2))
+        self.assertEqual((len(one.received()), len(two.received())), (1, 1))
+        calls.append(proxy.add(2, 0))
+        (busy,) = one.received()  # a tie (1 and 1): the one at that load longest
+        calls.append(proxy.add(3, 0))
+        (other,) = two.received()  # the least loaded
         calls.append(proxy.add(4, 0))
         (extra,) = one.received()  # a tie (2 and 2): the one at that load longest
-        self.assertEqual(extra.seq, 3)
+        self.assertEqual((busy.seq, other.seq, extra.seq), (2, 2, 3))
         self.close(proxy, one, two)
         for d in calls:
             self.failureResultOf(d, errors.ConnectionClosedError)
@@ -861,7 +868,7 @@ class ClientUnitTests(TestCase):
         self.close(proxy, peer)
 
     def test_reply_in_the_wrong_serializer_fails_that_call(self) -> None:
-        proxy = self.proxy()
+        proxy = self.proxy(max_connections=1)
         d, later = proxy.add(1, 2), proxy.add(2, 2)
         peer = self.connected(proxy)
         one, two = peer.received()
@@ -1046,7 +1053,7 @@ class ClientUnitTests(TestCase):
 
     def test_commtimeout_is_the_default_call_timeout(self) -> None:
         patch_config(self, COMMTIMEOUT=5.0)
-        proxy = self.proxy()
+        proxy = self.proxy(max_connections=1)
         explicit = self.proxy(timeout=20)
         unbounded = self.proxy(timeout=None)  # an explicit None wins too: no timeout
         patch_config(self, COMMTIMEOUT=0.0)  # read when the proxy was made, as Pyro4
@@ -1249,12 +1256,12 @@ class ClientUnitTests(TestCase):
         (get_next,) = one.received()  # on the stream's connection, and nowhere else
         self.assertEqual(one.call_of(get_next)[1:3], ("get_next_stream_item", ["s"]))
         self.assertEqual(two.received(), [])
-        one.reply(on_one[1], 1)
+        one.reply(on_one[1], 2)
         one.reply(get_next, "item")
         self.assertEqual(self.successResultOf(item), "item")
         self.close(proxy, one, two)
-        self.assertEqual([self.successResultOf(d) for d in calls[:2]], [0, 1])
-        for d in calls[2:]:
+        self.assertEqual([self.successResultOf(calls[i]) for i in (0, 2)], [0, 2])
+        for d in (calls[1], calls[3]):  # on the second connection (one each as it opened)
             self.failureResultOf(d, errors.ConnectionClosedError)
 
     def test_stream_request_timing_out_in_the_queue(self) -> None:
