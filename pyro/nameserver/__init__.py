@@ -75,7 +75,11 @@ def register_name_server(factory: Any, storage: Any = None, autoclean: float | N
     uri = factory.register(nameserver, constants.NAMESERVER_NAME)
     nameserver.register(constants.NAMESERVER_NAME, uri,
                         metadata={"class:Pyro4.naming.NameServer"})
-    factory.add_close_hook(storage.close)
+
+    def close_storage() -> None:  # the storage it has then, as Pyro4's close() looks it up
+        nameserver.storage.close()
+
+    factory.add_close_hook(close_storage)
     cleaner = None
     if interval > 0:
         cleaner = AutoCleaner(nameserver, interval, reactor=factory.reactor, clock=clock)
