@@ -29,12 +29,39 @@ from .autoclean import AutoCleaner, check_autoclean
 from .registration import KeptRegistration, keep_registered
 
 __all__ = ["REQUEST_NSURI", "AutoCleaner", "BroadcastResponder", "KeptRegistration",
-           "keep_registered", "listen_broadcast", "register_name_server", "serve_name_server"]
+           "keep_registered", "listen_broadcast", "open_storage", "register_name_server",
+           "serve_name_server"]
 
 log = Logger(namespace="pyro.nameserver")
 
 #: What a client broadcasts to find a name server (Pyro4's ``BroadcastServer.REQUEST_NSURI``).
 REQUEST_NSURI = b"GET_NSURI"
+
+
+def open_storage(storage: Any = None) -> Any:
+    """A name server storage: ``storage`` itself, or one made from Pyro4's spelling of it.
+
+    As ``Pyro4.naming.NameServerDaemon(storage=...)`` (and ``python -m Pyro4.naming -s``)
+    takes it: ``None`` or ``"memory"`` (in memory), ``"sql:FILE"`` (``SqlStorage``),
+    ``"dbm:FILE"`` (``DbmStorage``, which drops metadata: a warning is logged); anything else
+    that is a string is Pyro4's ``ValueError("invalid storage type ...")``.
+    """
+    if storage is None or storage == "memory":  # (not ``storage or``: empty storage is falsy)
+        log.debug("using volatile in-memory dict storage")
+        return Pyro4.naming.MemoryStorage()
+    if not isinstance(storage, str):
+        return storage
+    if storage.startswith("sql:") and len(storage) > 4:
+        from Pyro4.naming_storage import SqlStorage
+
+        log.debug("using persistent sql storage in file {file}", file=storage[4:])
+        return SqlStorage(storage[4:])
+    if storage.startswith("dbm:") and len(storage) > 4:
+        from Pyro4.naming_storage import DbmStorage
+
+        log.warn("Warning: the DbmStorage doesn't support metadata.")  # Pyro4's words
+        return DbmStorage(storage[4:])
+    raise ValueError("invalid storage type '%s'" % storage)
 
 
 def register_name_server(factory: Any, storage: Any = None, autoclean: float | None = None,
@@ -43,7 +70,9 @@ def register_name_server(factory: Any, storage: Any = None, autoclean: float | N
     """Serve a Pyro4 name server on ``factory``: ``(nameserver, uri)``.
 
     ``storage`` is one of Pyro4's name server storages (default: in memory, as
-    ``NameServerDaemon`` has it; ``Pyro4.naming_storage.SqlStorage(path)`` persists). The name
+    ``NameServerDaemon`` has it; ``Pyro4.naming_storage.SqlStorage(path)`` persists), or
+    Pyro4's name for one (``"memory"``, ``"sql:FILE"``, ``"dbm:FILE"``: see
+    :func:`open_storage`). The name
     server is listed in itself under ``Pyro.NameServer`` with the metadata
     ``class:Pyro4.naming.NameServer``, as Pyro4 does. Its methods run in the reactor thread
     (or the factory's thread pool); they only touch the storage, under its own lock.
@@ -63,14 +92,12 @@ def register_name_server(factory: Any, storage: Any = None, autoclean: float | N
     """
     interval = config.NS_AUTOCLEAN if autoclean is None else autoclean
     check_autoclean(interval)  # before anything is registered, as Pyro4 fails
-    if hmac_key is not None:
-        key = wire.hmac_key_bytes(hmac_key)
-        if factory._pyroHmacKey is not None and factory._pyroHmacKey != key:
-            raise ValueError("the factory already has a different HMAC key")
+    key = wire.hmac_key_bytes(hmac_key)
+    if key is not None and factory._pyroHmacKey not in (None, key):
+        raise ValueError("the factory already has a different HMAC key")
+    storage = open_storage(storage)
+    if key is not None:
         factory._pyroHmacKey = key
-    if storage is None:  # (not ``storage or``: an empty storage is falsy)
-        log.debug("using volatile in-memory dict storage")
-        storage = Pyro4.naming.MemoryStorage()
     nameserver = Pyro4.naming.NameServer(storage)
     uri = factory.register(nameserver, constants.NAMESERVER_NAME)
     nameserver.register(constants.NAMESERVER_NAME, uri,

@@ -8,7 +8,8 @@ Real sockets on 127.0.0.1 and unmodified ``Pyro4.Proxy`` clients (in threads):
 - ``factory.close()`` closes the name server's storage (Pyro4's ``NameServerDaemon.close()``);
   with ``SqlStorage`` the names are in the file for the next name server, and no handle on
   the file is left open;
-- ``hmac_key=`` on the factory and on the name server helpers.
+- ``hmac_key=`` on the factory and on the name server helpers;
+- Pyro4's names for storages (``"sql:FILE"``...), with Pyro4's errors.
 
 The waits for the restart are real (the keeper's interval is 0.1 s); every one is bounded.
 """
@@ -24,9 +25,15 @@ import Pyro4.naming
 import Pyro4.naming_storage
 from Pyro4 import constants, errors
 from twisted.internet import reactor, task
+from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import TestCase
 
-from pyro.nameserver import keep_registered, register_name_server, serve_name_server
+from pyro.nameserver import (
+    keep_registered,
+    open_storage,
+    register_name_server,
+    serve_name_server,
+)
 from pyro.protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
 from ..support import our_server
@@ -229,3 +236,46 @@ class HmacKeyTests(TestCase):
         self.assertEqual(await our_server.in_thread(locate, b"secret"), 1)
         with self.assertRaises(errors.NamingError):
             await our_server.in_thread(locate, None)
+
+
+class StorageNameTests(TestCase):
+    """Pyro4's names for storages (``NameServerDaemon(storage=...)``, ``-s``)."""
+
+    def setUp(self) -> None:
+        self.directory = tempfile.mkdtemp()
+        self.addCleanup(lambda: [os.remove(os.path.join(self.directory, name))
+                                 for name in os.listdir(self.directory)]
+                        and os.rmdir(self.directory))
+
+    def test_memory_sql_and_dbm(self) -> None:
+        self.assertIsInstance(open_storage(None), Pyro4.naming.MemoryStorage)
+        self.assertIsInstance(open_storage("memory"), Pyro4.naming.MemoryStorage)
+        sql = open_storage("sql:" + os.path.join(self.directory, "names.sqlite"))
+        self.assertIsInstance(sql, Pyro4.naming_storage.SqlStorage)
+        with capturedLogs() as events:
+            dbm = open_storage("dbm:" + os.path.join(self.directory, "names.dbm"))
+        self.assertIsInstance(dbm, Pyro4.naming_storage.DbmStorage)
+        self.assertIn("Warning: the DbmStorage doesn't support metadata.",
+                      [formatEvent(e) for e in events])
+        storage = Pyro4.naming.MemoryStorage()
+        self.assertIs(open_storage(storage), storage)
+
+    def test_register_name_server_takes_the_names(self) -> None:
+        factory = Pyro4ProtocolFactory()
+        factory.setAddress("127.0.0.1", 9090)
+        path = os.path.join(self.directory, "names.sqlite")
+        nameserver, uri = register_name_server(factory, "sql:" + path)
+        self.assertEqual(Pyro4.naming_storage.SqlStorage(path)[constants.NAMESERVER_NAME][0],
+                         str(uri))
+
+    def test_unknown_names_are_pyro4s_error_and_change_nothing(self) -> None:
+        for bad in ("bogus", "sql:", "dbm:", "SQL:x"):
+            with self.assertRaises(ValueError) as pyro4:
+                Pyro4.naming.NameServerDaemon(port=0, storage=bad)  # fails before binding
+            factory = Pyro4ProtocolFactory()
+            factory.setAddress("127.0.0.1", 9090)
+            with self.assertRaises(ValueError) as ours:
+                register_name_server(factory, bad, hmac_key=b"key")
+            self.assertEqual(str(ours.exception), str(pyro4.exception))
+            self.assertEqual((list(factory.objectsById), factory._pyroHmacKey),
+                             ([constants.DAEMON_NAME], None))
