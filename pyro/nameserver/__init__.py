@@ -182,6 +182,7 @@ async def serve_name_server(reactor: Any, host: str | None = None, port: int | N
 
     from ..server.factory import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
+    check_autoclean(config.NS_AUTOCLEAN)  # before listening: a bad value leaves no port open
     host = config.HOST if host is None else host
     port = config.NS_PORT if port is None else port
     endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint

@@ -38,6 +38,7 @@ from pyro.protocol import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
 from ..support import our_server
 from ..support.asynctest import async_test
+from ..support.config import patch_config
 
 WAIT = 10.0  # seconds any one condition may take to come true
 
@@ -279,3 +280,27 @@ class StorageNameTests(TestCase):
             self.assertEqual(str(ours.exception), str(pyro4.exception))
             self.assertEqual((list(factory.objectsById), factory._pyroHmacKey),
                              ([constants.DAEMON_NAME], None))
+
+
+class ServeNameServerAutocleanTests(TestCase):
+    @async_test
+    async def test_ns_autoclean_is_read_and_checked_before_listening(self) -> None:
+        import io
+
+        from ..support.pyro4_peers import free_port
+
+        port = free_port()
+        patch_config(self, NS_AUTOCLEAN=1.0)
+        with self.assertRaises(ValueError):
+            await serve_name_server(reactor, "127.0.0.1", port, broadcast=False,
+                                    out=io.StringIO())
+        probe = reactor.listenTCP(port, Pyro4ProtocolFactory(), interface="127.0.0.1")
+        await probe.stopListening()  # the port was free: nothing was left listening
+        Pyro4.config.NS_AUTOCLEAN = 30.0  # PYRO_NS_AUTOCLEAN=30 python -m pyro ns
+        factory = await serve_name_server(reactor, "127.0.0.1", 0, broadcast=False,
+                                          out=io.StringIO())
+        self.addCleanup(factory.close)
+        cleaner = factory.objectsById[constants.NAMESERVER_NAME].cleaner
+        self.assertEqual((cleaner.interval, cleaner.running), (30.0, True))
+        await factory.close()
+        self.assertFalse(cleaner.running)
