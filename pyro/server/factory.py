@@ -69,6 +69,9 @@ class Pyro4ProtocolFactory(ServerFactory):
         does the same. A call being served, however long, is not idleness. One timer checks
         every connection four times per ``idle_timeout`` (no timer per connection: idle
         connections stay cheap), so an idle one goes after 1 to 1.25 times ``idle_timeout``.
+    :param hmac_key: the shared secret every message must be signed with (Pyro4's
+        ``_pyroHmacKey``, which may also be set later, as on a ``Pyro4.Daemon``); ``None``:
+        none.
     """
 
     protocol = Pyro4Protocol  # type: ignore[assignment]
@@ -76,7 +79,7 @@ class Pyro4ProtocolFactory(ServerFactory):
     def __init__(self, reactor: Any = None, threadpool: Any = None,
                  max_message_size: int | None = None,
                  interface: Callable[[Any], Any] = TwistedDaemonObject,
-                 idle_timeout: float | None = None):
+                 idle_timeout: float | None = None, hmac_key: bytes | str | None = None):
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive (or None), not %r" % (idle_timeout,))
         self.idle_timeout = idle_timeout
@@ -92,7 +95,8 @@ class Pyro4ProtocolFactory(ServerFactory):
         self.streaming_responses = self.streams.responses  # the name Pyro4's DaemonObject uses
         # Pyro4 reads the accepted serializers once, when a daemon is created:
         self.accepted_serializer_ids = PYRO4.serializer_ids(config.SERIALIZERS_ACCEPTED)
-        self.__pyroHmacKey: bytes | None = None
+        self.__pyroHmacKey: bytes | None = wire.hmac_key_bytes(hmac_key)
+        self._close_hooks: list[Callable[[], Any]] = []
         self._pyroInstances: dict[type, Any] = {}  # instance_mode="single" servants
         self.create_single_instance_lock = threading.Lock()
         self._location: str | None = None
@@ -261,10 +265,29 @@ class Pyro4ProtocolFactory(ServerFactory):
         finally:
             protocol.release()
 
+    def add_close_hook(self, hook: Callable[[], Any]) -> None:
+        """Have :meth:`close` call ``hook()`` once the ports are closed and the connections gone.
+
+        For what lives as long as the daemon does: a name server's storage is closed this way,
+        as Pyro4's ``NameServerDaemon.close()`` closes it. Hooks run once, the last added
+        first; a Deferred a hook returns is waited for before the next hook runs, and an
+        exception is logged, not raised (the other hooks still run).
+        """
+        self._close_hooks.append(hook)
+
+    async def _run_close_hooks(self) -> None:
+        hooks, self._close_hooks = self._close_hooks, []
+        for hook in reversed(hooks):
+            try:
+                await defer.maybeDeferred(hook)
+            except Exception:
+                log.failure("close hook {hook!r} raised", hook=hook)
+
     def close(self) -> defer.Deferred[None]:
         """Stop listening, drop every connection, and forget open item streams.
 
-        The Deferred fires when the ports are closed and every connection is gone.
+        The Deferred fires when the ports are closed, every connection is gone and the
+        close hooks (:meth:`add_close_hook`) have run.
         """
         waits = [defer.maybeDeferred(port.stopListening) for port in self.ports]
         self.ports = []
@@ -274,7 +297,12 @@ class Pyro4ProtocolFactory(ServerFactory):
             waits.append(waiter)
             protocol.close()
         self.streams.clear()
-        return defer.gatherResults(waits).addCallback(lambda _: None)
+
+        def hooks(result: Any) -> Any:
+            return defer.Deferred.fromCoroutine(self._run_close_hooks()).addCallback(
+                lambda _: result)
+
+        return defer.gatherResults(waits).addBoth(hooks).addCallback(lambda _: None)
 
     shutdown = close
 

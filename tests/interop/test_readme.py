@@ -34,11 +34,13 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import Pyro4
+import Pyro4.naming_storage
 import pytest
 
 import pyro
@@ -109,7 +111,7 @@ def test_readme_python_blocks_are_all_covered():
     """Every python block in the README is one the tests below (or test_server.py) run: a new
     example must come with a test."""
     covered = [SERVER_MARKER, REGISTER_MARKER, ORIGINAL_MARKER, SERVICE_MARKER,
-               STREAM_BATCH_MARKER, NATIVE_MARKER]
+               STREAM_BATCH_MARKER, NATIVE_MARKER, NAMESERVER_MARKER, KEEP_MARKER]
     blocks = [(line, code) for line, language, code
               in fenced_blocks(README.read_text(encoding="utf-8")) if language == "python"]
     uncovered = [line for line, code in blocks if not any(m in code for m in covered)]
@@ -426,6 +428,70 @@ def test_register_with_the_name_server_example(run_example, nameserver):
     assert server.process.poll() is None  # still serving
     assert server.stop() == 0
     assert "Traceback" not in server.stderr, server.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# "A name server in the reactor": sql storage and autoclean, used by Pyro4 clients
+
+NAMESERVER_MARKER = 'SqlStorage("names.sqlite"), autoclean=60)'
+
+
+def test_name_server_example_keeps_its_names_for_the_next_run(run_example, tmp_path):
+    port = free_port()
+    code = substitute(python_block(NAMESERVER_MARKER), '"tcp:9090:', f'"tcp:{port}:')
+    uri = f"PYRO:Pyro.NameServer@127.0.0.1:{port}"
+    server = run_example(code, example_environment())
+    assert server.readline() == f"name server {uri}"  # the comment on the print
+    with Pyro4.locateNS("127.0.0.1", port) as ns:
+        ns.register("example.saved", "PYRO:thing@127.0.0.1:1111", metadata={"tag"})
+    assert server.stop() == 0  # SIGTERM: the shutdown trigger closes the factory
+    assert "Traceback" not in server.stderr, server.stderr
+    stored = Pyro4.naming_storage.SqlStorage(str(tmp_path / "names.sqlite"))
+    assert stored["example.saved"] == ("PYRO:thing@127.0.0.1:1111", {"tag"})
+
+    again = run_example(code, example_environment())  # "keeps the names ... for the next run"
+    assert again.readline() == f"name server {uri}"
+    with Pyro4.locateNS("127.0.0.1", port) as ns:
+        assert ns.lookup("example.saved", return_metadata=True) == (
+            Pyro4.URI("PYRO:thing@127.0.0.1:1111"), ["tag"])
+        assert ns.lookup("Pyro.NameServer") == Pyro4.URI(uri)
+    assert again.stop() == 0
+    assert "Traceback" not in again.stderr, again.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# "Names that survive a name server restart": keep_registered, with a real Pyro4 name server
+
+KEEP_MARKER = 'kept = keep_registered("example.kettle", uri)'
+
+
+def test_keep_registered_example_survives_a_restart(run_example, nameserver):
+    port = nameserver.port
+    server = run_example(python_block(KEEP_MARKER), example_environment(port))
+    line = server.readline()
+    assert re.fullmatch(r"registered PYRO:example\.kettle@127\.0\.0\.1:\d+", line), line
+    uri = line.split(" ", 1)[1]
+    assert str(nameserver.nameserver.lookup("example.kettle")) == uri
+    with Pyro4.Proxy(f"PYRONAME:example.kettle@127.0.0.1:{port}") as kettle:
+        assert kettle.boil() == "boiling"
+
+    # the comment: "registered again if the name server restarts without it" (within the
+    # default interval, 10 s, plus a retry)
+    nameserver.stop()
+    restarted = start_pyro4_nameserver(port=port)
+    try:
+        deadline = time.monotonic() + 3 * STEP_TIMEOUT / 4
+        while "example.kettle" not in restarted.nameserver.list():
+            assert time.monotonic() < deadline, f"not registered again; stderr:\n{server.stderr}"
+            time.sleep(0.1)
+        with Pyro4.Proxy(f"PYRONAME:example.kettle@127.0.0.1:{port}") as kettle:
+            assert kettle.boil() == "boiling"
+        # "removed when we stop"
+        assert server.stop() == 0
+        assert "example.kettle" not in restarted.nameserver.list()
+        assert "Traceback" not in server.stderr, server.stderr
+    finally:
+        restarted.stop()
 
 
 # ------------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ answers the UDP ``GET_NSURI`` queries with which ``Pyro4.locateNS()`` (and
 :func:`pyro.client.locate_ns`) look for a name server when none is at ``NS_HOST``, as Pyro4's
 ``BroadcastServer`` does, but on the reactor instead of in a thread of its own.
 
-Not provided: ``NS_AUTOCLEAN``'s cleaner, which pings every registered object from a thread
-with blocking proxies.
+``NS_AUTOCLEAN`` (:mod:`pyro.nameserver.autoclean`) removes the registrations whose servers
+are gone, on the reactor's clock, and :func:`keep_registered`
+(:mod:`pyro.nameserver.registration`) keeps a name registered through name server restarts.
 """
 
 from __future__ import annotations
@@ -22,9 +23,13 @@ from Pyro4.core import URI
 from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
-from ._reactor import default_reactor
+from .. import wire
+from .._reactor import default_reactor
+from .autoclean import AutoCleaner, check_autoclean
+from .registration import KeptRegistration, keep_registered
 
-__all__ = ["REQUEST_NSURI", "BroadcastResponder", "listen_broadcast", "register_name_server",
+__all__ = ["REQUEST_NSURI", "AutoCleaner", "BroadcastResponder", "KeptRegistration",
+           "keep_registered", "listen_broadcast", "open_storage", "register_name_server",
            "serve_name_server"]
 
 log = Logger(namespace="pyro.nameserver")
@@ -33,20 +38,83 @@ log = Logger(namespace="pyro.nameserver")
 REQUEST_NSURI = b"GET_NSURI"
 
 
-def register_name_server(factory: Any, storage: Any = None) -> tuple[Pyro4.naming.NameServer,
-                                                                    URI]:
+def open_storage(storage: Any = None) -> Any:
+    """A name server storage: ``storage`` itself, or one made from Pyro4's spelling of it.
+
+    As ``Pyro4.naming.NameServerDaemon(storage=...)`` (and ``python -m Pyro4.naming -s``)
+    takes it: ``None`` or ``"memory"`` (in memory), ``"sql:FILE"`` (``SqlStorage``),
+    ``"dbm:FILE"`` (``DbmStorage``, which drops metadata: a warning is logged); anything else
+    that is a string is Pyro4's ``ValueError("invalid storage type ...")``.
+    """
+    if storage is None or storage == "memory":  # (not ``storage or``: empty storage is falsy)
+        log.debug("using volatile in-memory dict storage")
+        return Pyro4.naming.MemoryStorage()
+    if not isinstance(storage, str):
+        return storage
+    if storage.startswith("sql:") and len(storage) > 4:
+        from Pyro4.naming_storage import SqlStorage
+
+        log.debug("using persistent sql storage in file {file}", file=storage[4:])
+        return SqlStorage(storage[4:])
+    if storage.startswith("dbm:") and len(storage) > 4:
+        from Pyro4.naming_storage import DbmStorage
+
+        log.warn("Warning: the DbmStorage doesn't support metadata.")  # Pyro4's words
+        return DbmStorage(storage[4:])
+    raise ValueError("invalid storage type '%s'" % storage)
+
+
+def register_name_server(factory: Any, storage: Any = None, autoclean: float | None = None,
+                         hmac_key: bytes | str | None = None, *,
+                         clock: Any = None) -> tuple[Pyro4.naming.NameServer, URI]:
     """Serve a Pyro4 name server on ``factory``: ``(nameserver, uri)``.
 
     ``storage`` is one of Pyro4's name server storages (default: in memory, as
-    ``NameServerDaemon`` has it; ``Pyro4.naming_storage.SqlStorage(path)`` persists). The name
+    ``NameServerDaemon`` has it; ``Pyro4.naming_storage.SqlStorage(path)`` persists), or
+    Pyro4's name for one (``"memory"``, ``"sql:FILE"``, ``"dbm:FILE"``: see
+    :func:`open_storage`). The name
     server is listed in itself under ``Pyro.NameServer`` with the metadata
     ``class:Pyro4.naming.NameServer``, as Pyro4 does. Its methods run in the reactor thread
     (or the factory's thread pool); they only touch the storage, under its own lock.
+    ``factory.close()`` closes the storage (``storage.close()``) once the connections are
+    gone, as ``NameServerDaemon.close()`` does.
+
+    ``autoclean`` is ``NS_AUTOCLEAN``: every that many seconds, registrations whose servers
+    no longer accept connections (for 20 seconds) are removed, by an
+    :class:`~pyro.nameserver.autoclean.AutoCleaner` on the factory's reactor (``clock``, if
+    given, runs its timer instead), stopped when the factory closes; it is the name server's
+    attribute ``cleaner`` (``None`` without cleaning). ``None`` (the default) reads
+    ``Pyro4.config.NS_AUTOCLEAN`` now, as Pyro4's name server daemon reads it when created;
+    0 (Pyro4's default) or less: no cleaning; below 3: ``ValueError``, as in Pyro4.
+
+    ``hmac_key`` sets the factory's HMAC key (that of every object it serves; Pyro4's
+    ``startNS(hmac=...)``); ``ValueError`` if the factory already has another one.
     """
-    nameserver = Pyro4.naming.NameServer(storage or Pyro4.naming.MemoryStorage())
+    interval = config.NS_AUTOCLEAN if autoclean is None else autoclean
+    check_autoclean(interval)  # before anything is registered, as Pyro4 fails
+    key = wire.hmac_key_bytes(hmac_key)
+    if key is not None and factory._pyroHmacKey not in (None, key):
+        raise ValueError("the factory already has a different HMAC key")
+    storage = open_storage(storage)
+    if key is not None:
+        factory._pyroHmacKey = key
+    nameserver = Pyro4.naming.NameServer(storage)
     uri = factory.register(nameserver, constants.NAMESERVER_NAME)
     nameserver.register(constants.NAMESERVER_NAME, uri,
                         metadata={"class:Pyro4.naming.NameServer"})
+
+    def close_storage() -> None:  # the storage it has then, as Pyro4's close() looks it up
+        nameserver.storage.close()
+
+    factory.add_close_hook(close_storage)
+    cleaner = None
+    if interval > 0:
+        cleaner = AutoCleaner(nameserver, interval, reactor=factory.reactor, clock=clock)
+        cleaner.start()
+        factory.add_close_hook(cleaner.stop)  # hooks run last added first: before the storage
+    else:
+        log.debug("autoclean not enabled")
+    nameserver.cleaner = cleaner
     return nameserver, uri
 
 
@@ -112,21 +180,22 @@ async def serve_name_server(reactor: Any, host: str | None = None, port: int | N
     """
     from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
-    from .server.factory import DEFAULT_BACKLOG, Pyro4ProtocolFactory
+    from ..server.factory import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
+    check_autoclean(config.NS_AUTOCLEAN)  # before listening: a bad value leaves no port open
     host = config.HOST if host is None else host
     port = config.NS_PORT if port is None else port
     endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
-    factory = Pyro4ProtocolFactory(reactor=reactor)
-    if hmac_key:
-        factory._pyroHmacKey = hmac_key
+    factory = Pyro4ProtocolFactory(reactor=reactor, hmac_key=hmac_key or None)
     await factory.listen(endpoint_type(reactor, port, backlog=DEFAULT_BACKLOG, interface=host))
     nameserver, uri = register_name_server(factory)
     bound = factory.ports[0].getHost()
     shown = "[%s]" % host if ":" in host else host
     lines = ["NS running on %s:%d (%s)" % (shown, bound.port, bound.host)]  # Pyro4's wording
     if broadcast:
-        udp = listen_broadcast(uri, reactor, interface=bchost, port=bcport)
+        # the internal URI, as Pyro4 (a NAT address is useless to those who hear broadcasts)
+        udp = listen_broadcast(factory.uriFor(nameserver, nat=False), reactor,
+                               interface=bchost, port=bcport)
         factory.ports.append(udp)
         address = udp.getHost()
         lines.append("Broadcast server running on %s:%d" % (address.host, address.port))
