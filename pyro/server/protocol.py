@@ -14,9 +14,11 @@ before it. A request the dispatcher marks :class:`~pyro.server.placement.Exclusi
 in the thread pool, a call on a session servant), and the handshake, hold the connection: no
 request behind it starts before it is done, so such servants see one call per connection at
 a time, as in Pyro4's thread server. At most ``MAX_QUEUED_REQUESTS`` requests per connection
-are read and not yet answered. The factory it serves is :class:`pyro.server.factory.Pyro4ProtocolFactory`, seen here
-only through :class:`ServingFactory` (what a connection needs of it), so that the import
-points one way: factory -> protocol.
+are read and not yet answered.
+
+The factory it serves is :class:`pyro.server.factory.Pyro4ProtocolFactory`, seen here only
+through :class:`ServingFactory` (what a connection needs of it), so that the import points one
+way: factory -> protocol.
 """
 
 from __future__ import annotations
@@ -135,11 +137,11 @@ class Pyro4Protocol(PyroConnection, Protocol):
         # The requests being served, in arrival order, each until its reply is written (None
         # when there are none: no list on an idle connection).
         self._serving: list[_Request] | None = None
-        self._paused = False  # we stopped reading: too many requests queued
+        self._paused = False  # we stopped reading: too many requests unanswered
         self._write_blocked = False  # the transport's write buffer is full
-        # Requests waiting for the one being served. A plain list, not a deque: it is almost
-        # always empty and never longer than MAX_QUEUED_REQUESTS, and an empty deque costs
-        # 760 bytes on every idle connection (we aim at thousands of those).
+        # Requests read and not started yet (see _serve_queue). A plain list, not a deque:
+        # it is almost always empty and rarely longer than MAX_QUEUED_REQUESTS, and an empty
+        # deque costs 760 bytes on every idle connection (we aim at thousands of those).
         self._queue: list[wire.Message] = []
         # When this connection last received bytes or finished serving, on the factory's
         # clock; kept only when the factory has an ``idle_timeout`` (else the shared 0.0).

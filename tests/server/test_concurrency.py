@@ -12,16 +12,19 @@ from __future__ import annotations
 from typing import Any
 
 import Pyro4
-from twisted.internet import defer, task
+from twisted.internet import defer, reactor, task
 from twisted.internet.address import IPv4Address
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.testing import StringTransport
 from twisted.trial import unittest
 
 from pyro import wire
 from pyro.protocol import MAX_QUEUED_REQUESTS, ConnectionState, Pyro4ProtocolFactory
 
+from ..support import our_server
 from ..support.config import patch_config
 from ..support.scripted_peer import ScriptedPeer
+from .test_bad_input import RawPeer
 
 
 class Waits:
@@ -32,6 +35,13 @@ class Waits:
         self.running = 0
         self.peak = 0
         self.started: list[Any] = []
+        self._when: list[tuple[int, defer.Deferred[None]]] = []
+
+    def when_running(self, count: int) -> defer.Deferred[None]:
+        """Fires once ``count`` calls are in progress at once."""
+        d: defer.Deferred[None] = defer.Deferred()
+        self._when.append((count, d))
+        return d
 
     async def wait(self, key: Any) -> Any:
         self.started.append(key)
@@ -40,6 +50,10 @@ class Waits:
         try:
             d: defer.Deferred[Any] = defer.Deferred()
             self.pending[key] = d
+            for count, when in list(self._when):
+                if self.running >= count:
+                    self._when.remove((count, when))
+                    when.callback(None)
             return await d
         finally:
             self.running -= 1
@@ -369,3 +383,32 @@ class ThreadPoolTest(Fixture):
         self.assertEqual(self.waits.started, ["after"])
         self.waits.release("after")
         self.assertEqual(self.replies(peer, transport), [(2, 0), (3, "after")])
+
+
+class OverARealSocketTest(unittest.TestCase):
+    """The same over TCP: raw frames, since a ``Pyro4.Proxy`` never pipelines."""
+
+    @defer.inlineCallbacks
+    def test_pipelined_calls_overlap_and_their_replies_come_in_order(self) -> None:
+        global WAITS
+        WAITS = waits = Waits()
+        factory = our_server.serve(self)
+        factory.register(Servant(), "servant")
+        peer = ScriptedPeer()
+        endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", factory.ports[0].getHost().port)
+        raw = yield connectProtocol(endpoint, RawPeer(peer))
+        self.addCleanup(lambda: raw.closed)
+        self.addCleanup(raw.transport.loseConnection)
+        (ok,) = yield raw.replies_after(peer.connect("servant"), 1)
+        self.assertEqual(ok.type, wire.MSG_CONNECTOK)
+        both_running = waits.when_running(2).addTimeout(10, reactor)
+        replies = raw.replies_after(peer.invoke("servant", "wait", "first")
+                                    + peer.invoke("servant", "wait", "second"), 2)
+        yield both_running  # the second started while the first was still in progress
+        waits.release("second")  # the later one finishes first...
+        yield task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual(raw.replies, [ok])  # ...and its reply waits for the first one's
+        waits.release("first")
+        first, second = yield replies
+        self.assertEqual([(first.seq, peer.load(first)), (second.seq, peer.load(second))],
+                         [(1, "first"), (2, "second")])
