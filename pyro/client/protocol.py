@@ -22,7 +22,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .. import wire
+from .. import _transport, wire
 from .._reactor import with_timeout
 from ..wire import fastserpent
 
@@ -249,8 +249,29 @@ class PyroClientProtocol(Protocol):
                     return
         except wire.WireError as error:
             self._abort(error.cause)
+            return
+        if self.reader.section is not None:
+            # a large reply began: the rest is received straight into its buffer
+            _transport.read_in_place(self.transport, self.reader, self._received_in_place)
+
+    def _received_in_place(self, count: int) -> None:
+        """``dataReceived`` for ``count`` bytes received into the reader's buffer."""
+        if self.state is ClientState.CLOSED:
+            return
+        try:
+            msg = self.reader.received(count)
+        except wire.WireError as error:
+            self._abort(error.cause)
+            return
+        if msg is None:
+            return
+        if self.state is ClientState.HANDSHAKE:
+            self._handshake_reply(msg)
+        else:
+            self._reply(msg)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        _transport.stop_reading_in_place(self.transport)
         if self.state is not ClientState.CLOSED:
             what = ("connection closed before the handshake completed"
                     if self.state is ClientState.HANDSHAKE else "connection lost")

@@ -709,8 +709,11 @@ class DeferredProxy:
     def _wrap_results(self, value: Any, msg: wire.Message) -> Any:
         """Replace the ``Pyro4.Proxy`` objects in a result (Pyro4's autoproxies: a servant
         returned an object registered with its daemon) with proxies like this one. Only
-        replies that can hold one are searched: Pyro4's serializers all name the class."""
-        if not msg.flags & wire.FLAGS_COMPRESSED and b"Proxy" not in msg.data:
+        replies that can hold one are searched: Pyro4's serializers all name the class. A
+        plain bytes, str or number holds none: a large bytes result is not scanned (on
+        64 MiB of data, the scan took longer than receiving it)."""
+        if type(value) in _LEAVES or (
+                not msg.flags & wire.FLAGS_COMPRESSED and b"Proxy" not in msg.data):
             return value
         return _replace_proxies(value, self._proxy_for)
 
@@ -888,6 +891,9 @@ class DeferredProxy:
         return "<%s.%s for %s; %d connections, %d in flight, %d queued>" % (
             type(self).__module__, type(self).__name__, self.uri, len(self._ready),
             self._in_flight, queued)
+
+
+_LEAVES = frozenset({bytes, str, bytearray, int, float, bool, type(None)})  # hold no proxy
 
 
 def _replace_proxies(value: Any, replace: Callable[[Pyro4.Proxy], Any]) -> Any:

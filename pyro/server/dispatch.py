@@ -38,7 +38,7 @@ from .tracebacks import failure_traceback, format_remote_traceback
 if TYPE_CHECKING:
     from .connection import PyroConnection
 
-Reply = Union[bytes, None]  # noqa: UP007 -- a runtime alias, kept valid on Python 3.10
+Reply = Union[wire.Frame, None]  # noqa: UP007 -- a runtime alias, kept valid on Python 3.10
 MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]  # noqa: UP007
 
 _MARSHAL_ID = util.MarshalSerializer.serializer_id
@@ -94,7 +94,10 @@ class Dispatcher:
         return annotations
 
     def _encode(self, msg_type: int, data: bytes, serializer_id: int, flags: int, seq: int,
-                annotations: dict[str, bytes]) -> bytes:
+                annotations: dict[str, bytes]) -> wire.Frame:
+        if len(data) >= wire.LARGE_PAYLOAD:  # (head, payload): the payload is not copied again
+            return wire.encode_parts(msg_type, data, serializer_id, flags, seq, annotations,
+                                     self.daemon._pyroHmacKey)
         return wire.encode(msg_type, data, serializer_id, flags, seq, annotations,
                            self.daemon._pyroHmacKey)
 
@@ -143,7 +146,7 @@ class Dispatcher:
         return self._connect_ok(response, msg, serializer, object_id, ctx)
 
     def _connect_ok(self, response: Any, msg: wire.Message, serializer: Any, object_id: str,
-                    ctx: CallContext) -> tuple[bytes, bool]:
+                    ctx: CallContext) -> tuple[wire.Frame, bool]:
         try:
             flags = 0
             if msg.flags & wire.FLAGS_META_ON_CONNECT:
@@ -163,7 +166,7 @@ class Dispatcher:
         return reply, True
 
     def connect_fail(self, msg: wire.Message | None, reason: Any,
-                     ctx: CallContext | None = None) -> bytes:
+                     ctx: CallContext | None = None) -> wire.Frame:
         """A CONNECTFAIL carrying ``str(reason)``, as Pyro4 sends when it refuses a client."""
         seq = msg.seq if msg is not None else 0
         serializer_id = _MARSHAL_ID
@@ -331,7 +334,7 @@ class Dispatcher:
                                          error=f.value))
 
     def result_reply(self, data: Any, msg: wire.Message, serializer: Any, ctx: CallContext,
-                     batch: bool = False) -> bytes:
+                     batch: bool = False) -> wire.Frame:
         """Serialize a call's result (or open an item stream for an iterator)."""
         try:
             if not batch and is_stream(data):
@@ -347,14 +350,14 @@ class Dispatcher:
         except Exception:
             return self.exception_reply(msg, sys.exc_info()[1], self._traceback(), ctx)
 
-    def _failure_reply(self, failure: Failure, msg: wire.Message, ctx: CallContext) -> bytes:
+    def _failure_reply(self, failure: Failure, msg: wire.Message, ctx: CallContext) -> wire.Frame:
         if not failure.check(Exception):  # KeyboardInterrupt, SystemExit: not the client's
             return failure  # type: ignore[return-value]
         return self.exception_reply(msg, failure.value, failure_traceback(failure), ctx)
 
     def exception_reply(self, msg: wire.Message, exc: Any, tblines: list[str] | None,
                         ctx: CallContext | None, flags: int = 0,
-                        annotations: dict[str, bytes] | None = None) -> bytes:
+                        annotations: dict[str, bytes] | None = None) -> wire.Frame:
         """An exception RESULT, as Pyro4's ``_sendExceptionResponse`` builds it, plus the
         call's correlation id (``CORR``), which Pyro4 leaves out there: a client that tags its
         calls can match failures too."""

@@ -1,0 +1,113 @@
+"""Large messages through Twisted's plain TCP transports, for both roles: no needless copies.
+
+Twisted's TCP transport reads at most ``bufferSize`` (64 KiB) per ``recv()`` into a new bytes
+object, and sends what it is given from its own buffer, joining whatever was written into it.
+For a 64 MiB message that means a thousand chunks to collect and join on the way in, and on
+the way out a copy of the payload whenever it is not the one thing buffered. Two fast paths,
+used by :mod:`pyro.server.protocol` and :mod:`pyro.client.protocol` on plain TCP transports
+(``tcp.Server`` and ``tcp.Client``; TLS and other transports keep Twisted's own paths):
+
+- :func:`read_in_place`: while the reader collects a large payload in its final buffer
+  (:meth:`pyro.wire.MessageReader.receive_buffer`), the transport's ``doRead`` receives
+  straight into it (``socket.recv_into``): the kernel copies the payload once, into the
+  ``bytes`` object that becomes ``msg.data``, as Pyro4's blocking ``recv(MSG_WAITALL)`` does.
+- :func:`hand_over`: the unsent rest of a reply becomes the transport's send buffer as it
+  is (the bytes object and an offset), instead of a slice copied into Twisted's list buffer.
+
+Both use attributes of Twisted's ``FileDescriptor`` that are not public API (``dataBuffer``,
+``offset``, ``_tempDataBuffer``, ``_maybePauseProducer``, an instance ``doRead``); they are
+only used on the exact transport classes checked here, and the tests run them on real sockets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet import main, tcp
+from twisted.internet.tcp import EWOULDBLOCK
+
+__all__ = ["ReadInPlace", "direct_socket", "hand_over", "read_in_place", "stop_reading_in_place"]
+
+_PLAIN_TCP = (tcp.Server, tcp.Client)
+
+
+def _plain(transport: Any) -> bool:
+    """A plain TCP transport (server or client side), with no TLS started on it."""
+    return type(transport) in _PLAIN_TCP and not getattr(transport, "TLS", False)
+
+
+def direct_socket(transport: Any) -> Any:
+    """The socket of a plain TCP transport, else None."""
+    return transport.socket if _plain(transport) else None
+
+
+def send_buffer_empty(transport: Any) -> bool:
+    """Twisted has nothing of ours waiting to be sent (so a direct send keeps the order)."""
+    return not transport.dataBuffer and not transport._tempDataBuffer
+
+
+def hand_over(transport: Any, data: bytes, offset: int) -> None:
+    """Let Twisted send ``data[offset:]`` from ``data`` itself: no slice, no copy.
+
+    Only when its buffers are empty (:func:`send_buffer_empty`). Twisted sends from
+    ``dataBuffer`` at ``offset`` (``SEND_LIMIT`` bytes per writable event), tells the
+    registered producer to pause while more than ``bufferSize`` is unsent and to resume once
+    all is sent, and honours ``loseConnection`` after it, exactly as for its own writes.
+    """
+    transport.dataBuffer, transport.offset = data, offset
+    transport.startWriting()
+    transport._maybePauseProducer()
+
+
+class ReadInPlace:
+    """A transport's ``doRead`` while its reader collects a large payload in place.
+
+    Receives into :meth:`~pyro.wire.MessageReader.receive_buffer` and hands the count to
+    ``deliver`` (the protocol's counterpart of ``dataReceived``, which calls
+    :meth:`~pyro.wire.MessageReader.received`); once the payload is complete, the
+    transport's own ``doRead`` is back. Returns what Twisted's ``doRead`` returns: None, or
+    why the connection ended.
+    """
+
+    __slots__ = ("transport", "reader", "deliver")
+
+    def __init__(self, transport: Any, reader: Any, deliver: Callable[[int], None]):
+        self.transport = transport
+        self.reader = reader
+        self.deliver = deliver
+
+    def __call__(self) -> Any:
+        transport = self.transport
+        view = self.reader.receive_buffer()
+        if view is None:  # complete, or the connection moved on: Twisted's doRead again
+            stop_reading_in_place(transport)
+            return transport.doRead()
+        try:
+            with view:
+                missing = len(view)
+                count = transport.socket.recv_into(view)
+        except OSError as error:  # as tcp.Connection.doRead
+            return None if error.args[0] == EWOULDBLOCK else main.CONNECTION_LOST
+        if not count:
+            return main.CONNECTION_DONE
+        if count == missing:  # the payload is complete: Twisted's doRead reads what follows
+            stop_reading_in_place(transport)
+        self.deliver(count)
+        return None
+
+
+def read_in_place(transport: Any, reader: Any, deliver: Callable[[int], None]) -> bool:
+    """Have a plain TCP ``transport`` read the reader's large payload in place (see
+    :class:`ReadInPlace`); False (nothing changed) for any other transport."""
+    if not _plain(transport):
+        return False
+    if "doRead" not in transport.__dict__:
+        transport.doRead = ReadInPlace(transport, reader, deliver)
+    return True
+
+
+def stop_reading_in_place(transport: Any) -> None:
+    """The transport's own ``doRead`` again (no-op if it was never replaced)."""
+    if transport is not None:
+        transport.__dict__.pop("doRead", None)
