@@ -12,11 +12,12 @@ used by :mod:`pyro.server.protocol` and :mod:`pyro.client.protocol` on plain TCP
   straight into it (``socket.recv_into``): the kernel copies the payload once, into the
   ``bytes`` object that becomes ``msg.data``, as Pyro4's blocking ``recv(MSG_WAITALL)`` does.
 - :func:`hand_over`: the unsent rest of a reply becomes the transport's send buffer as it
-  is (the bytes object and an offset), instead of a slice copied into Twisted's list buffer.
+  is (the bytes object and an offset), instead of a slice copied into Twisted's list buffer,
+  and Twisted may pass up to :data:`SEND_LIMIT` of it to each ``send()``.
 
 Both use attributes of Twisted's ``FileDescriptor`` that are not public API (``dataBuffer``,
-``offset``, ``_tempDataBuffer``, ``_maybePauseProducer``, an instance ``doRead``); they are
-only used on the exact transport classes checked here, and the tests run them on real sockets.
+``offset``, ``SEND_LIMIT``, ``_maybePauseProducer``, an instance ``doRead``); they are only
+used on the exact transport classes checked here, and the tests run them on real sockets.
 """
 
 from __future__ import annotations
@@ -27,9 +28,15 @@ from typing import Any
 from twisted.internet import main, tcp
 from twisted.internet.tcp import EWOULDBLOCK
 
-__all__ = ["ReadInPlace", "direct_socket", "hand_over", "read_in_place", "stop_reading_in_place"]
+__all__ = ["SEND_LIMIT", "ReadInPlace", "hand_over", "read_in_place", "stop_reading_in_place"]
 
 _PLAIN_TCP = (tcp.Server, tcp.Client)
+
+#: What Twisted may pass to one ``send()`` on a transport that sends a large reply (its
+#: default is 128 KiB). Measured with 16 MiB replies: 1 MiB gave ~20 % more throughput
+#: (fewer trips through the reactor per reply); larger limits gained little more, and make
+#: the last piece, which Twisted copies (``remaining < SEND_LIMIT``), larger.
+SEND_LIMIT = 1 << 20
 
 
 def _plain(transport: Any) -> bool:
@@ -37,25 +44,18 @@ def _plain(transport: Any) -> bool:
     return type(transport) in _PLAIN_TCP and not getattr(transport, "TLS", False)
 
 
-def direct_socket(transport: Any) -> Any:
-    """The socket of a plain TCP transport, else None."""
-    return transport.socket if _plain(transport) else None
-
-
-def send_buffer_empty(transport: Any) -> bool:
-    """Twisted has nothing of ours waiting to be sent (so a direct send keeps the order)."""
-    return not transport.dataBuffer and not transport._tempDataBuffer
-
-
 def hand_over(transport: Any, data: bytes, offset: int) -> None:
     """Let Twisted send ``data[offset:]`` from ``data`` itself: no slice, no copy.
 
-    Only when its buffers are empty (:func:`send_buffer_empty`). Twisted sends from
-    ``dataBuffer`` at ``offset`` (``SEND_LIMIT`` bytes per writable event), tells the
-    registered producer to pause while more than ``bufferSize`` is unsent and to resume once
-    all is sent, and honours ``loseConnection`` after it, exactly as for its own writes.
+    Only when both its buffers are empty (``dataBuffer``, ``_tempDataBuffer``: the caller
+    checks, as for any direct send, so the order is kept). Twisted sends from ``dataBuffer``
+    at ``offset`` (at most :data:`SEND_LIMIT` bytes per writable event), tells the registered
+    producer to pause while more than ``bufferSize`` is unsent and to resume once all is
+    sent, and honours ``loseConnection`` after it, exactly as for its own writes.
     """
     transport.dataBuffer, transport.offset = data, offset
+    if transport.SEND_LIMIT < SEND_LIMIT:
+        transport.SEND_LIMIT = SEND_LIMIT
     transport.startWriting()
     transport._maybePauseProducer()
 
