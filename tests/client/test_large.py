@@ -8,6 +8,7 @@ keyed and not. No timing assertions.
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import Pyro4
@@ -21,6 +22,7 @@ from ..support import our_server, pyro4_peers
 from ..support.asynctest import async_test
 
 MiB = 1 << 20
+_SO_RCVLOWAT = getattr(socket, "SO_RCVLOWAT", None)
 
 
 @Pyro4.expose
@@ -44,11 +46,15 @@ class LargeReplyTests:
         return proxy
 
     def count_reads_in_place(self) -> list[int]:
-        count = [0]
+        """[reads in place so far, the highest SO_RCVLOWAT seen meanwhile]"""
+        count = [0, 0]
         original = _transport.ReadInPlace.__call__
 
         def counted(this: Any) -> Any:
             count[0] += 1
+            if _SO_RCVLOWAT is not None:
+                lowat = this.transport.socket.getsockopt(socket.SOL_SOCKET, _SO_RCVLOWAT)
+                count[1] = max(count[1], lowat)
             return original(this)
 
         self.patch(_transport.ReadInPlace, "__call__", counted)  # type: ignore[attr-defined]
@@ -65,6 +71,10 @@ class LargeReplyTests:
         self.assertGreater(reads[0], 0)
         (connection,) = proxy._connections
         self.assertNotIn("doRead", connection.transport.__dict__)
+        if _SO_RCVLOWAT is not None:  # fewer, larger reads meanwhile; back to 1 afterwards
+            self.assertEqual(reads[1], _transport.RCVLOWAT)
+            sock = connection.transport.socket
+            self.assertEqual(sock.getsockopt(socket.SOL_SOCKET, _SO_RCVLOWAT), 1)
 
     @async_test
     async def test_keyed_large_replies(self) -> None:
