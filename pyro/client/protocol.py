@@ -20,7 +20,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from .. import wire
+from .. import _transport, wire
 from .._reactor import with_timeout
 from ..wire.messages import PYRO4, REPLY_RESULT, REPLY_STREAM, Pyro4Codec, Request
 
@@ -28,6 +28,10 @@ __all__ = ["ClientState", "ItemStream", "PyroClientProtocol"]
 
 log = Logger(namespace="pyro.client.protocol")
 
+
+
+#: Values that hold no ``Pyro4.Proxy``: a result of one of these types is not searched.
+_LEAVES = frozenset({bytes, str, bytearray, int, float, bool, type(None)})
 
 
 class ClientState(enum.Enum):
@@ -212,8 +216,29 @@ class PyroClientProtocol(Protocol):
                     return
         except wire.WireError as error:
             self._abort(error.cause)
+            return
+        if self.reader.section is not None:
+            # a large reply began: the rest is received straight into its buffer
+            _transport.read_in_place(self.transport, self.reader, self._received_in_place)
+
+    def _received_in_place(self, count: int) -> None:
+        """``dataReceived`` for ``count`` bytes received into the reader's buffer."""
+        if self.state is ClientState.CLOSED:
+            return
+        try:
+            msg = self.reader.received(count)
+        except wire.WireError as error:
+            self._abort(error.cause)
+            return
+        if msg is None:
+            return
+        if self.state is ClientState.HANDSHAKE:
+            self._handshake_reply(msg)
+        else:
+            self._reply(msg)
 
     def connectionLost(self, reason: Failure | None = None) -> None:
+        _transport.stop_reading_in_place(self.transport)
         if self.state is not ClientState.CLOSED:
             what = ("connection closed before the handshake completed"
                     if self.state is ClientState.HANDSHAKE else "connection lost")
@@ -352,9 +377,9 @@ class PyroClientProtocol(Protocol):
         if kind is not REPLY_RESULT:
             return False, value
         hook = self.on_result
-        if hook is None or not codec.may_hold_proxies(msg):
-            return True, value
-        return True, hook(value, msg)
+        if hook is None or type(value) in _LEAVES or not codec.may_hold_proxies(msg):
+            return True, value  # (a large bytes result is not even scanned: it took longer
+        return True, hook(value, msg)  # than receiving it, on 64 MiB)
 
     # -- failure --------------------------------------------------------------------------
 

@@ -472,7 +472,7 @@ class DeferredProxy:
     def _wrap_results(self, value: Any, msg: wire.Message) -> Any:
         """Replace the ``Pyro4.Proxy`` objects in a result (Pyro4's autoproxies: a servant
         returned an object registered with its daemon) with proxies like this one. Only
-        replies that can hold one come here (the codec tells: see ``on_result``)."""
+        replies that can hold one come here (see ``PyroClientProtocol.on_result``)."""
         return _replace_proxies(value, self._proxy_for)
 
     def _proxy_for(self, found: Pyro4.Proxy) -> DeferredProxy:

@@ -43,7 +43,7 @@ from .tracebacks import failure_traceback, format_remote_traceback
 if TYPE_CHECKING:
     from .connection import PyroConnection
 
-Reply = Union[bytes, None]  # noqa: UP007 -- a runtime alias, kept valid on Python 3.10
+Reply = Union[wire.Frame, None]  # noqa: UP007 -- a runtime alias, kept valid on Python 3.10
 MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]  # noqa: UP007
 Outcome = Union[MaybeDeferredReply, Exclusive]  # noqa: UP007 -- what invoke() returns
 
@@ -135,7 +135,7 @@ class Dispatcher:
                                 ctx)
 
     def _connect_ok(self, response: Any, connection: PyroConnection, msg: wire.Message,
-                    serializer: Any, wants_metadata: bool, ctx: CallContext) -> tuple[bytes, bool]:
+                    serializer: Any, wants_metadata: bool, ctx: CallContext) -> tuple[wire.Frame, bool]:
         try:
             metadata = None
             if wants_metadata:
@@ -148,7 +148,7 @@ class Dispatcher:
         return reply, True
 
     def connect_fail(self, connection: PyroConnection, msg: wire.Message | None, reason: Any,
-                     ctx: CallContext | None = None) -> bytes:
+                     ctx: CallContext | None = None) -> wire.Frame:
         """A CONNECTFAIL carrying ``str(reason)``, as Pyro4 sends when it refuses a client."""
         log.info("handshake refused for {peer}: {reason}",
                  peer=ctx.values["client"].peer_address if ctx else None, reason=str(reason))
@@ -342,7 +342,7 @@ class Dispatcher:
         return None
 
     def _result_reply(self, data: Any, codec: Pyro4Codec, msg: wire.Message, serializer: Any,
-                      ctx: CallContext, batch: bool = False) -> bytes:
+                      ctx: CallContext, batch: bool = False) -> wire.Frame:
         """Serialize a call's result (or open an item stream for an iterator)."""
         try:
             if not batch and is_stream(data):
@@ -355,13 +355,13 @@ class Dispatcher:
             return self._exception_reply(codec, msg, sys.exc_info()[1], self._traceback(), ctx)
 
     def _failure_reply(self, failure: Failure, codec: Pyro4Codec, msg: wire.Message,
-                       ctx: CallContext) -> bytes:
+                       ctx: CallContext) -> wire.Frame:
         if not failure.check(Exception):  # KeyboardInterrupt, SystemExit: not the client's
             return failure  # type: ignore[return-value]
         return self._exception_reply(codec, msg, failure.value, failure_traceback(failure), ctx)
 
     def _exception_reply(self, codec: Pyro4Codec, msg: wire.Message, exc: Any,
-                         tblines: list[str] | None, ctx: CallContext | None) -> bytes:
+                         tblines: list[str] | None, ctx: CallContext | None) -> wire.Frame:
         """An exception RESULT, as Pyro4's ``_sendExceptionResponse`` builds it, plus the
         call's correlation id (``CORR``), which Pyro4 leaves out there: a client that tags its
         calls can match failures too."""
@@ -370,7 +370,7 @@ class Dispatcher:
         return codec.exception(msg, exc, tblines, self._annotations(ctx), self.daemon.hmacKey())
 
     def exception_reply(self, connection: PyroConnection, msg: wire.Message,
-                        exc: BaseException) -> bytes:
+                        exc: BaseException) -> wire.Frame:
         """The answer to ``msg`` when the connection itself failed it (e.g. a message too
         large): the exception, with no traceback and no call context."""
         return self._exception_reply(connection.codec, msg, exc, None, None)

@@ -42,9 +42,11 @@ from .framing import (
     MSG_INVOKE,
     MSG_PING,
     MSG_RESULT,
+    Frame,
     Message,
     MessageReader,
     encode,
+    encode_frame,
 )
 
 __all__ = [
@@ -223,7 +225,7 @@ class Pyro4Codec:
 
     def connect_ok(self, msg: Message, serializer: Any, response: Any,
                    metadata: dict[str, Any] | None, annotations: Mapping[str, bytes],
-                   hmac_key: bytes | None) -> bytes:
+                   hmac_key: bytes | None) -> Frame:
         """CONNECTOK carrying ``response``, and ``metadata`` unless it is None (the client
         asked for it with META_ON_CONNECT)."""
         flags = 0
@@ -233,8 +235,8 @@ class Pyro4Codec:
         data, compressed = serializer.serializeData(response, config.COMPRESSION)
         if compressed:
             flags |= FLAGS_COMPRESSED
-        return encode(MSG_CONNECTOK, data, serializer.serializer_id, flags, msg.seq,
-                      annotations, hmac_key)
+        return encode_frame(MSG_CONNECTOK, data, serializer.serializer_id, flags, msg.seq,
+                            annotations, hmac_key)
 
     def connect_fail(self, msg: Message | None, reason: Any, accepted_ids: frozenset[int],
                      annotations: Mapping[str, bytes], hmac_key: bytes | None) -> bytes:
@@ -251,16 +253,17 @@ class Pyro4Codec:
         return encode(MSG_PING, b"pong", msg.serializer_id, 0, msg.seq, annotations, hmac_key)
 
     def result(self, msg: Message, serializer: Any, value: Any, batch: bool,
-               annotations: Mapping[str, bytes], hmac_key: bytes | None) -> bytes:
-        """RESULT carrying a call's value (a batch's list of values when ``batch``)."""
+               annotations: Mapping[str, bytes], hmac_key: bytes | None) -> Frame:
+        """RESULT carrying a call's value (a batch's list of values when ``batch``); a large
+        payload comes as ``(head, payload)`` (see :func:`~pyro.wire.framing.encode_frame`)."""
         data, compressed = serializer.serializeData(value, compress=config.COMPRESSION)
         flags = (FLAGS_COMPRESSED if compressed else 0) | (FLAGS_BATCH if batch else 0)
-        return encode(MSG_RESULT, data, serializer.serializer_id, flags, msg.seq, annotations,
-                      hmac_key)
+        return encode_frame(MSG_RESULT, data, serializer.serializer_id, flags, msg.seq,
+                            annotations, hmac_key)
 
     def exception(self, msg: Message, exc: BaseException, tblines: list[str] | None,
                   annotations: Mapping[str, bytes], hmac_key: bytes | None,
-                  stream_id: str | None = None) -> bytes:
+                  stream_id: str | None = None) -> Frame:
         """RESULT with EXCEPTION: ``exc`` with ``_pyroTraceback`` (the server-side traceback
         lines), as Pyro4's ``_sendExceptionResponse`` builds it. An exception the serializer
         cannot write travels as a ``PyroError`` that says so. With ``stream_id`` it is
@@ -280,11 +283,11 @@ class Pyro4Codec:
             flags |= FLAGS_ITEMSTREAMRESULT
             if stream_id:
                 annotations = {"STRM": stream_id.encode(), **annotations}
-        return encode(MSG_RESULT, data, serializer.serializer_id, flags, msg.seq, annotations,
-                      hmac_key)
+        return encode_frame(MSG_RESULT, data, serializer.serializer_id, flags, msg.seq,
+                            annotations, hmac_key)
 
     def stream_opened(self, msg: Message, stream_id: str | None,
-                      annotations: Mapping[str, bytes], hmac_key: bytes | None) -> bytes:
+                      annotations: Mapping[str, bytes], hmac_key: bytes | None) -> Frame:
         """The answer to a call that returned an iterator: an item stream ``stream_id`` is
         open (``None``: streaming is off, and the client is told so)."""
         notice = errors.ProtocolError("result of call is an iterator")
