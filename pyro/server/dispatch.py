@@ -163,8 +163,10 @@ class Dispatcher:
         A Deferred outcome that must hold the connection (no request behind it may start
         before it is done) comes wrapped in :class:`~pyro.server.placement.Exclusive`: a
         call on a session servant (one instance per connection, written for one call at a
-        time), and, with a thread pool, a request whose servant code runs in the pool (one
-        call per connection at a time, as in Pyro4's thread server).
+        time); the next item of an asynchronous item stream (an async generator cannot run
+        two ``anext()`` at once: pipelined reads wait for each other); and, with a thread
+        pool, a request whose servant code runs in the pool (one call per connection at a
+        time, as in Pyro4's thread server).
         """
         codec = connection.codec
         ctx = CallContext.for_message(connection, msg)
@@ -191,7 +193,8 @@ class Dispatcher:
             return self._request_failed(codec, msg, ctx)
         outcome = self._request(obj, codec, msg, ctx, serializer, call, pool)
         if isinstance(outcome, defer.Deferred) and (
-                session or (pool is not None and self._in_pool(obj, call))):
+                session or obj is self.daemon.objectsById.get(constants.DAEMON_NAME)
+                or (pool is not None and self._in_pool(obj, call))):
             return Exclusive(outcome)
         return outcome
 

@@ -27,6 +27,7 @@ import enum
 from typing import Any
 from typing import Protocol as TypingProtocol
 
+import Pyro4
 from Pyro4 import errors
 from twisted.internet import defer, tcp
 from twisted.internet.protocol import Protocol
@@ -73,6 +74,9 @@ class ConnectionState(enum.Enum):
     ANNOTATIONS = "annotations"  #: header read, waiting for its annotation bytes
     DATA = "data"  #: annotations read, waiting for the payload bytes
     RESPONSE = "response"  #: requests are being served (we owe responses, or oneway calls run)
+    #: hanging up: nothing more is read or started; the replies still owed for requests
+    #: that came before a servant's ``close()`` are written, then the connection closes
+    CLOSING = "closing"
     CLOSED = "closed"  #: the connection is gone
 
 
@@ -81,6 +85,11 @@ _READ_STATES = {
     wire.ReadState.ANNOTATIONS: ConnectionState.ANNOTATIONS,
     wire.ReadState.DATA: ConnectionState.DATA,
 }
+#: The states of a connection that passed the handshake and is open: it moves between these
+#: as requests are read and served (see ``Pyro4Protocol._settle``).
+_OPEN = frozenset({ConnectionState.HEADER, ConnectionState.ANNOTATIONS, ConnectionState.DATA,
+                   ConnectionState.RESPONSE})
+_ENDING = frozenset({ConnectionState.CLOSING, ConnectionState.CLOSED})
 
 
 def _direct_socket(transport: Any) -> Any:
@@ -131,9 +140,9 @@ class Pyro4Protocol(PyroConnection, Protocol):
 
     def __init__(self) -> None:
         PyroConnection.__init__(self)
-        self.handshaken = False
-        self.closing = False  # we decided to hang up (or the peer is gone)
-        self.closed = False
+        #: Where the connection is (:class:`ConnectionState`), changed at its transitions.
+        self.state = ConnectionState.SERVER
+        self.handshaken = False  # (a fact kept after the close: clientDisconnect needs it)
         # The requests being served, in arrival order, each until its reply is written (None
         # when there are none: no list on an idle connection).
         self._serving: list[_Request] | None = None
@@ -148,15 +157,21 @@ class Pyro4Protocol(PyroConnection, Protocol):
         self.last_active = 0.0
 
     @property
-    def state(self) -> ConnectionState:
-        """The connection's state in Pyro4's vocabulary (derived, never stored twice)."""
-        if self.closed:
-            return ConnectionState.CLOSED
-        if self._serving:
-            return ConnectionState.RESPONSE
-        if not self.handshaken:
-            return ConnectionState.SERVER
-        return _READ_STATES.get(self.reader.state, ConnectionState.CLOSED)
+    def closing(self) -> bool:
+        """We are hanging up (or the peer is gone): nothing more is read or started."""
+        return self.state in _ENDING
+
+    @property
+    def closed(self) -> bool:
+        return self.state is ConnectionState.CLOSED
+
+    def _settle(self) -> None:
+        """After reading or serving: RESPONSE while requests are being served, else where the
+        reader is in the next request (HEADER, ANNOTATIONS, DATA). Only an open, handshaken
+        connection moves this way; SERVER, CLOSING and CLOSED change at their own events."""
+        if self.state in _OPEN:
+            self.state = (ConnectionState.RESPONSE if self._serving
+                          else _READ_STATES.get(self.reader.state, ConnectionState.HEADER))
 
     # -- Twisted's side -------------------------------------------------------------------
 
@@ -186,6 +201,7 @@ class Pyro4Protocol(PyroConnection, Protocol):
             self._protocol_violation(error)
             return
         self._serve_queue()
+        self._settle()
         if self.reader.section is not None and self._direct_socket is not None:
             # a large payload began: the rest is received straight into its buffer
             _transport.read_in_place(self.transport, self.reader, self._received_in_place)
@@ -207,11 +223,12 @@ class Pyro4Protocol(PyroConnection, Protocol):
             if not self.handshaken:
                 self.reader.allowed_types = self.codec.server_request_types
             self._serve_queue()
+        self._settle()
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self.closed:
             return
-        self.closed = self.closing = True
+        self.state = ConnectionState.CLOSED
         self._queue.clear()
         self._serving = None  # calls still running finish; their replies go nowhere
         _transport.stop_reading_in_place(self.transport)
@@ -265,37 +282,44 @@ class Pyro4Protocol(PyroConnection, Protocol):
                 request.exclusive = False
                 request.reply = outcome  # (None for a oneway call: nothing to write)
                 self._flush()
+        self._settle()
         self._flow_control()
 
     def _finished(self, outcome: Any, request: _Request) -> None:
-        if self.closing:
-            return  # hung up (or gone): nothing more is written
+        if self.closing and not (self._serving and request in self._serving):
+            return  # hung up (or gone): nothing more is written, but replies still owed
         if self.factory.idle_timeout:
             self.last_active = self.factory.reactor.seconds()
         request.reply = outcome
         self._flush()
-        if not request.starting:  # (else the loop that is starting it goes on)
+        if not (request.starting or self.closing):  # (else the loop starting it goes on)
             self._serve_queue()
 
     def _flush(self) -> None:
-        """Write the replies now due: those of the oldest requests, in order."""
+        """Write the replies now due: those of the oldest requests, in order. When hanging
+        up, those are the replies still owed from before the hang-up; then it closes."""
         serving = self._serving
+        owed = self.state is ConnectionState.CLOSING
         while serving and serving[0].reply is not _PENDING:
             done = serving.pop(0)
-            self._send(done.reply, done.msg)
-            if self.closing:
+            self._send(done.reply, done.msg, owed)
+            if self.closing and not owed:
                 return
         if not serving:
             self._serving = None
+            if owed:
+                self.transport.loseConnection()
+            self._settle()
 
-    def _send(self, outcome: Any, msg: wire.Message) -> None:
-        if self.closing:
+    def _send(self, outcome: Any, msg: wire.Message, owed: bool = False) -> None:
+        if self.closed or (self.closing and not owed):
             return
         if not self.handshaken and self.codec.is_connect(msg):
             reply, accepted = outcome
             self._write(reply)
             if accepted:
                 self.handshaken = True
+                self.state = ConnectionState.HEADER
             else:
                 self._hang_up()
         elif outcome is not None:
@@ -381,23 +405,40 @@ class Pyro4Protocol(PyroConnection, Protocol):
         sees the connection lost. (Twisted's ``loseConnection`` alone would still send a
         reply written after it.) From a thread-pool servant it happens in the reactor
         thread, before the call's outcome is handed back there."""
+        context = Pyro4.current_context
+        seq = context.seq if getattr(context, "client", None) is self else None
         if threadable.isInIOThread():
-            self._hang_up()
+            self._hang_up(seq)
         else:
-            self.factory.reactor.callFromThread(self._hang_up)
+            self.factory.reactor.callFromThread(self._hang_up, seq)
 
-    def _hang_up(self) -> None:
-        """Close after what was written so far; serve and read nothing more. Calls still
-        running (concurrent ones started before the hang-up) finish, unanswered."""
-        self.closing = True
+    def _hang_up(self, seq: int | None = None) -> None:
+        """Close after what was written so far; start and read nothing more.
+
+        ``seq``: the request whose servant hangs up. Requests pipelined before it that are
+        still running (our server overlaps asynchronous calls) are answered first, as a
+        Pyro4 daemon, serving one request at a time, would have answered them; the closing
+        request and those started after it finish unanswered.
+        """
+        if self.closed:
+            return
+        self.state = ConnectionState.CLOSING
         self._queue.clear()
-        self._serving = None
-        self.transport.loseConnection()
+        owed: list[_Request] = []
+        for index, request in enumerate(self._serving or ()):
+            if seq is not None and request.msg.seq == seq:
+                owed = self._serving[:index]  # type: ignore[index]
+                break
+        self._serving = owed or None
+        if owed:
+            self.transport.pauseProducing()  # nothing more is read; _flush closes
+        else:
+            self.transport.loseConnection()
 
     def _internal_error(self, failure: Failure, msg: wire.Message) -> None:
         """A bug of ours, not the servant's: report it once and drop this connection only."""
         self._serving = None
-        self.closing = True
+        self.state = ConnectionState.CLOSING
         log.failure("internal error serving {peer}", failure,
                     peer=self.peer_address)
         self.transport.abortConnection()

@@ -63,6 +63,7 @@ class Waits:
 
 
 WAITS = Waits()  # (reset in setUp) for the registered classes, whose instances come and go
+CLOCK: Any = None  # the test's clock (set in setUp)
 
 
 @Pyro4.expose
@@ -101,6 +102,12 @@ class Servant:
     @Pyro4.oneway
     def note(self, key: Any) -> None:
         WAITS.started.append(key)
+
+    async def ticks(self, n: int) -> Any:
+        """An async generator whose every item waits a second on the test's clock."""
+        for i in range(n):
+            await task.deferLater(CLOCK, 1, lambda: None)
+            yield i
 
 
 @Pyro4.expose
@@ -143,10 +150,10 @@ class Fixture(unittest.TestCase):
     threadpool: Any = None
 
     def setUp(self) -> None:
-        global WAITS
+        global WAITS, CLOCK
         WAITS = Waits()
         self.waits = WAITS
-        self.clock = ClockWithThreads()
+        self.clock = CLOCK = ClockWithThreads()
         self.factory = Pyro4ProtocolFactory(reactor=self.clock, threadpool=self.threadpool)
         self.factory.setAddress("127.0.0.1", 9999)
         self.factory.register(Servant(), "servant")
@@ -302,16 +309,51 @@ class ConcurrentRequestsTest(Fixture):
         protocol.resumeProducing()
         self.assertEqual(self.waits.started, ["a", "b"])
 
-    def test_hanging_up_drops_the_replies_of_concurrent_calls_and_the_queue(self) -> None:
+    def test_hanging_up_answers_the_calls_before_it_then_closes(self) -> None:
+        """A servant's ``client.close()``: the calls pipelined before it that still run are
+        answered (a Pyro4 daemon, one request at a time, had answered them), then the
+        connection closes; the closing call and what came after it get nothing."""
         protocol, transport, peer = self.connect()
         protocol.pauseProducing()  # (so that the last request stays queued)
         protocol.dataReceived(peer.invoke("servant", "wait", "before"))
         protocol.resumeProducing()
         protocol.dataReceived(peer.invoke("servant", "hang_up") + peer.invoke("servant", "add", 1, 1))
+        self.assertIs(protocol.state, ConnectionState.CLOSING)
+        self.assertFalse(transport.disconnecting)  # a reply is still owed
+        self.assertEqual(transport.producerState, "paused")  # nothing more is read
+        self.waits.release("before")
+        self.assertEqual(self.replies(peer, transport), [(1, "before")])
         self.assertTrue(transport.disconnecting)
-        self.waits.release("before")  # it ran concurrently; its reply goes nowhere now
-        self.assertEqual(peer.replies(transport), [])
-        self.assertEqual(self.waits.started, ["before"])
+        self.assertEqual(self.waits.started, ["before"])  # add never ran
+
+    def test_hanging_up_drops_the_replies_of_calls_started_after_it(self) -> None:
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "wait", "first")
+                              + peer.invoke("servant", "release_and_wait", "first", "mine"))
+        # "first" is answered; now a call that hangs up while a later one runs
+        protocol.dataReceived(peer.invoke("servant", "wait", "a") + peer.invoke("servant", "wait", "b"))
+        self.assertEqual(self.waits.started, ["first", "mine", "a", "b"])
+        protocol._hang_up(3)  # as the servant of "a" (seq 3) does with client.close()
+        self.waits.release("b")
+        self.waits.release("mine")  # seq 2, before the closing call: answered
+        self.waits.release("a")
+        self.assertEqual([seq for seq, _ in self.replies(peer, transport)], [1, 2])
+        self.assertTrue(transport.disconnecting)
+
+    def test_pipelined_reads_of_an_async_stream_wait_for_each_other(self) -> None:
+        """An async generator cannot run two ``anext()`` at once: reads of its item stream
+        pipelined on one connection are served one after another (review finding)."""
+        protocol, transport, peer = self.connect()
+        protocol.dataReceived(peer.invoke("servant", "ticks", 3))
+        (opened,) = peer.replies(transport)
+        stream_id = opened.annotations["STRM"].decode()
+        protocol.dataReceived(b"".join(
+            peer.invoke("Pyro.Daemon", "get_next_stream_item", stream_id) for _ in range(4)))
+        for _ in range(3):
+            self.clock.advance(1)
+        replies = [peer.load(msg) for msg in peer.replies(transport)]
+        self.assertEqual(replies[:3], [0, 1, 2])
+        self.assertIsInstance(replies[3], StopIteration)
 
     def test_the_late_outcome_of_a_call_on_a_lost_connection_is_dropped(self) -> None:
         protocol, transport, peer = self.connect()
