@@ -3,7 +3,7 @@
 
 Usage::
 
-    python benchmarks/bench_large.py                    # full run, about 4 minutes
+    python benchmarks/bench_large.py                    # full run, about 2.5 minutes
     python benchmarks/bench_large.py --quick            # smoke test (1 round, short cells)
     python benchmarks/bench_large.py --sizes 16,64 --rounds 5 --json out.json
     python benchmarks/bench_large.py --base-tree /tmp/base   # adds "ours@base": A/B in one run
@@ -437,8 +437,10 @@ def _markdown(table: list[list[str]]) -> str:
 
 def machine_notes(opts: argparse.Namespace) -> list[str]:
     sys.path.insert(0, HERE)
-    from bench_server import git_state, load_average, machine_facts
+    import Pyro4
+    from bench_server import load_average, machine_facts
 
+    Pyro4.config.SERIALIZER = "marshal"  # (what the clients use; machine_facts names it)
     facts = machine_facts("twisted.internet.epollreactor.EPollReactor")
     facts.append("serializer: marshal (client and DeferredProxy); Pyro4.Proxy without "
                  "_pyroTimeout; one call at a time")
@@ -448,7 +450,6 @@ def machine_notes(opts: argparse.Namespace) -> list[str]:
                                                _read("/proc/sys/net/ipv4/tcp_wmem")))
     if opts.base_tree:
         facts.append("ours@base: our server from %s (%s)" % (opts.base_tree, _git(opts.base_tree)))
-    facts.append("tree measured: %s" % git_state())
     facts.append("load average: %s" % load_average())
     return facts
 

@@ -429,43 +429,44 @@ class MessageReader:
         """Add ``data`` to the stream and yield every message it completes."""
         if self.state is ReadState.BROKEN:
             return
-        offset, size = 0, len(data)
         if self.section is not None:
-            offset = self.section.fill(data, 0)
-            if self.section.filled < self.section.size:
-                return
-            yield self._section_complete()
-        elif self._pending is not None:
+            yield from self._fill(data, 0)
+            return
+        if self._pending is not None:
             self._pending.append(data)
             self._pending_size += len(data)
             if self._pending_size < self._needed:
                 return
             data = b"".join(self._pending)
             self._pending, self._pending_size = None, 0
-            size = len(data)
-        while True:
-            while size - offset >= self._needed:
-                end = offset + self._needed
-                chunk = data[offset:end] if offset or end != size else data
-                offset = end
-                try:
-                    message = self._advance(chunk)
-                except WireError:
-                    self.state = ReadState.BROKEN
-                    raise
-                if message is not None:
-                    yield message
-            section = self.section
-            if section is None:
-                break
-            # a large section began in this chunk (_needed is out of reach meanwhile)
-            offset += section.fill(data, offset)
-            if section.filled < section.size:
-                return
-            yield self._section_complete()
-        if offset < size:
+        offset, size = 0, len(data)
+        while size - offset >= self._needed:
+            end = offset + self._needed
+            chunk = data[offset:end] if offset or end != size else data
+            offset = end
+            try:
+                message = self._advance(chunk)
+            except WireError:
+                self.state = ReadState.BROKEN
+                raise
+            if message is not None:
+                yield message
+        if self.section is not None:  # a large payload began (_needed is out of reach)
+            yield from self._fill(data, offset)
+        elif offset < size:
             self._pending = [data[offset:]]
             self._pending_size = size - offset
+
+    def _fill(self, data: bytes, offset: int) -> Iterator[Message]:
+        """Copy ``data[offset:]`` into the large section; go on after it if it completes."""
+        section = self.section
+        assert section is not None
+        offset += section.fill(data, offset)
+        if section.filled < section.size:
+            return
+        yield self._section_complete()
+        if offset < len(data):  # what follows the payload in this chunk (a copy of the rest:
+            yield from self.feed(data[offset:])  # chunks from a socket are 64 KiB at most)
 
     def receive_buffer(self) -> memoryview | None:
         """The missing part of the large section being received, as a writable view; None
@@ -512,6 +513,9 @@ class MessageReader:
                 msg.annotations = parse_annotations(chunk)
             except errors.ProtocolError as exc:
                 raise WireError(exc, msg) from None
+            if msg.data_size >= self.large_section:
+                self._open_section(msg)
+                return None
             return self._expect(ReadState.DATA, msg.data_size)
         msg.data = chunk  # (as in _data, inline: the per-message hot path)
         self._current = None
@@ -530,21 +534,19 @@ class MessageReader:
         return msg
 
     def _expect(self, state: ReadState, size: int) -> Message | None:
-        """Wait for ``size`` bytes in ``state``; an empty section is passed straight through.
-
-        A large DATA section gets its buffer now (the size was checked on the header), and
-        ``_needed`` is set out of reach so that :meth:`feed` fills it instead of slicing.
-        """
+        """Wait for ``size`` bytes in ``state``; an empty section is passed straight through."""
         self.state, self._needed = state, size
-        if size >= self.large_section and state is ReadState.DATA:
-            try:
-                self.section = _Section(size)
-            except MemoryError:
-                raise WireError(errors.MessageTooLargeError(
-                    "message too large to receive: %d bytes" % size), self._current) from None
-            self._needed = _OUT_OF_REACH
-            return None
         return None if size else self._advance(b"")
+
+    def _open_section(self, msg: Message) -> None:
+        """A large payload follows: its buffer now (the header's size was checked), and
+        ``_needed`` out of reach, so that :meth:`feed` fills the buffer instead of slicing."""
+        try:
+            self.section = _Section(msg.data_size)
+        except MemoryError:
+            raise WireError(errors.MessageTooLargeError(
+                "message too large to receive: %d bytes" % msg.data_size), msg) from None
+        self.state, self._needed = ReadState.DATA, _OUT_OF_REACH
 
     def _parse_header(self, header: bytes) -> Message:
         msg = parse_header(header)
