@@ -33,9 +33,13 @@ log = Logger(namespace="pyro.nameserver")
 REQUEST_NSURI = b"GET_NSURI"
 
 
-def register_name_server(factory: Any, storage: Any = None) -> tuple[Pyro4.naming.NameServer,
-                                                                    URI]:
+def register_name_server(factory: Any, storage: Any = None, autoclean: float | None = None,
+                         hmac_key: bytes | str | None = None
+                         ) -> tuple[Pyro4.naming.NameServer, URI]:
     """Serve a Pyro4 name server on ``factory``: ``(nameserver, uri)``.
+
+    ``hmac_key``, if given, becomes the factory's ``_pyroHmacKey``. ``autoclean`` (seconds,
+    Pyro4's ``NS_AUTOCLEAN``) is accepted but no cleaning is done yet.
 
     ``storage`` is one of Pyro4's name server storages (default: in memory, as
     ``NameServerDaemon`` has it; ``Pyro4.naming_storage.SqlStorage(path)`` persists). The name
@@ -43,7 +47,11 @@ def register_name_server(factory: Any, storage: Any = None) -> tuple[Pyro4.namin
     ``class:Pyro4.naming.NameServer``, as Pyro4 does. Its methods run in the reactor thread
     (or the factory's thread pool); they only touch the storage, under its own lock.
     """
-    nameserver = Pyro4.naming.NameServer(storage or Pyro4.naming.MemoryStorage())
+    if hmac_key:
+        factory._pyroHmacKey = hmac_key
+    if storage is None:  # (not "storage or ...": an empty storage is falsy, a Mapping)
+        storage = Pyro4.naming.MemoryStorage()
+    nameserver = Pyro4.naming.NameServer(storage)
     uri = factory.register(nameserver, constants.NAMESERVER_NAME)
     nameserver.register(constants.NAMESERVER_NAME, uri,
                         metadata={"class:Pyro4.naming.NameServer"})
@@ -102,13 +110,15 @@ def listen_broadcast(ns_uri: URI | str, reactor: Any = None, interface: str | No
 async def serve_name_server(reactor: Any, host: str | None = None, port: int | None = None,
                             broadcast: bool = True, bchost: str | None = None,
                             bcport: int | None = None, hmac_key: bytes | None = None,
-                            out: Any = None) -> Any:
+                            out: Any = None, storage: Any = None,
+                            autoclean: float | None = None) -> Any:
     """``python -m pyro ns``: a name server on the reactor, as ``python -m Pyro4.naming``.
 
     Listens on ``host:port`` (default ``Pyro4.config.HOST`` and ``NS_PORT``) and, unless
     ``broadcast`` is false, answers broadcast queries on ``bchost:bcport`` (default
     ``NS_BCHOST``/``NS_BCPORT``); prints where, as Pyro4 does; returns the factory (its
     ``close()`` stops the name server; the broadcast port is in ``factory.ports`` too).
+    ``storage`` and ``autoclean`` go to :func:`register_name_server`.
     """
     from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
@@ -118,10 +128,9 @@ async def serve_name_server(reactor: Any, host: str | None = None, port: int | N
     port = config.NS_PORT if port is None else port
     endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
     factory = Pyro4ProtocolFactory(reactor=reactor)
-    if hmac_key:
-        factory._pyroHmacKey = hmac_key
     await factory.listen(endpoint_type(reactor, port, backlog=DEFAULT_BACKLOG, interface=host))
-    nameserver, uri = register_name_server(factory)
+    nameserver, uri = register_name_server(factory, storage, autoclean=autoclean,
+                                           hmac_key=hmac_key)
     bound = factory.ports[0].getHost()
     shown = "[%s]" % host if ":" in host else host
     lines = ["NS running on %s:%d (%s)" % (shown, bound.port, bound.host)]  # Pyro4's wording
