@@ -2,13 +2,16 @@
 
 As ``twistd`` runs a service, without the daemonizing: ``privilegedStartService`` and
 ``startService`` once the reactor runs, ``stopService`` before the reactor shuts down (on
-SIGTERM or SIGINT, which Twisted turns into a reactor stop), and the reactor waits for it.
-A mistake (a port in use, a name server that cannot be reached, ...) is one line on stderr
-and exit status 1; ``--verbose`` adds the traceback.
+SIGTERM or SIGINT), and the reactor waits for it. A second SIGTERM or SIGINT meanwhile
+ends the process at once (exit status 1): nothing more is waited for. A mistake (a port in
+use, a name server that cannot be reached, ...) is one line on stderr and exit status 1;
+``--verbose`` adds the traceback.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -69,6 +72,7 @@ def run_service(service: Any, prog: str, verbose: bool,
         return d.addBoth(stopped)
 
     def begin() -> None:
+        _handle_signals(reactor)
         reactor.addSystemEventTrigger("before", "shutdown", stop)
         try:
             service.privilegedStartService()
@@ -91,3 +95,31 @@ def run_service(service: Any, prog: str, verbose: bool,
     reactor.callWhenRunning(begin)
     reactor.run()
     return status[0]
+
+
+def _handle_signals(reactor: Any) -> None:
+    """SIGTERM/SIGINT: stop the reactor (gracefully); either again: exit now.
+
+    Replaces the handlers Twisted installed (which log a ``ReactorNotRunning`` traceback
+    for a second signal). A signal this process was told to ignore stays ignored.
+    """
+    stopping: list[int] = []
+
+    def received(number: int) -> None:
+        name = signal.Signals(number).name
+        if not stopping:
+            stopping.append(number)
+            log.info("received {signal}", signal=name)
+            reactor.stop()
+        else:
+            log.warn("{signal} again: exiting without waiting any longer", signal=name)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(1)
+
+    def handler(number: int, frame: Any) -> None:
+        reactor.callFromThread(received, number)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(number) not in (signal.SIG_IGN, None):
+            signal.signal(number, handler)

@@ -45,6 +45,7 @@ def test_on_loopback_no_broadcast_responder(command):
         "[pyro.service#info] listening on 127.0.0.1:%d" % port,
         "[pyro.service#info] Not starting broadcast server for localhost.",
         "[pyro.service#info] name server PYRO:Pyro.NameServer@127.0.0.1:%d serving" % port,
+        "[pyro.cli#info] received SIGTERM",
         "[pyro.service#info] name server PYRO:Pyro.NameServer@127.0.0.1:%d shutting down"
         % port,
         "[pyro.cli#info] stopped",

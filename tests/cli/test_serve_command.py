@@ -57,6 +57,7 @@ def test_serves_objects_and_classes_to_pyro4_clients(command):
         "[pyro.service#info] listening on %s" % address,
         "[pyro.cli#info] serving servants:thing=example.thing as %s" % thing,
         "[pyro.cli#info] serving servants:PerCall as %s" % percall,
+        "[pyro.cli#info] received SIGTERM",
         "[pyro.cli#info] shutting down: no new connections; calls in progress may take "
         "up to 10 s",
         "[pyro.cli#info] stopped",
@@ -132,6 +133,41 @@ def test_the_grace_period_bounds_the_wait(command):
     assert [type(exc) for exc in failures] == [errors.ConnectionClosedError]
     assert ("[pyro.protocol#warn] draining: time is up; closing 1 connection(s) with calls "
             "in progress") in log
+
+
+def test_sigint_twice_stops_waiting(command):
+    """Ctrl-C once shuts down gracefully; twice, the process does not wait any longer."""
+    def sigint_as_in_a_terminal() -> None:  # (a test runner may run us with SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    running = command(PYRO + ["serve", "servants:thing"], preexec_fn=sigint_as_in_a_terminal)
+    uri = uri_from(running.readline(), "servants:thing")
+    failures: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            with Pyro4.Proxy(uri) as proxy:
+                proxy.hold(60)
+        except BaseException as exc:
+            failures.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    assert running.readline() == "holding"
+    running.signal(signal.SIGINT)
+    running.read_stderr_until("draining: waiting for 1 connection(s)")
+    running.signal(signal.SIGINT)
+    assert running.wait() == 1
+    caller.join(STEP_TIMEOUT)
+    assert [type(exc) for exc in failures] == [errors.ConnectionClosedError]
+    log = [log_text(line) for line in running.stderr]
+    assert log[-3:] == [
+        "[pyro.cli#info] shutting down: no new connections; calls in progress may take up "
+        "to 10 s",
+        "[pyro.protocol#info] draining: waiting for 1 connection(s) with calls in progress "
+        "(up to 10 s)",
+        "[pyro.cli#warn] SIGINT again: exiting without waiting any longer"]
+    assert "[pyro.cli#info] received SIGINT" in log
 
 
 def test_registers_where_pyro4_locate_ns_looks(command):

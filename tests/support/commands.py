@@ -117,6 +117,13 @@ class Running:
             if fragment in line:
                 return line
 
+    def read_stdout_until(self, fragment: str, timeout: float = STEP_TIMEOUT) -> str:
+        """Read stdout (twistd's log, with -n) until a line containing ``fragment``."""
+        while True:
+            line = self.readline(timeout)
+            if fragment in line:
+                return line
+
     def signal(self, number: int = signal.SIGTERM) -> None:
         self.process.send_signal(number)
 
@@ -148,6 +155,28 @@ class Running:
 def log_text(line: str) -> str:
     """A log line without its time stamp: ``[namespace#level] text``."""
     return line.split(" ", 1)[1] if line[:4].isdigit() else line
+
+
+#: Run by :func:`socket_activated`: what systemd does for a socket-activated service. The
+#: listening socket passed in becomes descriptor 3 (``SD_LISTEN_FDS_START``), ``LISTEN_FDS``,
+#: ``LISTEN_FDNAMES`` and ``LISTEN_PID`` (this process: exec keeps the pid) are set, and the
+#: command replaces this process.
+SOCKET_ACTIVATION = r"""
+import os, sys
+fd, name = int(sys.argv[1]), sys.argv[2]
+if fd != 3:
+    os.dup2(fd, 3)
+    os.close(fd)
+os.environ.update(LISTEN_FDS="1", LISTEN_FDNAMES=name, LISTEN_PID=str(os.getpid()))
+os.execv(sys.executable, [sys.executable] + sys.argv[3:])
+"""
+
+
+def socket_activated(sock: socket.socket, name: str, argv: Sequence[str]) -> list[str]:
+    """``argv`` (starting with this Python) run as systemd runs a socket-activated service
+    with ``sock`` as its one socket, named ``name``; Popen it with ``pass_fds=(sock.fileno(),)``."""
+    assert argv[0] == sys.executable
+    return [sys.executable, "-c", SOCKET_ACTIVATION, str(sock.fileno()), name, *argv[1:]]
 
 
 def run_to_end(argv: Sequence[str], env: Mapping[str, str], cwd: Path | None = None,
