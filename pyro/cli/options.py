@@ -52,6 +52,8 @@ class ServeConfig:
     ns_port: int | None = None
     threads: int | None = None
     hmac_key: bytes | None = None
+    nathost: str | None = None
+    natport: int | None = None
     grace: float = DEFAULT_GRACE
     verbosity: int = 0  # -1 quiet, 0 normal, 1 verbose
 
@@ -149,6 +151,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run blocking servant methods in a pool of N threads (default: "
                              "in the reactor thread)")
     parser.add_argument("-k", "--key", help="the HMAC key to use (or set PYRO_HMAC_KEY)")
+    parser.add_argument("--nathost", metavar="HOST",
+                        help="the host URIs name, when clients reach this server by another "
+                             "address than it listens on (NAT, or 0.0.0.0)")
+    parser.add_argument("--natport", type=_port, metavar="PORT",
+                        help="the port URIs name, with --nathost (default: the port listened on)")
     _add_common(parser)
 
 
@@ -281,11 +288,13 @@ def _serve_config(args: argparse.Namespace, prog: str,
                                "MODULE:ATTRIBUTE=NAME")
     if (args.ns_host or args.ns_port is not None) and not args.ns:
         raise UsageError(prog, "--ns-host and --ns-port need --ns")
+    if args.natport is not None and not args.nathost:
+        raise UsageError(prog, "--natport needs --nathost")
     listen = tuple(check_endpoint(prog, text) for text in args.listen or [DEFAULT_LISTEN])
     return ServeConfig(prog=prog, specs=specs, listen=listen, ns=args.ns,
                        ns_host=args.ns_host, ns_port=args.ns_port, threads=args.threads,
-                       hmac_key=_hmac_key(args, prog, environ), grace=args.grace,
-                       verbosity=_verbosity(args))
+                       hmac_key=_hmac_key(args, prog, environ), nathost=args.nathost,
+                       natport=args.natport, grace=args.grace, verbosity=_verbosity(args))
 
 
 def _ns_config(args: argparse.Namespace, prog: str,

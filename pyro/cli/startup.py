@@ -52,6 +52,7 @@ class ServeCommandService(MultiService):
     def __init__(self, objects: Sequence[LoadedObject], listen: Sequence[Any], *,
                  threads: int | None = None, hmac_key: bytes | None = None,
                  ns: bool = False, ns_host: str | None = None, ns_port: int | None = None,
+                 nathost: str | None = None, natport: int | None = None,
                  grace: float | None = DEFAULT_GRACE, reactor: Any = None) -> None:
         MultiService.__init__(self)
         self.objects = list(objects)
@@ -64,6 +65,7 @@ class ServeCommandService(MultiService):
         for server in self.servers:
             server.setServiceParent(self)
         self.ns, self.ns_host, self.ns_port = ns, ns_host, ns_port
+        self.nathost, self.natport = nathost, natport
         self.ready: defer.Deferred[list[tuple[LoadedObject, URI]]] = defer.Deferred()
         self.registrations: list[Any] = []
         self._starting: defer.Deferred[Any] | None = None
@@ -74,8 +76,13 @@ class ServeCommandService(MultiService):
         self._starting.chainDeferred(self.ready)
 
     async def _start(self) -> list[tuple[LoadedObject, URI]]:
-        await defer.gatherResults([server.whenListening() for server in self.servers],
-                                  consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        ports = await defer.gatherResults(
+            [server.whenListening() for server in self.servers],
+            consumeErrors=True).addErrback(lambda f: f.value.subFailure)
+        if self.nathost:  # Pyro4's NAT location: what URIs name instead of the port's address
+            natport = self.natport or ports[0].getHost().port
+            host = "[%s]" % self.nathost if ":" in self.nathost else self.nathost
+            self.factory.natLocationStr = "%s:%d" % (host, natport)
         served = []
         for loaded in self.objects:
             try:
@@ -115,6 +122,7 @@ def serve_service(config: ServeConfig, objects: Sequence[LoadedObject],
     return ServeCommandService(objects, config.listen, threads=config.threads,
                                hmac_key=config.hmac_key, ns=config.ns,
                                ns_host=config.ns_host, ns_port=config.ns_port,
+                               nathost=config.nathost, natport=config.natport,
                                grace=config.grace, reactor=reactor)
 
 

@@ -59,7 +59,8 @@ def test_serve_everything():
                    "--listen", "unix:/run/p.sock", "--listen",
                    "tcp6:9091:interface=\\:\\:1:backlog=10", "--ns",
                    "--ns-host", "ns.example.org", "--ns-port", "9999", "--threads", "8",
-                   "-k", "secret", "--grace", "2.5", "--verbose")
+                   "-k", "secret", "--grace", "2.5", "--verbose", "--nathost", "h.example.org",
+                   "--natport", "4711")
     assert config.specs == (ObjectSpec("mod", "thing", "example.thing"),
                             ObjectSpec("pkg.mod", "Class.inner"))
     # backlog added where the endpoint type takes one and does not say
@@ -68,6 +69,7 @@ def test_serve_everything():
     assert (config.ns, config.ns_host, config.ns_port) == (True, "ns.example.org", 9999)
     assert (config.threads, config.hmac_key, config.grace, config.verbosity) == (
         8, b"secret", 2.5, 1)
+    assert (config.nathost, config.natport) == ("h.example.org", 4711)
     assert serve("m:a", "-q").verbosity == -1
 
 
@@ -80,6 +82,7 @@ def test_the_hmac_key_may_come_from_the_environment():
 
 @pytest.mark.parametrize("argv, message", [
     (["serve", "m:a", "--ns-port", "1"], "--ns-host and --ns-port need --ns"),
+    (["serve", "m:a", "--natport", "1"], "--natport needs --nathost"),
     (["serve", "m:a", "-v", "-q"], "argument -q/--quiet: not allowed with argument -v/--verbose"),
     (["serve", "m:a", "--grace", "-1"], "argument --grace: invalid number of seconds value: '-1'"),
     (["serve", "m:a", "--grace", "nan"], "argument --grace: invalid number of seconds value: 'nan'"),

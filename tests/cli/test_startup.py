@@ -85,6 +85,18 @@ class ServeCommandServiceTests(TestCase):
                       [e["log_format"].format(**e) for e in events])
 
     @async_test
+    async def test_uris_name_the_nat_address(self) -> None:
+        ns = await self.name_server()
+        service = ServeCommandService(
+            [loaded("example.thing")], ["tcp:0:interface=127.0.0.1"], ns=True,
+            ns_host="127.0.0.1", ns_port=ns.server.port.getHost().port, nathost="localhost")
+        ((_, uri),) = await self.start(service)
+        port = service.servers[0].port.getHost().port
+        self.assertEqual(str(uri), "PYRO:example.thing@localhost:%d" % port)
+        self.assertEqual(str(ns.nameserver.lookup("example.thing")), str(uri))
+        self.assertEqual(await our_server.call(uri, "hello"), "hi")
+
+    @async_test
     async def test_no_name_server_fails_ready(self) -> None:
         port = free_port()
         service = ServeCommandService([loaded("example.thing")], ["tcp:0:interface=127.0.0.1"],
