@@ -62,7 +62,9 @@ class Pyro4ProtocolFactory(ServerFactory):
         Without it, calls run in the reactor thread. You own the pool (start and stop it).
     :param threads: instead of ``threadpool``: the factory makes a pool of up to this many
         threads, starts it when it starts listening (its first port) and stops it in
-        :meth:`close` (waiting for the calls still running in it).
+        :meth:`close`. Its threads are daemon threads, stopped without waiting: a servant
+        still running in one when the factory closes (after :meth:`drain`'s timeout, say)
+        holds up neither the reactor nor the end of the process.
     :param max_message_size: refuse messages larger than this; default
         ``Pyro4.config.MAX_MESSAGE_SIZE`` (read per message; 0 means no limit).
     :param interface: the class serving the ``Pyro.Daemon`` object, as for Pyro4's Daemon.
@@ -88,6 +90,7 @@ class Pyro4ProtocolFactory(ServerFactory):
                              "together with threadpool; not %r" % (threads,))
         self.threads = threads
         self._own_pool: ThreadPool | None = None
+        self._pool_stopper: threading.Thread | None = None
         self._drain_waiters: list[defer.Deferred[None]] | None = None
         self.idle_timeout = idle_timeout
         self._idle_sweeper: LoopingCall | None = None
@@ -222,8 +225,8 @@ class Pyro4ProtocolFactory(ServerFactory):
         """The first port started listening: start the factory's own thread pool (``threads``)
         and the housekeeping timer if it is used."""
         if self.threads is not None and self._own_pool is None:
-            self._own_pool = ThreadPool(minthreads=0, maxthreads=self.threads,
-                                        name="pyro.protocol servants")
+            self._own_pool = _DaemonThreadPool(minthreads=0, maxthreads=self.threads,
+                                               name="pyro.protocol servants")
             self._own_pool.start()
             self.threadpool = self._own_pool
         if type(self).housekeeping is not Pyro4ProtocolFactory.housekeeping:
@@ -297,7 +300,10 @@ class Pyro4ProtocolFactory(ServerFactory):
         pool, self._own_pool = self._own_pool, None
         if pool is not None:
             self.threadpool = None
-            pool.stop()  # joins its threads: a call still running in one holds this up
+            # ThreadPool.stop() joins the threads: not in the reactor thread
+            self._pool_stopper = threading.Thread(target=pool.stop, daemon=True,
+                                                  name="pyro.protocol servants: stopping")
+            self._pool_stopper.start()
 
     #: Seconds between two looks at the connections while draining.
     drain_interval = 0.1
@@ -367,6 +373,13 @@ class Pyro4ProtocolFactory(ServerFactory):
     # never try to send the daemon itself (it has no meaningful serialized state).
     def __getstate__(self) -> dict[str, Any]:
         return {}
+
+
+class _DaemonThreadPool(ThreadPool):
+    """A thread pool whose threads do not keep the process alive."""
+
+    threadFactory = staticmethod(  # type: ignore[assignment]
+        lambda *args, **kwargs: threading.Thread(*args, daemon=True, **kwargs))
 
 
 #: The original twisted-pyro's names for the same class.

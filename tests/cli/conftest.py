@@ -13,6 +13,7 @@ from ..support.commands import Running, command_environment
 
 SERVANTS = '''
 import threading
+import time
 
 import Pyro4
 from twisted.internet import reactor, task
@@ -29,6 +30,11 @@ class Thing:
 
     def thread(self):
         return threading.current_thread().name
+
+    def block(self, seconds):
+        print("blocking", flush=True)
+        time.sleep(seconds)  # a blocking servant: with --threads, in a pool thread
+        return "unblocked"
 
 
 thing = Thing()

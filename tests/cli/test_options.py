@@ -209,3 +209,40 @@ def test_the_log_shows_what_the_verbosity_asks_for(verbosity, shown):
         log.warn(name + " warn")
     lines = stream.getvalue().splitlines()
     assert [line.split("] ", 1)[1] for line in lines] == shown
+
+
+def test_specs_are_imported_from_the_current_directory(tmp_path: Path, monkeypatch):
+    """As with ``python -m``, also when run by a script such as ``twistd`` (whose sys.path
+    starts with its own directory, not the current one)."""
+    (tmp_path / "herehere.py").write_text("value = 'found'\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert load(parse_spec("herehere:value")).value == "found"
+    assert sys.path[0] == str(tmp_path)
+
+
+# -- mistakes in one line --------------------------------------------------------------------
+
+def test_listening_mistakes_are_described():
+    import errno
+
+    from twisted.internet.error import CannotListenError
+
+    from pyro.cli.errors import describe
+    from pyro.service import BroadcastListenError
+
+    def listen_error(interface, port, code, cls=CannotListenError):
+        return describe(cls(interface, port, OSError(code, "why")))
+
+    assert listen_error("127.0.0.1", 9090, errno.EADDRINUSE) == (
+        "port 9090 on 127.0.0.1 is in use", True)
+    assert listen_error("", 80, errno.EACCES) == (
+        "no permission to listen on port 80 on all interfaces", True)
+    assert listen_error(None, "/run/x.sock", errno.EADDRINUSE) == (
+        "UNIX socket /run/x.sock is in use", True)
+    assert listen_error("192.0.2.1", 9090, errno.EADDRNOTAVAIL) == (
+        "cannot listen on port 9090 on 192.0.2.1: no such address here", True)
+    assert listen_error("127.0.0.1", 9091, errno.EADDRINUSE, BroadcastListenError) == (
+        "UDP port 9091 on 127.0.0.1 (name server broadcasts) is in use", True)
+    assert describe(KeyError("x")) == (
+        "unexpected KeyError: 'x' (--verbose shows the traceback)", False)

@@ -170,6 +170,26 @@ def test_sigint_twice_stops_waiting(command):
     assert "[pyro.cli#info] received SIGINT" in log
 
 
+def test_a_blocking_servant_does_not_hold_up_the_exit(command):
+    """--threads: after --grace, a servant still blocking in a pool thread is left behind;
+    the process exits all the same (waiting for it would take a minute)."""
+    running = command(PYRO + ["serve", "servants:thing", "--threads", "1", "--grace", "0.2"])
+    uri = uri_from(running.readline(), "servants:thing")
+
+    def call() -> None:
+        try:
+            with Pyro4.Proxy(uri) as proxy:
+                proxy.block(60)
+        except errors.ConnectionClosedError:
+            pass
+
+    threading.Thread(target=call, daemon=True).start()
+    assert running.readline() == "blocking"
+    log = stops_cleanly(running)
+    assert ("[pyro.protocol#warn] draining: time is up; closing 1 connection(s) with calls "
+            "in progress") in log
+
+
 def test_registers_where_pyro4_locate_ns_looks(command):
     """No --ns-host: the name server is found as Pyro4.locateNS finds it (here NS_HOST)."""
     with pyro4_nameserver() as ns:
