@@ -12,7 +12,11 @@ setup(
     long_description=long_description,
     long_description_content_type="text/markdown",
     license="Apache-2.0",
-    packages=find_packages(include=["pyro", "pyro.*"]),
+    # twisted/plugins/pyro_plugins.py (twistd pyro-serve, twistd pyro-ns) goes into Twisted's
+    # plugin directory, as Twisted's plugin documentation shows: "twisted.plugins" has no
+    # __init__.py of ours (Twisted's own is the package), so the file is package data.
+    packages=find_packages(include=["pyro", "pyro.*"]) + ["twisted.plugins"],
+    package_data={"twisted": ["plugins/pyro_plugins.py"]},
     python_requires=">=3.10",
     install_requires=[
         "Twisted>=22.10",
@@ -32,7 +36,7 @@ setup(
         ],
         "lint": ["ruff", "mypy", "mypy-zope"],
     },
-    entry_points={"console_scripts": ["twisted-pyro = pyro.__main__:main"]},
+    entry_points={"console_scripts": ["twisted-pyro = pyro.cli:main"]},
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",

@@ -5,6 +5,9 @@
   returns a Deferred.
 - :mod:`pyro.client` is a native Twisted Pyro4 client (no threads): calls return Deferreds.
 - :mod:`pyro.wire` is Pyro4's wire protocol as plain Python (no I/O, no Twisted).
+- :mod:`pyro.nameserver` is Pyro4's name server on the reactor; :mod:`pyro.service` has
+  Twisted services (a server, a name server) for ``.tac`` files and ``twistd``;
+  :mod:`pyro.cli` is the command line (``python -m pyro``, ``twisted-pyro``).
 
 Importing this package installs no reactor.
 """

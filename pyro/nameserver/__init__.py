@@ -25,6 +25,8 @@ from twisted.logger import Logger
 
 from .. import wire
 from .._reactor import default_reactor
+from ..storage import StorageError, check_storage_url
+from ..storage import open_storage as open_storage_url
 from .autoclean import AutoCleaner, check_autoclean
 from .registration import KeptRegistration, keep_registered
 
@@ -43,25 +45,19 @@ def open_storage(storage: Any = None) -> Any:
 
     As ``Pyro4.naming.NameServerDaemon(storage=...)`` (and ``python -m Pyro4.naming -s``)
     takes it: ``None`` or ``"memory"`` (in memory), ``"sql:FILE"`` (``SqlStorage``),
-    ``"dbm:FILE"`` (``DbmStorage``, which drops metadata: a warning is logged); anything else
-    that is a string is Pyro4's ``ValueError("invalid storage type ...")``.
+    ``"dbm:FILE"`` (``DbmStorage``, which drops metadata: a warning is logged), opened by
+    :func:`pyro.storage.open_storage`; any other string is Pyro4's ``ValueError("invalid
+    storage type ...")``.
     """
-    if storage is None or storage == "memory":  # (not ``storage or``: empty storage is falsy)
-        log.debug("using volatile in-memory dict storage")
-        return Pyro4.naming.MemoryStorage()
+    if storage is None:  # (not ``storage or``: an empty storage is falsy)
+        storage = "memory"
     if not isinstance(storage, str):
         return storage
-    if storage.startswith("sql:") and len(storage) > 4:
-        from Pyro4.naming_storage import SqlStorage
-
-        log.debug("using persistent sql storage in file {file}", file=storage[4:])
-        return SqlStorage(storage[4:])
-    if storage.startswith("dbm:") and len(storage) > 4:
-        from Pyro4.naming_storage import DbmStorage
-
-        log.warn("Warning: the DbmStorage doesn't support metadata.")  # Pyro4's words
-        return DbmStorage(storage[4:])
-    raise ValueError("invalid storage type '%s'" % storage)
+    try:
+        check_storage_url(storage)
+    except StorageError:
+        raise ValueError("invalid storage type '%s'" % storage) from None
+    return open_storage_url(storage)
 
 
 def register_name_server(factory: Any, storage: Any = None, autoclean: float | None = None,
@@ -170,25 +166,28 @@ def listen_broadcast(ns_uri: URI | str, reactor: Any = None, interface: str | No
 async def serve_name_server(reactor: Any, host: str | None = None, port: int | None = None,
                             broadcast: bool = True, bchost: str | None = None,
                             bcport: int | None = None, hmac_key: bytes | None = None,
-                            out: Any = None) -> Any:
+                            out: Any = None, storage: Any = None,
+                            autoclean: float | None = None) -> Any:
     """``python -m pyro ns``: a name server on the reactor, as ``python -m Pyro4.naming``.
 
     Listens on ``host:port`` (default ``Pyro4.config.HOST`` and ``NS_PORT``) and, unless
     ``broadcast`` is false, answers broadcast queries on ``bchost:bcport`` (default
     ``NS_BCHOST``/``NS_BCPORT``); prints where, as Pyro4 does; returns the factory (its
     ``close()`` stops the name server; the broadcast port is in ``factory.ports`` too).
+    ``storage`` and ``autoclean`` go to :func:`register_name_server`.
     """
     from twisted.internet.endpoints import TCP4ServerEndpoint, TCP6ServerEndpoint
 
     from ..server.factory import DEFAULT_BACKLOG, Pyro4ProtocolFactory
 
-    check_autoclean(config.NS_AUTOCLEAN)  # before listening: a bad value leaves no port open
+    check_autoclean(config.NS_AUTOCLEAN if autoclean is None else autoclean)  # before listening
     host = config.HOST if host is None else host
     port = config.NS_PORT if port is None else port
     endpoint_type = TCP6ServerEndpoint if ":" in host else TCP4ServerEndpoint
     factory = Pyro4ProtocolFactory(reactor=reactor, hmac_key=hmac_key or None)
     await factory.listen(endpoint_type(reactor, port, backlog=DEFAULT_BACKLOG, interface=host))
-    nameserver, uri = register_name_server(factory)
+    nameserver, uri = register_name_server(factory, storage, autoclean=autoclean,
+                                           hmac_key=hmac_key)
     bound = factory.ports[0].getHost()
     shown = "[%s]" % host if ":" in host else host
     lines = ["NS running on %s:%d (%s)" % (shown, bound.port, bound.host)]  # Pyro4's wording

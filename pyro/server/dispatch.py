@@ -151,7 +151,7 @@ class Dispatcher:
                      ctx: CallContext | None = None) -> wire.Frame:
         """A CONNECTFAIL carrying ``str(reason)``, as Pyro4 sends when it refuses a client."""
         log.info("handshake refused for {peer}: {reason}",
-                 peer=ctx.values["client"].peer_address if ctx else None, reason=str(reason))
+                 peer=connection.peer_address, reason=str(reason))
         return connection.codec.connect_fail(msg, reason, self.daemon.accepted_serializer_ids,
                                              self._annotations(ctx), self.daemon.hmacKey())
 

@@ -27,6 +27,7 @@ from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from .. import wire
 from .._reactor import default_reactor
@@ -59,6 +60,11 @@ class Pyro4ProtocolFactory(ServerFactory):
     :param threadpool: a started ``twisted.python.threadpool.ThreadPool``. Servant calls run
         in it, one at a time per connection, so blocking servants do not stall the reactor.
         Without it, calls run in the reactor thread. You own the pool (start and stop it).
+    :param threads: instead of ``threadpool``: the factory makes a pool of up to this many
+        threads, starts it when it starts listening (its first port) and stops it in
+        :meth:`close`. Its threads are daemon threads, stopped without waiting: a servant
+        still running in one when the factory closes (after :meth:`drain`'s timeout, say)
+        holds up neither the reactor nor the end of the process.
     :param max_message_size: refuse messages larger than this; default
         ``Pyro4.config.MAX_MESSAGE_SIZE`` (read per message; 0 means no limit).
     :param interface: the class serving the ``Pyro.Daemon`` object, as for Pyro4's Daemon.
@@ -79,9 +85,17 @@ class Pyro4ProtocolFactory(ServerFactory):
     def __init__(self, reactor: Any = None, threadpool: Any = None,
                  max_message_size: int | None = None,
                  interface: Callable[[Any], Any] = TwistedDaemonObject,
-                 idle_timeout: float | None = None, hmac_key: bytes | str | None = None):
+                 idle_timeout: float | None = None, hmac_key: bytes | str | None = None,
+                 threads: int | None = None):
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive (or None), not %r" % (idle_timeout,))
+        if threads is not None and (threadpool is not None or threads < 1):
+            raise ValueError("threads must be a positive number of threads, and not given "
+                             "together with threadpool; not %r" % (threads,))
+        self.threads = threads
+        self._own_pool: ThreadPool | None = None
+        self._pool_stopper: threading.Thread | None = None
+        self._drain_waiters: list[defer.Deferred[None]] | None = None
         self.idle_timeout = idle_timeout
         self._idle_sweeper: LoopingCall | None = None
         self._reactor = reactor
@@ -213,7 +227,13 @@ class Pyro4ProtocolFactory(ServerFactory):
         """
 
     def startFactory(self) -> None:
-        """The first port started listening: start the housekeeping timer if it is used."""
+        """The first port started listening: start the factory's own thread pool (``threads``)
+        and the housekeeping timer if it is used."""
+        if self.threads is not None and self._own_pool is None:
+            self._own_pool = _DaemonThreadPool(minthreads=0, maxthreads=self.threads,
+                                               name="pyro.protocol servants")
+            self._own_pool.start()
+            self.threadpool = self._own_pool
         if type(self).housekeeping is not Pyro4ProtocolFactory.housekeeping:
             self._housekeeper = LoopingCall(self.housekeeping)
             self._housekeeper.clock = self.reactor
@@ -287,7 +307,8 @@ class Pyro4ProtocolFactory(ServerFactory):
         """Stop listening, drop every connection, and forget open item streams.
 
         The Deferred fires when the ports are closed, every connection is gone and the
-        close hooks (:meth:`add_close_hook`) have run.
+        close hooks (:meth:`add_close_hook`) have run; the factory's own thread pool
+        (``threads``), if it made one, is then stopped.
         """
         waits = [defer.maybeDeferred(port.stopListening) for port in self.ports]
         self.ports = []
@@ -295,14 +316,80 @@ class Pyro4ProtocolFactory(ServerFactory):
             waiter: defer.Deferred[None] = defer.Deferred()
             self._lost_waiters.setdefault(protocol, []).append(waiter)
             waits.append(waiter)
-            protocol.close()
+            protocol._hang_up()  # we are in the reactor thread: what close() does there
         self.streams.clear()
 
         def hooks(result: Any) -> Any:
             return defer.Deferred.fromCoroutine(self._run_close_hooks()).addCallback(
                 lambda _: result)
 
-        return defer.gatherResults(waits).addBoth(hooks).addCallback(lambda _: None)
+        return defer.gatherResults(waits).addBoth(hooks).addCallback(self._stop_own_pool)
+
+    def _stop_own_pool(self, _: object = None) -> None:
+        pool, self._own_pool = self._own_pool, None
+        if pool is not None:
+            self.threadpool = None
+            # ThreadPool.stop() joins the threads: not in the reactor thread
+            self._pool_stopper = threading.Thread(target=pool.stop, daemon=True,
+                                                  name="pyro.protocol servants: stopping")
+            self._pool_stopper.start()
+
+    #: Seconds between two looks at the connections while draining.
+    drain_interval = 0.1
+
+    def drain(self, timeout: float | None = None) -> defer.Deferred[None]:
+        """Shut down gracefully: stop listening, let the calls in progress finish, close.
+
+        New connections are refused at once. Every connection is closed as soon as it is
+        idle (nothing being served, queued or unsent: the protocol's ``idle``), so a client
+        between two calls sees its connection closed, and one waiting for a reply gets it
+        first. After ``timeout`` seconds (``None``: no limit) the connections still busy are
+        closed anyway. Then :meth:`close`; the Deferred fires when that is done. Calling
+        ``drain`` again meanwhile returns another Deferred of the same end. (The state of
+        the connections is looked at every :attr:`drain_interval` seconds.)
+        """
+        waiter: defer.Deferred[None] = defer.Deferred()
+        if self._drain_waiters is not None:
+            self._drain_waiters.append(waiter)
+            return waiter
+        self._drain_waiters = [waiter]
+        ports = [defer.maybeDeferred(port.stopListening) for port in self.ports]
+        self.ports = []
+        stopped = defer.gatherResults(ports, consumeErrors=True)
+        deadline = None if timeout is None else self.reactor.seconds() + timeout
+        busy = self._close_idle_for_drain()
+        if busy:
+            log.info("draining: waiting for {count} connection(s) with calls in progress"
+                     "{limit}", count=len(busy),
+                     limit="" if timeout is None else " (up to %g s)" % (timeout,))
+        self._drain_step(stopped, deadline)
+        return waiter
+
+    def _close_idle_for_drain(self) -> list[Pyro4Protocol]:
+        """Close the idle connections; the busy ones."""
+        for protocol in list(self.protocols):
+            if protocol.idle:
+                protocol._hang_up()
+        return [protocol for protocol in self.protocols if not protocol.closing]
+
+    def _drain_step(self, stopped: defer.Deferred[Any], deadline: float | None) -> None:
+        busy = self._close_idle_for_drain()
+        if busy and (deadline is None or self.reactor.seconds() < deadline):
+            self.reactor.callLater(self.drain_interval, self._drain_step, stopped, deadline)
+            return
+        if busy:
+            log.warn("draining: time is up; closing {count} connection(s) with calls in "
+                     "progress", count=len(busy))
+        closed = defer.gatherResults([stopped, self.close()], consumeErrors=True)
+        closed.addBoth(self._drain_done)
+
+    def _drain_done(self, result: Any) -> None:
+        waiters, self._drain_waiters = self._drain_waiters or [], None
+        for waiter in waiters:
+            if isinstance(result, Failure):
+                waiter.errback(result)
+            else:
+                waiter.callback(None)
 
     shutdown = close
 
@@ -315,6 +402,13 @@ class Pyro4ProtocolFactory(ServerFactory):
     # never try to send the daemon itself (it has no meaningful serialized state).
     def __getstate__(self) -> dict[str, Any]:
         return {}
+
+
+class _DaemonThreadPool(ThreadPool):
+    """A thread pool whose threads do not keep the process alive."""
+
+    threadFactory = staticmethod(  # type: ignore[assignment]
+        lambda *args, **kwargs: threading.Thread(*args, daemon=True, **kwargs))
 
 
 #: The original twisted-pyro's names for the same class.

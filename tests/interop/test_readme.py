@@ -111,7 +111,8 @@ def test_readme_python_blocks_are_all_covered():
     """Every python block in the README is one the tests below (or test_server.py) run: a new
     example must come with a test."""
     covered = [SERVER_MARKER, REGISTER_MARKER, ORIGINAL_MARKER, SERVICE_MARKER,
-               STREAM_BATCH_MARKER, NATIVE_MARKER, NAMESERVER_MARKER, KEEP_MARKER]
+               STREAM_BATCH_MARKER, NATIVE_MARKER, NAMESERVER_MARKER, KEEP_MARKER,
+               TAC_MARKER]
     blocks = [(line, code) for line, language, code
               in fenced_blocks(README.read_text(encoding="utf-8")) if language == "python"]
     uncovered = [line for line, code in blocks if not any(m in code for m in covered)]
@@ -600,3 +601,33 @@ def test_native_client_example(run_example, nameserver, daemon):
     assert thing.value == 5
     assert thing.log_arrived.wait(STEP_TIMEOUT)
     assert thing.logged == ["fire and forget"]
+
+
+# ------------------------------------------------------------------------------------------
+# "twistd, .tac files and services": the .tac file, run by twistd as the README says
+
+TAC_MARKER = 'application = service.Application("boiler")'
+
+
+def test_tac_file_runs_under_twistd(tmp_path):
+    from ..support.commands import TWISTD, Running, command_environment
+
+    port, ns_port = free_port(), free_port()
+    code = substitute(python_block(TAC_MARKER), "9090", str(port))
+    code = substitute(code, "tcp:9091:", f"tcp:{ns_port}:")
+    (tmp_path / "boiler.tac").write_text(code, encoding="utf-8")
+    # "twistd -ny boiler.tac" (and no pid file, so that tests may run side by side)
+    running = Running(TWISTD + ["-ny", "boiler.tac", "--pidfile="],
+                      command_environment(), tmp_path)
+    try:
+        running.read_stdout_until(f"name server PYRO:Pyro.NameServer@127.0.0.1:{ns_port} "
+                                  "serving")
+        with Pyro4.Proxy(f"PYRO:example.boiler@127.0.0.1:{port}") as boiler:
+            assert boiler.temperature() == 65.5
+        with Pyro4.locateNS("127.0.0.1", ns_port) as ns:
+            assert "Pyro.NameServer" in ns.list()
+        running.signal(signal.SIGTERM)
+        assert running.wait() == -signal.SIGTERM  # twistd ends by the signal that stopped it
+        assert not any("Traceback" in line for line in running.stdout + running.stderr)
+    finally:
+        running.kill()

@@ -1,0 +1,80 @@
+"""The command line: ``python -m pyro demo|serve|ns`` (also installed as ``twisted-pyro``).
+
+One module per job: :mod:`.options` (the options of every command, shared with the
+``twistd`` plugins of :mod:`.tap`), :mod:`.specs` (``module:attribute=name``),
+:mod:`.startup` (configuration → service, the one startup path), :mod:`.registration`
+(names in the name server), :mod:`.runner` (running a service until SIGTERM/SIGINT),
+:mod:`.logs` (the log on stderr) and :mod:`.errors` (mistakes in one line).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["main", "program_name"]
+
+
+def program_name(argv0: str | None = None) -> str:
+    """What usage lines call the program: the script's name (``twisted-pyro``), or
+    ``python -m pyro`` when run as a module."""
+    name = os.path.basename(sys.argv[0] if argv0 is None else argv0)
+    if not name or name in ("-c", "-m") or name == "__main__.py":
+        return "python -m pyro"
+    return name
+
+
+def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
+    """Run a command; its exit status."""
+    from .options import DemoConfig, ServeConfig, UsageError, parse
+
+    prog = prog or program_name()
+    try:
+        config = parse(argv, prog)
+    except UsageError as exc:
+        print("%s: error: %s" % (exc.prog, exc), file=sys.stderr)
+        return 2
+    if isinstance(config, DemoConfig):
+        return _demo()
+
+    from .errors import StartupError
+    from .logs import start_logging
+    from .runner import report, run_service
+    from .specs import SpecError
+    from .startup import load_objects, name_server_lines, name_server_service, serve_service
+
+    start_logging(config.verbosity)
+    verbose = config.verbosity > 0
+    if isinstance(config, ServeConfig):
+        try:
+            objects = load_objects(config)
+        except (SpecError, StartupError) as exc:
+            report(config.prog, exc, verbose)
+            return 1
+
+        def print_uris(served: Any) -> None:
+            for loaded, uri in served:
+                print("%s = %s" % (loaded.spec.target, uri), flush=True)
+
+        return run_service(serve_service(config, objects), config.prog, verbose, print_uris)
+
+    service = name_server_service(config)
+
+    def print_name_server(_: Any) -> None:
+        print("\n".join(name_server_lines(service)), flush=True)
+
+    return run_service(service, config.prog, verbose, print_name_server)
+
+
+def _demo() -> int:
+    from twisted.internet import task
+
+    from .. import demo
+
+    def exit_with(code: int) -> None:
+        raise SystemExit(code)  # task.react turns this into the process's exit code
+
+    task.react(lambda reactor: demo.run(reactor).addCallback(exit_with))
+    return 0
