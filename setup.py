@@ -16,7 +16,7 @@ setup(
     # plugin directory, as Twisted's plugin documentation shows: "twisted.plugins" has no
     # __init__.py of ours (Twisted's own is the package), so the file is package data.
     packages=find_packages(include=["pyro", "pyro.*"]) + ["twisted.plugins"],
-    package_data={"twisted": ["plugins/pyro_plugins.py"]},
+    package_data={"twisted": ["plugins/pyro_plugins.py"], "pyro": ["py.typed"]},
     python_requires=">=3.10",
     install_requires=[
         "Twisted>=22.10",

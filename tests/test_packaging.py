@@ -1,5 +1,5 @@
-"""What setup.py installs: the package, the twistd plugins inside Twisted's plugin
-directory (and nothing else of Twisted's), and the console script.
+"""What setup.py installs: the package (with its ``py.typed`` marker), the twistd plugins
+inside Twisted's plugin directory (and nothing else of Twisted's), and the console script.
 
 setup.py is run on a copy of the source (``build`` and ``egg_info`` into a temporary
 directory), so the checkout gets no build/ or egg-info/ directory.
@@ -34,6 +34,7 @@ def test_setup_installs_the_plugins_and_the_console_script(tmp_path: Path) -> No
                        if path.is_file() and path.parts[len(lib.parts)] == "twisted")
     assert installed == ["twisted/plugins/pyro_plugins.py"]  # no twisted/__init__.py of ours
     assert (lib / "pyro" / "cli" / "tap.py").is_file()
+    assert (lib / "pyro" / "py.typed").is_file()  # PEP 561: the type hints are for users too
     (entry_points,) = (tmp_path / "egg").glob("*.egg-info/entry_points.txt")
     assert entry_points.read_text().split() == ["[console_scripts]", "twisted-pyro", "=",
                                                 "pyro.cli:main"]
