@@ -316,7 +316,7 @@ class Pyro4ProtocolFactory(ServerFactory):
             waiter: defer.Deferred[None] = defer.Deferred()
             self._lost_waiters.setdefault(protocol, []).append(waiter)
             waits.append(waiter)
-            protocol._hang_up()  # we are in the reactor thread: what close() does there
+            protocol.abort()  # unsent replies too: nobody may hold up the shutdown
         self.streams.clear()
 
         def hooks(result: Any) -> Any:

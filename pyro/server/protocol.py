@@ -435,6 +435,13 @@ class Pyro4Protocol(PyroConnection, Protocol):
         else:
             self.transport.loseConnection()
 
+    def abort(self) -> None:
+        """Hang up now, dropping what is still unsent (the factory's ``close()``, as a Pyro4
+        daemon's ``close()`` closes its client sockets): a client that does not read the
+        reply it asked for cannot hold up a shutdown. (Reactor thread only.)"""
+        self._hang_up()
+        self.transport.abortConnection()
+
     def _internal_error(self, failure: Failure, msg: wire.Message) -> None:
         """A bug of ours, not the servant's: report it once and drop this connection only."""
         self._serving = None
