@@ -193,15 +193,12 @@ class Pyro4Protocol(PyroConnection, Protocol):
             self.last_active = self.factory.reactor.seconds()
         try:
             for msg in self.reader.feed(data):
-                self._queue.append(msg)
-                if not self.handshaken:
-                    self.reader.allowed_types = self.codec.server_request_types  # one CONNECT
+                self._take(msg)
         except wire.WireError as error:
             self._serve_queue()
             self._protocol_violation(error)
             return
-        self._serve_queue()
-        self._settle()
+        self._serve_queue()  # (which also settles the state where the reader is now)
         if self.reader.section is not None and self._direct_socket is not None:
             # a large payload began: the rest is received straight into its buffer
             _transport.read_in_place(self.transport, self.reader, self._received_in_place)
@@ -218,12 +215,15 @@ class Pyro4Protocol(PyroConnection, Protocol):
             self._serve_queue()
             self._protocol_violation(error)
             return
-        if msg is not None:
-            self._queue.append(msg)
-            if not self.handshaken:
-                self.reader.allowed_types = self.codec.server_request_types
+        if msg is not None:  # (else the reader is still in DATA: no transition)
+            self._take(msg)
             self._serve_queue()
-        self._settle()
+
+    def _take(self, msg: wire.Message) -> None:
+        """A message read: queue it; after the first (the CONNECT) only requests are read."""
+        self._queue.append(msg)
+        if not self.handshaken:
+            self.reader.allowed_types = self.codec.server_request_types
 
     def connectionLost(self, reason: Failure | None = None) -> None:
         if self.closed:

@@ -19,7 +19,7 @@ encoders return the bytes of one complete frame. No I/O, no Twisted.
 from __future__ import annotations
 
 import marshal
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from Pyro4 import errors, util
@@ -141,9 +141,6 @@ class Pyro4Codec:
     client_reply_types = frozenset({MSG_RESULT})
 
     # -- serializers ----------------------------------------------------------------------
-
-    serializer_by_id: Callable[[int], Any] = staticmethod(util.get_serializer_by_id)
-    serializer_named: Callable[[str], Any] = staticmethod(util.get_serializer)
 
     def serializer_ids(self, names: Iterable[str]) -> frozenset[int]:
         """The ids of the serializers ``names`` (``Pyro4.config.SERIALIZERS_ACCEPTED``)."""
