@@ -70,7 +70,7 @@ class _RemoteMethod:
         self._name = name
 
     def __call__(self, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
-        return self._service.callRemote(self._name, *args, **kwargs)
+        return self._service.call(self._name, *args, **kwargs)
 
     def __repr__(self) -> str:
         return f"<remote method {self._name!r} of {self._service!r}>"
@@ -331,7 +331,7 @@ def _closeStream(proxy: Pyro4.Proxy, workers: Workers, link: StreamLink) -> None
 class PyroDeferredService:
     """Wrap a ``Pyro4.Proxy`` so that every remote call returns a ``Deferred``.
 
-    ``service.some_method(*args, **kwargs)`` (or ``service.callRemote("some_method", ...)``)
+    ``service.some_method(*args, **kwargs)`` (or ``service.call("some_method", ...)``)
     returns a ``Deferred`` that fires, in the reactor thread, with the result, or fails with
     the remote exception (its original type; ``Pyro4.util.getPyroTraceback(failure.type,
     failure.value, failure.getTracebackObject())`` shows the remote traceback) or with Pyro4's
@@ -348,7 +348,7 @@ class PyroDeferredService:
     - ``service.name(...)`` is always a *call*. Exposed remote attributes are read and written
       with ``service.getattr(name)`` / ``service.setattr(name, value)`` (Deferreds). A remote
       method whose name clashes with this class's own (``close``, ``getattr``...) is reached
-      with ``callRemote``.
+      with ``call`` (``service.call("close")``; ``callRemote`` is an alias).
     - Oneway methods (known from the server's metadata) fire with ``None`` once sent.
     - ``_pyro*`` attributes read and write through to the wrapped proxy. Writing one (e.g.
       ``service._pyroTimeout = 5``, ``service._pyroHmacKey = b"k"``) makes every worker re-copy
@@ -444,10 +444,16 @@ class PyroDeferredService:
     def max_workers(self) -> int:
         return self._maxWorkers
 
-    def callRemote(self, method: str, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
         """Call the remote ``method``; a Deferred of its result. ``service.method(...)`` is the
-        same thing; use this form for names that clash with this class's attributes."""
+        same thing; use this form for names that clash with this class's attributes
+        (``service.call("close")``), as with :meth:`pyro.client.DeferredProxy.call`."""
         return self._submit(_callMethod, (method, args, kwargs), f"call {method}")
+
+    def callRemote(self, method: str, /, *args: Any, **kwargs: Any) -> defer.Deferred[Any]:
+        """The same as :meth:`call` (the name Twisted's Perspective Broker uses; kept as an
+        alias)."""
+        return self.call(method, *args, **kwargs)
 
     def getattr(self, name: str) -> defer.Deferred[Any]:
         """Read the exposed remote attribute ``name``; a Deferred of its value."""
