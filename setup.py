@@ -35,6 +35,7 @@ setup(
             "dill",
         ],
         "lint": ["ruff", "mypy", "mypy-zope"],
+        "docs": ["sphinx"],
     },
     entry_points={"console_scripts": ["twisted-pyro = pyro.cli:main"]},
     classifiers=[
