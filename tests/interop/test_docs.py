@@ -310,7 +310,7 @@ def test_synopsis_names_every_option():
     parser = build_parser("twisted-pyro")
     subparsers = next(action for action in parser._actions
                       if action.__class__.__name__ == "_SubParsersAction")
-    for name, text in zip(("serve", "ns"), synopsis.split("twisted-pyro ")[1:]):
+    for name, text in zip(("serve", "ns"), synopsis.split("twisted-pyro ")[1:], strict=True):
         assert text.startswith(name + " ")
         shown = set(re.findall(r"(?<![\w-])(-{1,2}[a-z][\w-]*)", text))
         options = {option for action in subparsers.choices[name]._actions
