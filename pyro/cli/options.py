@@ -82,6 +82,7 @@ class NameServerConfig:
 @dataclass(frozen=True)
 class DemoConfig:
     prog: str
+    verbosity: int = 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -203,7 +204,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="Pyro4 servers and name servers on Twisted.")
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="serve a Pyro4 object from Twisted; call it with Pyro4")
+    demo = commands.add_parser(
+        "demo", help="a name server and a server in a Twisted reactor, called by a Pyro4 "
+                     "client in another process, PyroDeferredService and the native client",
+        description="The quick-start demo: every face of twisted-pyro in one run, on "
+                    "loopback and ports the system picks.")
+    demo.add_argument("-v", "--verbose", action="store_true",
+                      help="a failure's traceback, not only its one-line error")
     add_serve_arguments(commands.add_parser(
         "serve", help="serve Pyro4 objects (as Pyro4's serveSimple)",
         description="Serve Pyro4 objects to Pyro4 clients from a Twisted reactor."))
@@ -243,7 +250,7 @@ def _config(command: str, args: argparse.Namespace, prog: str,
             environ: Mapping[str, str] | None) -> ServeConfig | NameServerConfig | DemoConfig:
     environ = os.environ if environ is None else environ
     if command == "demo":
-        return DemoConfig(prog)
+        return DemoConfig(prog, verbosity=1 if args.verbose else 0)
     if command == "serve":
         return _serve_config(args, prog, environ)
     return _ns_config(args, prog, environ)
