@@ -131,9 +131,23 @@ def _last_frame(exc: BaseException) -> str:
     return frames[-1] if frames else "(no traceback)"
 
 
-def _answers(results: list[Any]) -> str:
-    return "all answered" if sorted(results) == list(range(len(results))) else \
-        "WRONG %r" % (results,)
+async def _greet(proxy: Any, connect: Callable[[], Any], out: Callable[[str], None]) -> None:
+    """Connect (resolving ``PYRONAME:`` first), then one ordinary call; each timed."""
+    clock = _Clock()
+    await connect()
+    out("  found it by name and connected (%s)" % clock.ms())
+    clock = _Clock()
+    out("  hello -> %r (%s)" % (await proxy.hello("Twisted user"), clock.ms()))
+
+
+async def _concurrently(proxy: Any, calls: int, how: str, out: Callable[[str], None]) -> None:
+    """``calls`` calls of the waiting coroutine at once: they finish together."""
+    clock = _Clock()
+    results = await defer.gatherResults(
+        [proxy.slow_echo(i, WAIT) for i in range(calls)], consumeErrors=True)
+    answered = "all answered" if sorted(results) == list(range(calls)) else "WRONG %r" % results
+    out("  %d concurrent calls (%s) of the coroutine: %s after %s"
+        % (calls, how, answered, clock.s()))
 
 
 async def _step(what: str, work: Any) -> Any:
@@ -176,17 +190,8 @@ async def _threaded_service(pyroname: str, out: Callable[[str], None], reactor: 
     proxy._pyroTimeout = 20
     service = PyroDeferredService(proxy, reactor=reactor)
     try:
-        clock = _Clock()
-        await service._pyroBind()
-        out("  found it by name and connected (%s)" % clock.ms())
-        clock = _Clock()
-        out("  hello -> %r (%s)" % (await service.hello("Twisted user"), clock.ms()))
-        workers = service.max_workers
-        clock = _Clock()
-        results = await defer.gatherResults(
-            [service.slow_echo(i, WAIT) for i in range(workers)], consumeErrors=True)
-        out("  %d concurrent calls (one per worker thread) of the coroutine: %s after %s"
-            % (workers, _answers(results), clock.s()))
+        await _greet(service, service._pyroBind, out)
+        await _concurrently(service, service.max_workers, "one per worker thread", out)
     finally:
         await service.close()
 
@@ -197,11 +202,7 @@ async def _native_client(pyroname: str, out: Callable[[str], None], reactor: Any
     out("3. the native client (pyro.client.DeferredProxy: no threads), by PYRONAME:")
     proxy = DeferredProxy(pyroname, reactor=reactor, timeout=20)
     try:
-        clock = _Clock()
-        await proxy.connect()
-        out("  found it by name and connected (%s)" % clock.ms())
-        clock = _Clock()
-        out("  hello -> %r (%s)" % (await proxy.hello("Twisted user"), clock.ms()))
+        await _greet(proxy, proxy.connect, out)
         try:
             await proxy.divide(1, 0)
         except ZeroDivisionError as exc:
@@ -211,11 +212,7 @@ async def _native_client(pyroname: str, out: Callable[[str], None], reactor: Any
         stream = await proxy.countdown(5)
         items = [item async for item in stream]
         out("  countdown(5) streams -> %s (%s)" % (items, clock.ms()))
-        clock = _Clock()
-        results = await defer.gatherResults(
-            [proxy.slow_echo(i, WAIT) for i in range(CONCURRENT)], consumeErrors=True)
-        out("  %d concurrent calls (one proxy, one thread) of the coroutine: %s after %s"
-            % (CONCURRENT, _answers(results), clock.s()))
+        await _concurrently(proxy, CONCURRENT, "one proxy, one thread", out)
     finally:
         await proxy.close()
 
