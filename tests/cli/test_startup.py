@@ -180,10 +180,13 @@ class PluginTests(TestCase):
     def test_make_service(self) -> None:
         options = tap.ServeOptions()
         options.parseOptions(["tests.cli.test_startup:Thing=example.thing", "--threads", "3"])
-        service = tap.serve.makeService(options)
+        wrapper = tap.serve.makeService(options)
+        self.assertIsInstance(wrapper, tap.TwistdService)
+        service = wrapper.service
         self.assertIsInstance(service, ServeCommandService)
+        self.assertEqual(list(wrapper), [service])
         self.assertEqual(service.factory.threads, 3)
         self.assertEqual([o.value for o in service.objects], [Thing])
         ns_options = tap.NameServerOptions()
         ns_options.parseOptions(["-n", "127.0.0.1", "-p", "0", "-x"])
-        self.assertIsInstance(tap.ns.makeService(ns_options), NameServerService)
+        self.assertIsInstance(tap.ns.makeService(ns_options).service, NameServerService)
