@@ -6,7 +6,7 @@
 
 - :class:`ServeCommandService`: one factory (the daemon) on every ``--listen`` endpoint
   (a :class:`~pyro.service.ServerService` each), the SPEC objects registered once it
-  listens, their names kept in the name server with ``--ns`` (:mod:`.registration`:
+  listens, their names kept in the name server with ``--ns`` (:mod:`pyro.cli.registration`:
   registered again after a name server restart) and taken out on shutdown;
 - :func:`name_server_service`: a :class:`~pyro.service.NameServerService`.
 
