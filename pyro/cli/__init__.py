@@ -37,7 +37,7 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
         print("%s: error: %s" % (exc.prog, exc), file=sys.stderr)
         return 2
     if isinstance(config, DemoConfig):
-        return _demo()
+        return _demo(config.prog, config.verbosity > 0)
 
     from .errors import StartupError
     from .logs import start_logging
@@ -68,13 +68,21 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     return run_service(service, config.prog, verbose, print_name_server)
 
 
-def _demo() -> int:
+def _demo(prog: str, verbose: bool) -> int:
+    """Run :mod:`pyro.demo`; a failure is one line on stderr (and exit status 1)."""
     from twisted.internet import task
 
     from .. import demo
+    from .errors import StartupError
+    from .runner import report
 
-    def exit_with(code: int) -> None:
-        raise SystemExit(code)  # task.react turns this into the process's exit code
+    def failed(failure: Any) -> None:
+        error = failure.value
+        if isinstance(error, demo.DemoError):  # a message that says it all
+            failure = StartupError(str(error))
+            failure.__cause__ = error  # (the traceback --verbose shows)
+        report(prog, failure, verbose)
+        raise SystemExit(1)  # task.react turns this into the process's exit status
 
-    task.react(lambda reactor: demo.run(reactor).addCallback(exit_with))
+    task.react(lambda reactor: demo.run(reactor).addErrback(failed))
     return 0

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import __version__
+from ..nameserver.registration import DEFAULT_INTERVAL
 from ..server.factory import DEFAULT_BACKLOG
 from ..service import DEFAULT_GRACE
 from ..storage import StorageError, check_storage_url
@@ -50,6 +51,7 @@ class ServeConfig:
     ns: bool = False
     ns_host: str | None = None
     ns_port: int | None = None
+    ns_interval: float = DEFAULT_INTERVAL
     threads: int | None = None
     hmac_key: bytes | None = None
     nathost: str | None = None
@@ -80,6 +82,7 @@ class NameServerConfig:
 @dataclass(frozen=True)
 class DemoConfig:
     prog: str
+    verbosity: int = 0
 
 
 class _Parser(argparse.ArgumentParser):
@@ -109,6 +112,16 @@ def _seconds(text: str) -> float:
 
 
 _seconds.__name__ = "number of seconds"
+
+
+def _some_seconds(text: str) -> float:
+    number = _seconds(text)
+    if number == 0:
+        raise ValueError(text)
+    return number
+
+
+_some_seconds.__name__ = "positive number of seconds"
 
 
 def _positive(text: str) -> int:
@@ -144,9 +157,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
                              "repeated (default: %s)" % DEFAULT_LISTEN)
     parser.add_argument("--ns", action="store_true",
                         help="register the named objects in the name server (found as "
-                             "Pyro4.locateNS finds it); removed again on shutdown")
+                             "Pyro4.locateNS finds it), registered again if a restarted name "
+                             "server lost them; removed again on shutdown")
     parser.add_argument("--ns-host", metavar="HOST", help="the name server's host")
     parser.add_argument("--ns-port", type=_port, metavar="PORT", help="the name server's port")
+    parser.add_argument("--ns-interval", type=_some_seconds, metavar="SECONDS",
+                        help="how often the names are checked in the name server, and "
+                             "registered again if it lost them (default: %g)" % DEFAULT_INTERVAL)
     parser.add_argument("--threads", type=_positive, metavar="N",
                         help="run blocking servant methods in a pool of N threads (default: "
                              "in the reactor thread)")
@@ -187,7 +204,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser = _Parser(prog=prog, description="Pyro4 servers and name servers on Twisted.")
     parser.add_argument("--version", action="version", version="%(prog)s " + __version__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    commands.add_parser("demo", help="serve a Pyro4 object from Twisted; call it with Pyro4")
+    demo = commands.add_parser(
+        "demo", help="a name server and a server in a Twisted reactor, called by a Pyro4 "
+                     "client in another process, PyroDeferredService and the native client",
+        description="The quick-start demo: every face of twisted-pyro in one run, on "
+                    "loopback and ports the system picks.")
+    demo.add_argument("-v", "--verbose", action="store_true",
+                      help="a failure's traceback, not only its one-line error")
     add_serve_arguments(commands.add_parser(
         "serve", help="serve Pyro4 objects (as Pyro4's serveSimple)",
         description="Serve Pyro4 objects to Pyro4 clients from a Twisted reactor."))
@@ -227,7 +250,7 @@ def _config(command: str, args: argparse.Namespace, prog: str,
             environ: Mapping[str, str] | None) -> ServeConfig | NameServerConfig | DemoConfig:
     environ = os.environ if environ is None else environ
     if command == "demo":
-        return DemoConfig(prog)
+        return DemoConfig(prog, verbosity=1 if args.verbose else 0)
     if command == "serve":
         return _serve_config(args, prog, environ)
     return _ns_config(args, prog, environ)
@@ -286,13 +309,16 @@ def _serve_config(args: argparse.Namespace, prog: str,
     if args.ns and not seen:
         raise UsageError(prog, "--ns registers named objects only: name one as "
                                "MODULE:ATTRIBUTE=NAME")
-    if (args.ns_host or args.ns_port is not None) and not args.ns:
-        raise UsageError(prog, "--ns-host and --ns-port need --ns")
+    if (args.ns_host or args.ns_port is not None or args.ns_interval is not None) \
+            and not args.ns:
+        raise UsageError(prog, "--ns-host, --ns-port and --ns-interval need --ns")
     if args.natport is not None and not args.nathost:
         raise UsageError(prog, "--natport needs --nathost")
     listen = tuple(check_endpoint(prog, text) for text in args.listen or [DEFAULT_LISTEN])
     return ServeConfig(prog=prog, specs=specs, listen=listen, ns=args.ns,
-                       ns_host=args.ns_host, ns_port=args.ns_port, threads=args.threads,
+                       ns_host=args.ns_host, ns_port=args.ns_port,
+                       ns_interval=(DEFAULT_INTERVAL if args.ns_interval is None
+                                    else args.ns_interval), threads=args.threads,
                        hmac_key=_hmac_key(args, prog, environ), nathost=args.nathost,
                        natport=args.natport, grace=args.grace, verbosity=_verbosity(args))
 

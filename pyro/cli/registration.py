@@ -1,10 +1,10 @@
-"""``serve --ns``: a name registered in the name server at startup, removed at shutdown.
+"""``serve --ns``: names kept in the name server while the command serves.
 
-A stand-in for ``pyro.nameserver.keep_registered(name, uri, *, ns_host=None, ns_port=None,
-hmac_key=None, reactor=None)`` (which also re-registers when the name server comes back),
-with its shape: the same arguments, and a handle whose ``stop()`` returns a Deferred. Unlike
-it, :func:`register_once` waits for the registration, so that a name server that cannot be
-reached stops the command at startup; swapping it is one line in :mod:`pyro.cli.startup`.
+Each name is kept by :func:`pyro.nameserver.keep_registered` (registered again when a name
+server restarted without it, removed on shutdown if it still names our object). What the
+command adds is its startup rule: the *first* registration must succeed, or ``serve`` stops
+with one line naming the name server it could not reach, or what it refused
+(:class:`NameServerError`).
 """
 
 from __future__ import annotations
@@ -14,13 +14,10 @@ from typing import Any
 from Pyro4 import errors
 from Pyro4.core import URI
 from twisted.internet import defer
-from twisted.logger import Logger
 
-from ..client import locate_ns
+from ..nameserver import KeptRegistration, keep_registered
 
-__all__ = ["NameServerError", "register_once"]
-
-log = Logger(namespace="pyro.cli")
+__all__ = ["NameServerError", "keep_name"]
 
 
 class NameServerError(Exception):
@@ -35,56 +32,35 @@ def _where(ns_host: str | None, ns_port: int | None) -> str:
     return "at %s:%d" % (ns_host or config.NS_HOST, ns_port or config.NS_PORT)
 
 
-async def _name_server(ns_host: str | None, ns_port: int | None,
-                       hmac_key: bytes | None, reactor: Any) -> Any:
+def _error(name: str, exc: BaseException, ns_host: str | None,
+           ns_port: int | None) -> NameServerError:
+    """The first registration's failure, said as a person needs it."""
+    if isinstance(exc, errors.NamingError) and str(exc) == "Failed to locate the nameserver":
+        return NameServerError("cannot register %r: no name server %s (%s)" % (
+            name, _where(ns_host, ns_port), exc.__cause__ or exc))
+    return NameServerError("cannot register %r in the name server: %s: %s" % (
+        name, type(exc).__name__, exc))
+
+
+async def keep_name(name: str, uri: URI, kept: list[KeptRegistration], *,
+                    ns_host: str | None = None, ns_port: int | None = None,
+                    hmac_key: bytes | None = None, interval: float | None = None,
+                    reactor: Any = None) -> KeptRegistration:
+    """Keep ``name`` → ``uri`` registered; returns once it is registered the first time.
+
+    The keeper is appended to ``kept`` at once, so that whoever stops the command while
+    this waits stops it too (and it removes the name if it got that far). Raises
+    :class:`NameServerError` if the first registration fails (the keeper is in ``kept``,
+    to be stopped by the caller).
+    """
+    options: dict[str, Any] = {} if interval is None else {"interval": interval}
+    keeper = keep_registered(name, uri, ns_host=ns_host, ns_port=ns_port, hmac_key=hmac_key,
+                             reactor=reactor, **options)
+    kept.append(keeper)
     try:
-        return await locate_ns(ns_host, ns_port, hmac_key=hmac_key, reactor=reactor)
-    except errors.NamingError as exc:
-        cause = exc.__cause__
-        raise NameServerError("no name server %s (%s)" % (
-            _where(ns_host, ns_port), cause or exc)) from exc
-
-
-class _Registered:
-    def __init__(self, name: str, uri: URI, ns_host: str | None, ns_port: int | None,
-                 hmac_key: bytes | None, reactor: Any) -> None:
-        self.name, self.uri = name, uri
-        self._where = (ns_host, ns_port, hmac_key, reactor)
-
-    def stop(self) -> defer.Deferred[None]:
-        """Remove the name, if it still names our object; a failure is logged, not raised."""
-        return defer.Deferred.fromCoroutine(self._remove())
-
-    async def _remove(self) -> None:
-        try:
-            ns = await _name_server(*self._where)
-            try:
-                if str(await ns.lookup(self.name)) == str(self.uri):
-                    await ns.remove(self.name)
-                    log.info("removed {name} from the name server", name=self.name)
-                else:
-                    log.info("left {name} in the name server: it names another object now",
-                             name=self.name)
-            finally:
-                await ns.close()
-        except (errors.PyroError, NameServerError) as exc:
-            log.warn("could not remove {name} from the name server: {error}",
-                     name=self.name, error=exc)
-
-
-async def register_once(name: str, uri: URI, *, ns_host: str | None = None,
-                        ns_port: int | None = None, hmac_key: bytes | None = None,
-                        reactor: Any = None) -> _Registered:
-    """Register ``name`` → ``uri``; a handle whose ``stop()`` removes it again."""
-    try:
-        ns = await _name_server(ns_host, ns_port, hmac_key, reactor)
-    except NameServerError as exc:
-        raise NameServerError("cannot register %r: %s" % (name, exc)) from exc
-    try:
-        await ns.register(name, uri)
-        log.info("registered {name} in the name server {ns}", name=name, ns=str(ns.uri))
-    except errors.PyroError as exc:
-        raise NameServerError("the name server refused %s: %s" % (name, exc)) from exc
-    finally:
-        await ns.close()
-    return _Registered(name, uri, ns_host, ns_port, hmac_key, reactor)
+        await keeper.when_registered(fail_fast=True)
+    except defer.CancelledError:
+        raise
+    except Exception as exc:  # (a name server may raise anything)
+        raise _error(name, exc, ns_host, ns_port) from exc
+    return keeper

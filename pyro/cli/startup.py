@@ -6,7 +6,8 @@
 
 - :class:`ServeCommandService`: one factory (the daemon) on every ``--listen`` endpoint
   (a :class:`~pyro.service.ServerService` each), the SPEC objects registered once it
-  listens, their names put in the name server with ``--ns`` and taken out on shutdown;
+  listens, their names kept in the name server with ``--ns`` (:mod:`pyro.cli.registration`:
+  registered again after a name server restart) and taken out on shutdown;
 - :func:`name_server_service`: a :class:`~pyro.service.NameServerService`.
 
 Each has a ``ready`` Deferred: what the command prints once it serves, or why it cannot.
@@ -22,11 +23,12 @@ from twisted.application.service import MultiService
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from ..nameserver import KeptRegistration
 from ..server.factory import Pyro4ProtocolFactory
 from ..service import DEFAULT_GRACE, NameServerService, ServerService
 from .errors import StartupError
 from .options import NameServerConfig, ServeConfig
-from .registration import register_once
+from .registration import keep_name
 from .specs import LoadedObject, load
 
 __all__ = ["ServeCommandService", "load_objects", "name_server_lines", "name_server_service",
@@ -44,7 +46,8 @@ class ServeCommandService(MultiService):
     """``serve``: objects on one factory, on every endpoint, named in the name server.
 
     ``ready`` fires with ``[(loaded object, URI), ...]`` once every endpoint listens, the
-    objects are registered and (with ``ns``) their names are in the name server. Stopping
+    objects are registered and (with ``ns``) their names are in the name server, where they
+    are checked every ``ns_interval`` seconds and registered again if it lost them. Stopping
     takes the names out of the name server while the factory drains (at most ``grace``
     seconds for calls in progress), then fires.
     """
@@ -52,7 +55,7 @@ class ServeCommandService(MultiService):
     def __init__(self, objects: Sequence[LoadedObject], listen: Sequence[Any], *,
                  threads: int | None = None, hmac_key: bytes | None = None,
                  ns: bool = False, ns_host: str | None = None, ns_port: int | None = None,
-                 nathost: str | None = None, natport: int | None = None,
+                 ns_interval: float | None = None, nathost: str | None = None, natport: int | None = None,
                  grace: float | None = DEFAULT_GRACE, reactor: Any = None) -> None:
         MultiService.__init__(self)
         self.objects = list(objects)
@@ -65,9 +68,10 @@ class ServeCommandService(MultiService):
         for server in self.servers:
             server.setServiceParent(self)
         self.ns, self.ns_host, self.ns_port = ns, ns_host, ns_port
+        self.ns_interval = ns_interval
         self.nathost, self.natport = nathost, natport
         self.ready: defer.Deferred[list[tuple[LoadedObject, URI]]] = defer.Deferred()
-        self.registrations: list[Any] = []
+        self.registrations: list[KeptRegistration] = []
         self._starting: defer.Deferred[Any] | None = None
 
     def startService(self) -> None:
@@ -92,11 +96,12 @@ class ServeCommandService(MultiService):
             log.info("serving {spec} as {uri}", spec=str(loaded.spec), uri=str(uri))
             served.append((loaded, uri))
         if self.ns:
-            for loaded, uri in served:
-                if loaded.spec.name is not None:
-                    self.registrations.append(await register_once(
-                        loaded.spec.name, uri, ns_host=self.ns_host, ns_port=self.ns_port,
-                        hmac_key=self.hmac_key, reactor=self.factory.reactor))
+            await defer.gatherResults([defer.Deferred.fromCoroutine(keep_name(
+                loaded.spec.name, uri, self.registrations, ns_host=self.ns_host,
+                ns_port=self.ns_port, hmac_key=self.hmac_key, interval=self.ns_interval,
+                reactor=self.factory.reactor))
+                for loaded, uri in served if loaded.spec.name is not None],
+                consumeErrors=True).addErrback(lambda f: f.value.subFailure)
         self._starting = None
         self.serving = True
         return served
@@ -122,7 +127,7 @@ def serve_service(config: ServeConfig, objects: Sequence[LoadedObject],
     return ServeCommandService(objects, config.listen, threads=config.threads,
                                hmac_key=config.hmac_key, ns=config.ns,
                                ns_host=config.ns_host, ns_port=config.ns_port,
-                               nathost=config.nathost, natport=config.natport,
+                               ns_interval=config.ns_interval, nathost=config.nathost, natport=config.natport,
                                grace=config.grace, reactor=reactor)
 
 

@@ -5,7 +5,7 @@ in-memory storage has forgotten them, and ``NS_AUTOCLEAN`` (or another program) 
 or replace them. :func:`keep_registered` registers a name, then checks it every ``interval``
 seconds on the reactor's clock with a ``lookup``, and registers it again when the name server
 no longer has it or has it pointing elsewhere. While no name server can be reached it retries
-with backoff. Each check finds the name server afresh, as ``Pyro4.locateNS()`` would
+with backoff (logged once, as a warning, and again when it is back). Each check finds the name server afresh, as ``Pyro4.locateNS()`` would
 (:func:`pyro.client.locate_ns`), so one that came back elsewhere is found too; the connection
 is closed between checks (a Pyro4 name server with the thread server gives each open
 connection a worker thread, and holding one per kept name would use up its pool).
@@ -21,10 +21,15 @@ from Pyro4.core import URI
 from twisted.application.internet import backoffPolicy
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from .._reactor import default_reactor
 
-__all__ = ["KeptRegistration", "keep_registered"]
+__all__ = ["DEFAULT_INTERVAL", "KeptRegistration", "keep_registered"]
+
+#: Seconds between two checks of a kept name: how long a name server restarted without it
+#: may go without it (``python -m pyro serve --ns --ns-interval``).
+DEFAULT_INTERVAL = 10.0
 
 log = Logger(namespace="pyro.nameserver")
 
@@ -43,7 +48,7 @@ class KeptRegistration:
     """
 
     def __init__(self, name: str, uri: str | URI, locate: Callable[[], defer.Deferred[Any]],
-                 clock: Any, interval: float = 10.0,
+                 clock: Any, interval: float = DEFAULT_INTERVAL,
                  backoff: Callable[[int], float] | None = None,
                  metadata: Iterable[str] | None = None, safe: bool = False) -> None:
         if not isinstance(name, str):
@@ -64,10 +69,15 @@ class KeptRegistration:
         self.registrations = 0
         self.ns_uri: URI | None = None
         self._first: URI | None = None
-        self._waiters: list[defer.Deferred[URI]] = []
+        self._waiters: list[tuple[defer.Deferred[URI], bool]] = []  # (waiter, fail_fast)
+        self._tried = False  # the first check is over
+        self._first_error: Exception | None = None  # why the first check did not register
+        self._failures = 0  # checks failed in a row
+        self._warned: str | None = None  # the failure last logged as a warning
         self._conflict: str | None = None
         self._may_hold = False  # a register() was sent: stop() must look
         self._run: defer.Deferred[None] | None = None
+        self._firing = False  # the loop is calling the waiters (which may call stop())
         self._stopped: defer.Deferred[None] | None = None
 
     def start(self) -> None:
@@ -75,16 +85,25 @@ class KeptRegistration:
         if self._run is None and self._stopped is None:
             self._run = defer.Deferred.fromCoroutine(self._keep())
 
-    def when_registered(self) -> defer.Deferred[URI]:
+    def when_registered(self, fail_fast: bool = False) -> defer.Deferred[URI]:
         """Fires with the name server's URI once the name has been registered (at once if it
         has been); fails with ``CancelledError`` if :meth:`stop` comes first. A new Deferred
-        for every call."""
+        for every call.
+
+        With ``fail_fast``, the first check decides: if it cannot register the name (no name
+        server, a refusal, or with ``safe`` a name that another URI holds), the Deferred
+        fails with why (a Pyro4 error), instead of the warning being logged; the keeper goes
+        on trying all the same (:meth:`stop` it to give up). For a program that must not
+        start without its name, as ``serve --ns``.
+        """
         if self._first is not None:
             return defer.succeed(self._first)
         if self._stopped is not None:
             return defer.fail(defer.CancelledError("stopped before the name was registered"))
+        if fail_fast and self._first_error is not None:
+            return defer.fail(self._first_error)
         waiter: defer.Deferred[URI] = defer.Deferred()
-        self._waiters.append(waiter)
+        self._waiters.append((waiter, fail_fast))
         return waiter
 
     def stop(self) -> defer.Deferred[None]:
@@ -97,11 +116,12 @@ class KeptRegistration:
             return self._stopped
         run, self._run = self._run, None
         waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
+        for waiter, _ in waiters:
             waiter.errback(defer.CancelledError("stopped before the name was registered"))
         done: defer.Deferred[None] = defer.succeed(None)
         if run is not None:
-            run.cancel()
+            if not self._firing:  # (else the loop is running, not waiting: it sees _stopped)
+                run.cancel()
             done = run.addErrback(lambda f: f.trap(defer.CancelledError) and None)
         self._stopped = done.addCallback(
             lambda _: defer.Deferred.fromCoroutine(self._remove()))
@@ -110,33 +130,75 @@ class KeptRegistration:
     # -- the loop -------------------------------------------------------------------------
 
     async def _keep(self) -> None:
-        failures = 0
         while True:
             try:
                 await self._check()
             except defer.CancelledError:
                 raise
             except Exception as exc:
-                failures += 1
-                delay = self._backoff(failures)
+                self._failures += 1
+                delay = self._backoff(self._failures)
                 self.ns_uri = None
-                log.warn("keeping {name} registered: {error}; next try in {delay:.1f} s",
-                         name=self.name, error=_describe(exc), delay=delay)
+                if not self._fail_fast(exc):
+                    self._warn(exc, delay)
             else:
-                if failures:
-                    log.info("keeping {name} registered: the name server is back", name=self.name)
-                failures = 0
+                self._failures = 0
+                self._warned = None
                 delay = self.interval
+                if self._first is None:  # safe=True, and another URI holds the name
+                    self._fail_fast(errors.NamingError("%s is registered to %s" % (
+                        self.name, self._conflict)))
+            self._tried = True
+            if self._stopped is not None:  # by a waiter's callback
+                return
             await task.deferLater(self._clock, delay, lambda: None)
+
+    def _fail_fast(self, error: Exception) -> bool:
+        """After the first check: give ``error`` to the ``fail_fast`` waiters; any?"""
+        if self._tried:
+            return False
+        self._first_error = error
+        failing = [waiter for waiter, fail_fast in self._waiters if fail_fast]
+        self._waiters = [(waiter, False) for waiter, fail_fast in self._waiters if not fail_fast]
+        self._fire(failing, Failure(error))
+        return bool(failing)
+
+    def _fire(self, waiters: list[defer.Deferred[URI]], result: Any) -> None:
+        """Fire ``waiters``; a callback may call :meth:`stop` while the loop runs."""
+        self._firing = True
+        try:
+            for waiter in waiters:
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(result)
+        finally:
+            self._firing = False
+
+    def _warn(self, error: Exception, delay: float) -> None:
+        """A warning for the first failure in a row (and when the reason changes); debug
+        for the retries after it: an outage is one event, not one line every few seconds."""
+        text = _describe(error)
+        first = text != self._warned
+        self._warned = text
+        emit = log.warn if first else log.debug
+        emit("keeping {name} registered: {error}; next try in {delay:.1f} s",
+             name=self.name, error=text, delay=delay)
 
     async def _check(self) -> None:
         ns = await self._locate()
+        if self._failures:
+            log.info("keeping {name} registered: the name server answers again",
+                     name=self.name)
         try:
             try:
                 found = await ns.lookup(self.name)
             except errors.NamingError:
                 found = None
             if found is not None and str(found) == str(self.uri):
+                if self._first is None:
+                    log.info("found {name} registered as {uri} in the name server {ns}",
+                             name=self.name, uri=str(self.uri), ns=_ns_text(ns))
                 self._held(ns)
                 return
             if found is not None and self.safe:
@@ -152,7 +214,8 @@ class KeptRegistration:
                 raise
             self.registrations += 1
             if self.registrations == 1:
-                log.info("registered {name} as {uri}", name=self.name, uri=str(self.uri))
+                log.info("registered {name} as {uri} in the name server {ns}",
+                         name=self.name, uri=str(self.uri), ns=_ns_text(ns))
             elif found is None:
                 log.info("registered {name} again: the name server did not have it",
                          name=self.name)
@@ -170,8 +233,7 @@ class KeptRegistration:
         if self._first is None:
             self._first = self.ns_uri or self.uri
             waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                waiter.callback(self._first)
+            self._fire([waiter for waiter, _ in waiters], self._first)
 
     def _taken(self, other: str) -> None:
         self.ns_uri = None
@@ -192,7 +254,10 @@ class KeptRegistration:
             found = await ns.lookup(self.name)
             if str(found) == str(self.uri):
                 await ns.remove(self.name)
-                log.info("removed {name}", name=self.name)
+                log.info("removed {name} from the name server", name=self.name)
+            else:
+                log.info("left {name} in the name server: it points to {other} now",
+                         name=self.name, other=str(found))
         except errors.NamingError:
             pass  # not there any more
         except Exception as exc:
@@ -201,16 +266,23 @@ class KeptRegistration:
             await ns.close()
 
 
+def _ns_text(ns: Any) -> str:
+    uri = getattr(ns, "uri", None)
+    return str(uri) if uri is not None else "(unknown URI)"
+
+
 def _describe(exc: BaseException) -> str:
     text = "%s: %s" % (type(exc).__name__, exc) if str(exc) else type(exc).__name__
     cause = exc.__cause__
-    return text + (" (%s)" % _describe(cause) if cause is not None else "")
+    if cause is None or (str(cause) and str(cause) in str(exc)):  # (said already)
+        return text
+    return text + " (%s)" % _describe(cause)
 
 
 def keep_registered(name: str, uri: str | URI, *, ns_host: str | None = None,
                     ns_port: int | None = None, hmac_key: bytes | str | None = None,
                     metadata: Iterable[str] | None = None, safe: bool = False,
-                    reactor: Any = None, interval: float = 10.0,
+                    reactor: Any = None, interval: float = DEFAULT_INTERVAL,
                     backoff: Callable[[int], float] | None = None, timeout: float = 10.0,
                     broadcast: bool = True) -> KeptRegistration:
     """Register ``name`` for ``uri`` with the name server and keep it registered until
@@ -226,7 +298,9 @@ def keep_registered(name: str, uri: str | URI, *, ns_host: str | None = None,
     (and logged) and taken when it is free. While no name server answers, the next try
     comes after ``backoff(failed_tries)`` seconds (default: Twisted's ``backoffPolicy``,
     0.75 s growing by half each time up to ``interval``, plus up to a second of random jitter,
-    so that servers that lost the same name server do not all come back at once). Every call to the name server has ``timeout`` seconds.
+    so that servers that lost the same name server do not all come back at once); the first
+    failure in a row is a warning, the retries after it are debug lines. Every call to the
+    name server has ``timeout`` seconds.
 
     ``when_registered()`` fires once the name is registered; ``stop()`` stops, removes the name
     if it still points to ``uri``, and fires when done. Nothing here raises later: failures

@@ -81,7 +81,7 @@ def test_the_hmac_key_may_come_from_the_environment():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["serve", "m:a", "--ns-port", "1"], "--ns-host and --ns-port need --ns"),
+    (["serve", "m:a", "--ns-port", "1"], "--ns-host, --ns-port and --ns-interval need --ns"),
     (["serve", "m:a", "--natport", "1"], "--natport needs --nathost"),
     (["serve", "m:a", "-v", "-q"], "argument -q/--quiet: not allowed with argument -v/--verbose"),
     (["serve", "m:a", "--grace", "-1"], "argument --grace: invalid number of seconds value: '-1'"),

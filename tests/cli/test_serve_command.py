@@ -85,7 +85,9 @@ def test_sigterm_lets_the_call_in_progress_finish_and_unregisters(command):
         running = command(PYRO + ["serve", "servants:thing=example.thing", "--ns",
                                   "--ns-host", "127.0.0.1", "--ns-port", str(ns.port)])
         uri = uri_from(running.readline(), "servants:thing")
-        running.read_stderr_until("registered example.thing in the name server")
+        assert log_text(running.read_stderr_until("registered example.thing")) == (
+            "[pyro.nameserver#info] registered example.thing as %s in the name server "
+            "PYRO:Pyro.NameServer@127.0.0.1:%d" % (uri, ns.port))
         assert str(ns.nameserver.lookup("example.thing")) == uri
 
         results: list[Any] = []
@@ -109,7 +111,7 @@ def test_sigterm_lets_the_call_in_progress_finish_and_unregisters(command):
         with pytest.raises(errors.NamingError):
             ns.nameserver.lookup("example.thing")
         log = [log_text(line) for line in running.stderr]
-        assert "[pyro.cli#info] removed example.thing from the name server" in log
+        assert "[pyro.nameserver#info] removed example.thing from the name server" in log
         assert not any("Traceback" in line for line in log), log
 
 
@@ -196,14 +198,95 @@ def test_registers_where_pyro4_locate_ns_looks(command):
         env = {"PYRO_NS_HOST": "127.0.0.1", "PYRO_NS_PORT": str(ns.port)}
         running = command(PYRO + ["serve", "servants:thing=example.thing", "--ns"], env)
         uri = uri_from(running.readline(), "servants:thing")
-        running.read_stderr_until("registered example.thing in the name server "
-                                  "PYRO:Pyro.NameServer@127.0.0.1:%d" % ns.port)
+        running.read_stderr_until("registered example.thing as %s in the name server "
+                                  "PYRO:Pyro.NameServer@127.0.0.1:%d" % (uri, ns.port))
         with Pyro4.Proxy("PYRONAME:example.thing@127.0.0.1:%d" % ns.port) as proxy:
             assert proxy.add(2, 3) == 5
         assert str(ns.nameserver.lookup("example.thing")) == uri
         stops_cleanly(running)
         with pytest.raises(errors.NamingError):
             ns.nameserver.lookup("example.thing")
+
+
+def start_name_server(command: Any, port: int) -> Any:
+    """``python -m pyro ns`` on 127.0.0.1:``port``, once it serves."""
+    running = command(PYRO + ["ns", "-n", "127.0.0.1", "-p", str(port)])
+    running.read_stdout_until("URI = PYRO:Pyro.NameServer@127.0.0.1:%d" % port)
+    return running
+
+
+def pyroname_call(pyroname: str) -> tuple[int, str]:
+    """A fresh Pyro4 lookup and call (this test runs no reactor: blocking is fine here)."""
+    with Pyro4.Proxy(pyroname) as proxy:
+        return proxy.add(20, 22), str(Pyro4.resolve(pyroname))
+
+
+#: What the keeper says when the name server has gone: refused, or (if it went during a
+#: check) the connection closed under it; the next try comes after a backoff with jitter.
+NAME_SERVER_GONE = re.compile(
+    r"\[pyro\.nameserver#warn\] keeping example\.thing registered: NamingError: Failed to "
+    r"locate the nameserver \(CommunicationError: cannot connect to 127\.0\.0\.1:(?P<port>\d+): "
+    r"Connection was refused by other side: 111: Connection refused\.\); next try in "
+    r"\d+\.\d s\Z"
+    r"|\[pyro\.nameserver#warn\] keeping example\.thing registered: ConnectionClosedError: "
+    r".*; next try in \d+\.\d s\Z")
+
+
+def test_names_come_back_after_a_name_server_restart(command):
+    """The issue's case: the name server restarts, empty, on its port; within the check
+    interval the name is registered again, and a fresh PYRONAME: lookup works again."""
+    port = free_port()
+    pyroname = "PYRONAME:example.thing@127.0.0.1:%d" % port
+    first = start_name_server(command, port)
+    running = command(PYRO + ["serve", "servants:thing=example.thing", "--ns", "--ns-host",
+                              "127.0.0.1", "--ns-port", str(port), "--ns-interval", "0.5"])
+    uri = uri_from(running.readline(), "servants:thing")
+    running.read_stderr_until("registered example.thing as")
+    assert pyroname_call(pyroname) == (42, uri)
+
+    first.kill()  # gone without a word, as a crash
+    gone = log_text(running.read_stderr_until("keeping example.thing registered:"))
+    assert NAME_SERVER_GONE.match(gone), gone
+    with pytest.raises(errors.NamingError):
+        pyroname_call(pyroname)
+
+    second = start_name_server(command, port)  # back, with nothing in it
+    running.read_stderr_until("registered example.thing again")
+    assert pyroname_call(pyroname) == (42, uri)
+
+    log = stops_cleanly(running)
+    with Pyro4.locateNS("127.0.0.1", port) as ns:
+        assert set(ns.list()) == {"Pyro.NameServer"}  # removed at SIGTERM
+    second.signal(signal.SIGTERM)
+    assert second.wait() == 0
+    address = uri.split("@")[1]
+    ns_uri = "PYRO:Pyro.NameServer@127.0.0.1:%d" % port
+    warnings = [line for line in log if "#warn]" in line]
+    assert warnings and all(NAME_SERVER_GONE.match(line) for line in warnings), warnings
+    assert [line for line in log if "#warn]" not in line] == [
+        "[pyro.service#info] listening on %s" % address,
+        "[pyro.cli#info] serving servants:thing=example.thing as %s" % uri,
+        "[pyro.nameserver#info] registered example.thing as %s in the name server %s"
+        % (uri, ns_uri),
+        "[pyro.nameserver#info] keeping example.thing registered: the name server answers "
+        "again",
+        "[pyro.nameserver#info] registered example.thing again: the name server did not "
+        "have it",
+        "[pyro.cli#info] received SIGTERM",
+        "[pyro.cli#info] shutting down: no new connections; calls in progress may take "
+        "up to 10 s",
+        "[pyro.nameserver#info] removed example.thing from the name server",
+        "[pyro.cli#info] stopped",
+    ]
+
+
+def test_the_check_interval_is_an_option(servants):
+    from ..support.commands import command_environment
+
+    result = run_to_end(PYRO + ["serve", "--help"], command_environment(), servants)
+    assert result.returncode == 0
+    assert ("--ns-interval SECONDS how often the names are checked in the name server, and "
+            "registered again if it lost them (default: 10)") in " ".join(result.stdout.split())
 
 
 def test_with_an_hmac_key(command):

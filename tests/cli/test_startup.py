@@ -7,7 +7,7 @@ from typing import Any
 
 import Pyro4
 from twisted.application.service import IServiceMaker
-from twisted.internet import defer
+from twisted.internet import defer, reactor, task
 from twisted.logger import capturedLogs
 from twisted.plugin import getPlugins
 from twisted.python import usage
@@ -81,7 +81,8 @@ class ServeCommandServiceTests(TestCase):
             await service.stopService()
         self.assertEqual(str(ns.nameserver.lookup("example.thing")),
                          "PYRO:successor@127.0.0.1:1")
-        self.assertIn("left example.thing in the name server: it names another object now",
+        self.assertIn("left example.thing in the name server: it points to "
+                      "PYRO:successor@127.0.0.1:1 now",
                       [e["log_format"].format(**e) for e in events])
 
     @async_test
@@ -107,6 +108,45 @@ class ServeCommandServiceTests(TestCase):
             "cannot register 'example.thing': no name server at 127.0.0.1:%d (cannot "
             "connect to 127.0.0.1:%d: Connection was refused by other side: 111: "
             "Connection refused.)" % (port, port)))
+
+    @async_test
+    async def test_a_refused_registration_fails_ready(self) -> None:
+        ns = await self.name_server()
+
+        class ReadOnly(dict):  # type: ignore[type-arg]
+            def __setitem__(self, name: str, value: Any) -> None:
+                raise OSError("the storage is read-only")
+
+            def close(self) -> None:
+                pass
+
+        ns.nameserver.storage = ReadOnly(ns.nameserver.storage)
+        service = ServeCommandService(
+            [loaded("example.thing")], ["tcp:0:interface=127.0.0.1"], ns=True,
+            ns_host="127.0.0.1", ns_port=ns.server.port.getHost().port)
+        error = await failure_of(self.start(service))
+        self.assertIsInstance(error, NameServerError)
+        self.assertEqual(str(error), "cannot register 'example.thing' in the name server: "
+                                     "OSError: the storage is read-only")
+        self.assertEqual(len(service.registrations), 1)  # stopping the service stops it
+        await service.stopService()
+        self.assertEqual(service.registrations, [])
+
+    @async_test
+    async def test_a_lost_name_is_registered_again_after_the_interval(self) -> None:
+        ns = await self.name_server()
+        service = ServeCommandService(
+            [loaded("example.thing")], ["tcp:0:interface=127.0.0.1"], ns=True,
+            ns_host="127.0.0.1", ns_port=ns.server.port.getHost().port, ns_interval=0.05)
+        ((_, uri),) = await self.start(service)
+        (kept,) = service.registrations
+        self.assertEqual(kept.interval, 0.05)
+        ns.nameserver.remove("example.thing")
+        for _ in range(200):  # at most 10 s
+            if kept.registrations == 2:
+                break
+            await task.deferLater(reactor, 0.05, lambda: None)
+        self.assertEqual(str(ns.nameserver.lookup("example.thing")), str(uri))
 
     @async_test
     async def test_the_same_object_twice(self) -> None:
@@ -140,10 +180,13 @@ class PluginTests(TestCase):
     def test_make_service(self) -> None:
         options = tap.ServeOptions()
         options.parseOptions(["tests.cli.test_startup:Thing=example.thing", "--threads", "3"])
-        service = tap.serve.makeService(options)
+        wrapper = tap.serve.makeService(options)
+        self.assertIsInstance(wrapper, tap.TwistdService)
+        service = wrapper.service
         self.assertIsInstance(service, ServeCommandService)
+        self.assertEqual(list(wrapper), [service])
         self.assertEqual(service.factory.threads, 3)
         self.assertEqual([o.value for o in service.objects], [Thing])
         ns_options = tap.NameServerOptions()
         ns_options.parseOptions(["-n", "127.0.0.1", "-p", "0", "-x"])
-        self.assertIsInstance(tap.ns.makeService(ns_options), NameServerService)
+        self.assertIsInstance(tap.ns.makeService(ns_options).service, NameServerService)

@@ -8,13 +8,22 @@ made here is descriptor 3 of the command, with ``LISTEN_FDS``/``LISTEN_PID``/``L
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
+from typing import Any
 
 import Pyro4
 
-from ..support.commands import PYRO, TWISTD, command_environment, run_to_end, socket_activated
+from ..support.commands import (
+    PYRO,
+    TWISTD,
+    command_environment,
+    log_text,
+    run_to_end,
+    socket_activated,
+)
 
 
 def listening_socket() -> socket.socket:
@@ -57,11 +66,90 @@ def test_twistd_usage_mistakes(tmp_path):
 
 
 def test_twistd_stops_when_the_name_server_cannot_be_reached(command):
+    """Found out once the reactor runs: logged, the reactor stopped, and twistd exits with 0,
+    as it does for any stop that is not a signal (pyro.cli.tap says why)."""
     running = command(TWISTD + ["-n", "--pidfile=", "pyro-serve", "servants:thing=x", "--ns",
                                 "--ns-host", "127.0.0.1", "--ns-port", "1"])
     running.read_stdout_until("[pyro.cli#critical] twistd pyro-serve cannot start: cannot "
                               "register 'x': no name server at 127.0.0.1:1")
     assert running.wait() == 0  # (twistd has no way to say otherwise)
+
+
+# -- failures while twistd starts the service: exit status 1, one line ----------------------
+
+def taken_port() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    return sock
+
+
+def fails_in_one_line(result: Any, prog: str, message: str) -> None:
+    """``twistd -n``: exit status 1, the message on stderr, logged, and no traceback."""
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert result.stderr == "%s: error: %s\n" % (prog, message)
+    assert log_text(result.stdout.splitlines()[-1]) == (
+        "[pyro.cli#critical] %s cannot start: %s" % (prog, message))
+    assert "Traceback" not in result.stdout
+
+
+def test_twistd_name_server_on_a_port_in_use(servants):
+    with taken_port() as taken:
+        port = taken.getsockname()[1]
+        result = run_to_end(TWISTD + ["-n", "--pidfile=", "pyro-ns", "-n", "127.0.0.1", "-p",
+                                      str(port)], command_environment(), servants)
+    fails_in_one_line(result, "twistd pyro-ns", "port %d on 127.0.0.1 is in use" % port)
+
+
+def test_twistd_serve_on_a_port_in_use(servants):
+    with taken_port() as taken:
+        port = taken.getsockname()[1]
+        result = run_to_end(TWISTD + ["-n", "--pidfile=", "pyro-serve", "servants:thing",
+                                      "--listen", "tcp:%d:interface=127.0.0.1" % port],
+                            command_environment(), servants)
+    fails_in_one_line(result, "twistd pyro-serve", "port %d on 127.0.0.1 is in use" % port)
+
+
+def test_twistd_broadcast_port_in_use(servants):
+    """Found in startService (the UDP port is bound once the name server listens)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        result = run_to_end(TWISTD + ["-n", "--pidfile=", "pyro-ns", "-n", "127.0.0.1", "-p",
+                                      "0", "--bchost", "127.0.0.1", "--bcport", str(port)],
+                            command_environment(), servants)
+    fails_in_one_line(result, "twistd pyro-ns", "UDP port %d on 127.0.0.1 (name server "
+                                                "broadcasts) is in use" % port)
+
+
+def test_twistd_serve_one_object_twice(servants):
+    """Found as the objects are registered: in startService, before the reactor runs."""
+    result = run_to_end(TWISTD + ["-n", "--pidfile=", "pyro-serve", "servants:thing=a",
+                                  "servants:thing=b"], command_environment(), servants)
+    fails_in_one_line(result, "twistd pyro-serve", "cannot serve servants:thing=b: object or "
+                                                   "class already has a Pyro id")
+
+
+def test_twistd_daemon_on_a_port_in_use(servants):
+    """Daemonized, twistd's parent reports what its child raised (its status pipe carries
+    the exception's line), exits with 1, and no pid file is left."""
+    pidfile, logfile = servants / "twistd.pid", servants / "twistd.log"
+    with taken_port() as taken:
+        port = taken.getsockname()[1]
+        result = run_to_end(TWISTD + ["--pidfile", str(pidfile), "--logfile", str(logfile),
+                                      "pyro-ns", "-n", "127.0.0.1", "-p", str(port)],
+                            command_environment(), servants)
+    if result.returncode == 0 and pidfile.exists():  # (it should not have started: stop it)
+        os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "An error has occurred: b'pyro.cli.errors.StartupError: port %d on 127.0.0.1 is in "
+        "use'\nPlease look at log file for more information.\n" % port)
+    assert not pidfile.exists()
+    log = [log_text(line) for line in logfile.read_text().splitlines()]
+    assert ("[pyro.cli#critical] twistd pyro-ns cannot start: port %d on 127.0.0.1 is in use"
+            % port) in log
+    assert not any("Traceback" in line for line in log), log
 
 
 def test_serve_socket_activated(command):

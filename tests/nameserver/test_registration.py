@@ -272,3 +272,117 @@ class ArgumentTests(TestCase):
         self.assertRaises(TypeError, KeptRegistration, "x", OURS, locate, clock, metadata="ab")
         self.assertRaises(errors.PyroError, KeptRegistration, "x", "not a uri", locate, clock)
         self.assertRaises(ValueError, KeptRegistration, "x", OURS, locate, clock, interval=0)
+
+
+class FailFastTests(KeptTestCase):
+    """``when_registered(fail_fast=True)``: the first check decides (``serve --ns`` at startup)."""
+
+    def start_waiting(self, **kwargs: Any) -> tuple[KeptRegistration, defer.Deferred[Any]]:
+        kept = KeptRegistration("thing", OURS, self.ns.locate, self.clock,
+                                **{"interval": 10, **kwargs})
+        waiting = kept.when_registered(fail_fast=True)  # before the first check, as a caller
+        kept.start()
+        self.addCleanup(lambda: kept.stop() and None)
+        return kept, waiting
+
+    def test_no_name_server_fails_the_waiter_instead_of_a_warning(self) -> None:
+        self.ns.up = False
+        with capturedLogs() as events:
+            kept, waiting = self.start_waiting(backoff=lambda failures: 1.0)
+        error = self.failureResultOf(waiting, errors.NamingError).value
+        self.assertEqual(str(error), "Failed to locate the nameserver")
+        self.assertEqual([e for e in events if e["log_level"] >= LogLevel.warn], [])
+        later = kept.when_registered(fail_fast=True)  # asked again: the same answer
+        self.assertIs(self.failureResultOf(later, errors.NamingError).value, error)
+        patient = kept.when_registered()  # it goes on trying all the same
+        self.ns.up = True
+        self.clock.advance(1)
+        self.assertEqual(self.successResultOf(patient), NS_URI)
+        self.assertEqual(self.successResultOf(kept.when_registered(fail_fast=True)), NS_URI)
+
+    def test_a_refused_registration_fails_the_waiter(self) -> None:
+        self.ns.hold["register"] = defer.fail(errors.NamingError("refused by the test"))
+        _, waiting = self.start_waiting()
+        self.assertEqual(str(self.failureResultOf(waiting, errors.NamingError).value),
+                         "refused by the test")
+
+    def test_safe_and_a_name_held_by_another_uri(self) -> None:
+        self.ns.nameserver.register("thing", OTHER)
+        _, waiting = self.start_waiting(safe=True)
+        self.assertEqual(str(self.failureResultOf(waiting, errors.NamingError).value),
+                         "thing is registered to %s" % OTHER)
+        self.assertEqual(self.ns.registered(), OTHER)
+
+    def test_success_and_later_failures_do_not_concern_it(self) -> None:
+        kept, waiting = self.start_waiting()
+        self.assertEqual(self.successResultOf(waiting), NS_URI)
+        self.ns.up = False
+        with capturedLogs() as events:
+            self.clock.advance(10)
+        self.assertEqual(len([e for e in events if e["log_level"] == LogLevel.warn]), 1)
+        self.assertEqual(self.successResultOf(kept.when_registered(fail_fast=True)), NS_URI)
+
+    def test_a_waiter_that_stops_the_keeper_while_it_runs(self) -> None:
+        """The waiter's callback runs inside the keeper's loop; stopping from it still stops
+        (and removes the name), instead of leaving the loop running with nothing to stop it."""
+        kept, waiting = self.start_waiting()
+        stopped: list[defer.Deferred[None]] = []
+        waiting.addCallback(lambda _: stopped.append(kept.stop()))
+        self.assertEqual(len(stopped), 1)
+        self.successResultOf(stopped[0])
+        self.assertIsNone(self.ns.registered())
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+
+    def test_a_waiter_that_stops_the_keeper_after_a_failure(self) -> None:
+        self.ns.up = False
+        kept, waiting = self.start_waiting()
+        stopped: list[defer.Deferred[None]] = []
+        waiting.addErrback(lambda _: stopped.append(kept.stop()))
+        self.successResultOf(stopped[0])
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertEqual(self.ns.located, [0])
+
+
+class LogTests(KeptTestCase):
+    """What a person running a server reads, exactly."""
+
+    def lines(self, events: list[Any]) -> list[str]:
+        return ["%s: %s" % (e["log_level"].name, formatEvent(e)) for e in events
+                if e.get("log_namespace") == "pyro.nameserver"]
+
+    def test_an_outage_is_one_warning_then_debug_until_it_is_back(self) -> None:
+        with capturedLogs() as events:
+            self.keep(backoff=lambda failures: 2.0)
+            self.ns.up = False
+            self.clock.advance(10)
+            self.clock.advance(2)
+            self.clock.advance(2)
+            self.ns.restart_empty()
+            self.clock.advance(2)
+        ns = "PYRO:Pyro.NameServer@192.0.2.9:9090"
+        retry = ("keeping thing registered: NamingError: Failed to locate the nameserver; "
+                 "next try in 2.0 s")
+        self.assertEqual(self.lines(events), [
+            "info: registered thing as %s in the name server %s" % (OURS, ns),
+            "warn: " + retry,
+            "debug: " + retry,
+            "debug: " + retry,
+            "info: keeping thing registered: the name server answers again",
+            "info: registered thing again: the name server did not have it",
+        ])
+
+    def test_adopted_removed_and_left(self) -> None:
+        self.ns.nameserver.register("thing", OURS)
+        with capturedLogs() as events:
+            kept = self.keep()
+            self.successResultOf(kept.stop())
+        other = self.keep(uri=OTHER)
+        self.ns.nameserver.register("thing", OURS)
+        with capturedLogs() as more:
+            self.successResultOf(other.stop())
+        ns = "PYRO:Pyro.NameServer@192.0.2.9:9090"
+        self.assertEqual(self.lines(events) + self.lines(more), [
+            "info: found thing registered as %s in the name server %s" % (OURS, ns),
+            "info: removed thing from the name server",
+            "info: left thing in the name server: it points to %s now" % OURS,
+        ])
