@@ -306,8 +306,8 @@ class FrameFormat:
     hmac_key)`` (raising :class:`WireError`; Pyro5 has no HMAC), ``max_message_size()`` (the
     generation's config, read per message), ``too_large(total, limit)`` (the exception for
     an oversize frame, in the generation's words; ``limit`` None: no memory for it) and
-    ``protocol_error(text)`` (the generation's ``ProtocolError``). Plain attributes, not methods of a
-    subclass: the reader binds what it needs once per connection.
+    ``protocol_error(text)`` (the generation's ``ProtocolError``). Plain attributes, not
+    methods of a subclass: one object per generation, shared by every reader.
     """
 
     __slots__ = ("name", "version", "header_size", "parse_header", "parse_annotations",

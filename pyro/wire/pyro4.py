@@ -82,6 +82,7 @@ class Pyro4Codec:
     """Pyro4 4.82's messages (wire protocol 48), both ways, for both roles."""
 
     name = "Pyro4"
+    pyro_version = 4
     version = 48
     header_size = HEADER_SIZE
     frames = PYRO4_FRAMES

@@ -120,6 +120,7 @@ class Pyro5Codec:
     """Pyro5 5.x's messages (wire protocol 502), both ways, for both roles."""
 
     name = "Pyro5"
+    pyro_version = 5
     version = PROTOCOL_VERSION
     header_size = HEADER_SIZE
     frames = PYRO5_FRAMES
