@@ -428,3 +428,40 @@ class WithoutPyro5Tests(TestCase):
 
     def test_a_pyro_version_that_does_not_exist(self) -> None:
         self.assertRaises(ValueError, DeferredProxy, "PYRO:x@127.0.0.1:1", pyro_version=6)
+
+
+class Pyro5BroadcastTests(TestCase):
+    """``locate_ns(codec=PYRO5)`` finds Pyro5's name server through Pyro5's own
+    ``BroadcastServer`` (served from the reactor), reading ``Pyro5.config`` (whose
+    ``BROADCAST_ADDRS`` is a list), on the loopback interface only."""
+
+    @async_test
+    async def test_broadcast_finds_pyro5s_name_server(self) -> None:
+        import Pyro5.nameserver
+        from twisted.internet import reactor as global_reactor
+
+        from pyro.client import locate_ns
+
+        from .test_broadcast import _ReactorDriven, free_udp_port, hosts_file
+
+        bcport = free_udp_port()
+        pyro5_peers.patch_pyro5_config(
+            self, NS_HOST="127.0.0.1", NS_PORT=pyro5_peers.free_port(), NS_BCPORT=bcport,
+            BROADCAST_ADDRS=["127.0.0.1"], PREFER_IP_VERSION=4)
+        hosts_file(self, "127.0.0.1 localhost")
+        ns = pyro5_peers.serve_pyro5_nameserver(self)
+        server = Pyro5.nameserver.BroadcastServer(ns.uri, bchost="127.0.0.1", bcport=bcport)
+        driven = _ReactorDriven(server)
+        global_reactor.addReader(driven)
+
+        def stop() -> None:
+            global_reactor.removeReader(driven)
+            server.close()
+
+        self.addCleanup(stop)
+        proxy = await locate_ns(codec=PYRO5)  # the direct attempt is refused: broadcast
+        self.addCleanup(proxy.close)
+        self.assertIs(proxy._codec, PYRO5)
+        self.assertEqual(str(proxy.uri), str(ns.uri))
+        ns.register_name("test.thing", "PYRO:thing@127.0.0.1:1")
+        self.assertEqual(str(await proxy.lookup("test.thing")), "PYRO:thing@127.0.0.1:1")
