@@ -653,3 +653,18 @@ def test_what_both_generations_number_alike():
     assert Pyro4.message.FLAGS_META_ON_CONNECT == protocol.FLAGS_CORR_ID // 4 == 16
     assert [serializers.serializers[n].serializer_id for n in ("serpent", "marshal", "json")] == [
         1, 2, 3]
+
+
+def test_a_pyro5_refusing_the_environment_is_one_clear_line():
+    import os
+
+    env = dict(os.environ, PYRO_HMAC_KEY="pyro4 only")  # Pyro5's config refuses it
+    code = ("import pyro.wire\n"
+            "try:\n"
+            "    pyro.wire.pyro5_codec()\n"
+            "except pyro.wire.GenerationUnavailable as e:\n"
+            "    print(e)\n")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env=env).stdout
+    assert output.strip() == ("Pyro5 cannot be imported: invalid Pyro environment config "
+                              "variable: PYRO_HMAC_KEY")
