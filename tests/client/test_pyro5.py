@@ -448,8 +448,21 @@ class OurServerTests(Pyro5ClientTests, TestCase):
 
     @async_test
     async def test_server_goes_away_and_comes_back(self) -> None:
-        raise self.skipTest("the Pyro5 daemon variant covers reconnection (ports of ours "
-                            "are tested with Pyro4 clients in test_proxy.py)")
+        from pyro.protocol import DEFAULT_BACKLOG
+
+        from ..support import our_server
+
+        factory = our_server.serve(self)
+        uri = Pyro5.api.URI(str(factory.register(Servant(), "servant")))
+        proxy = self.proxy(uri, backoff=lambda attempt: 0.0)
+        self.assertEqual(await proxy.add(1, 2), 3)
+        await factory.close()
+        exc = await failure_of(proxy.add(1, 2))
+        self.assertIsInstance(exc, errors.CommunicationError)
+        port = reactor.listenTCP(uri.port, factory, interface="127.0.0.1",
+                                 backlog=DEFAULT_BACKLOG)
+        factory.ports.append(port)
+        self.assertEqual(await proxy.add(2, 2), 4)
 
     @async_test
     async def test_pyroname_through_our_name_server(self) -> None:
