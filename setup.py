@@ -25,7 +25,9 @@ setup(
     ],
     extras_require={
         "tls": ["pyOpenSSL", "service_identity"],
+        "pyro5": ["Pyro5>=5.15"],
         "test": [
+            "Pyro5>=5.15",
             "pytest>=7",
             "hypothesis>=6",
             "pyOpenSSL",

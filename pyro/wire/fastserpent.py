@@ -1,4 +1,4 @@
-"""A fast path for decoding serpent, the serializer almost every Pyro4 client uses.
+"""A fast path for decoding serpent, the serializer almost every Pyro4 (and Pyro5) client uses.
 
 ``serpent.loads`` hands the whole payload to ``ast.literal_eval``: a ``compile()`` of the
 text into a syntax tree, then a walk over the tree. For the small calls that make up most
@@ -24,13 +24,18 @@ from typing import Any, Final
 
 from Pyro4.util import SerpentSerializer
 
-__all__ = ["HEADER", "NOT_FAST", "deserialize_call", "deserialize_data", "loads"]
+__all__ = ["HEADER", "NOT_FAST", "deserialize_call", "deserialize_data", "loads",
+           "register_serpent_serializer"]
 
 #: The header Python's serpent writes (``# serpent utf-8 python3.2`` and a newline).
 HEADER: Final = b"# serpent utf-8 python3.2\n"
 
 #: What :func:`loads` returns when the input is outside the fast subset.
 NOT_FAST: Final[Any] = object()
+
+# The serpent serializer classes whose loads() is serpent.loads then recreate_classes():
+# Pyro4's, and Pyro5's once its codec is imported (register_serpent_serializer).
+_FAST_TYPES: set[type] = {SerpentSerializer}
 
 #: Python's tokenizer refuses more than 200 nested brackets; stay well below it.
 MAX_DEPTH: Final = 100
@@ -73,6 +78,13 @@ def loads(data: bytes) -> Any:
         return NOT_FAST
 
 
+def register_serpent_serializer(cls: type) -> None:
+    """Let the fast path decode for ``cls``, a serializer class whose ``loads`` is
+    ``recreate_classes(serpent.loads(data))`` and ``loadsCall`` the same for a 4-tuple
+    (Pyro5's ``SerpentSerializer`` is one). Subclasses are not included: they may differ."""
+    _FAST_TYPES.add(cls)
+
+
 def deserialize_call(serializer: Any, data: bytes, compressed: bool = False) -> Any:
     """``serializer.deserializeCall(data, compressed)``, faster for Pyro4's serpent serializer.
 
@@ -83,7 +95,7 @@ def deserialize_call(serializer: Any, data: bytes, compressed: bool = False) -> 
     """
     if compressed:
         data = zlib.decompress(data)
-    if type(serializer) is SerpentSerializer:
+    if type(serializer) in _FAST_TYPES:
         value = loads(data)
         if type(value) is tuple and len(value) == 4:
             object_id, method, vargs, kwargs = value
@@ -98,7 +110,7 @@ def deserialize_data(serializer: Any, data: bytes, compressed: bool = False) -> 
     """``serializer.deserializeData(data, compressed)``, faster for Pyro4's serpent serializer."""
     if compressed:
         data = zlib.decompress(data)
-    if type(serializer) is SerpentSerializer:
+    if type(serializer) in _FAST_TYPES:
         value = loads(data)
         if value is not NOT_FAST:
             return serializer.recreate_classes(value) if has_class_dicts(value) else value
