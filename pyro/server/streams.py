@@ -37,9 +37,10 @@ class ItemStreams:
         self.responses: dict[str, tuple[Any, float, float, Any]] = {}
         self._housekeeper: LoopingCall | None = None
 
-    def open(self, iterator: Any, client: Any) -> str | None:
-        """Register ``iterator`` for ``client``; the stream id, or None when streaming is off."""
-        if not config.ITER_STREAMING:
+    def open(self, iterator: Any, client: Any, enabled: bool | None = None) -> str | None:
+        """Register ``iterator`` for ``client``; the stream id, or None when streaming is off
+        (``enabled``: the client generation's ``ITER_STREAMING``; None: Pyro4's, read now)."""
+        if not (config.ITER_STREAMING if enabled is None else enabled):
             return None
         if type(iterator) in _LAZY_DICT_ITERATORS:
             raise errors.PyroError(
