@@ -130,7 +130,7 @@ def _serve_to_pyro5(factory: Any, nameserver: Pyro4.naming.NameServer) -> Any:
         return None
     try:
         import Pyro5.nameserver
-    except ImportError:
+    except (ImportError, ValueError):  # (ValueError: Pyro5 refuses Pyro4's PYRO_* variables)
         return None
     face = Pyro5.nameserver.NameServer(nameserver.storage)
     face.lock = nameserver.lock  # one registry: one lock (safe=True means the same to both)

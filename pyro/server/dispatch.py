@@ -381,8 +381,7 @@ class Dispatcher:
         """Serialize a call's result (or open an item stream for an iterator)."""
         try:
             if not batch and is_stream(data):
-                stream_id = self.daemon.streams.open(data, ctx.values["client"],
-                                                     codec.config.ITER_STREAMING)
+                stream_id = self.daemon.streams.open(data, ctx.values["client"], codec.config)
                 return codec.stream_opened(msg, stream_id, self._annotations(ctx),
                                            self.daemon.hmacKey())
             if codec is not PYRO4:  # (registered objects become Pyro5 proxies)

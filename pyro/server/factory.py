@@ -31,7 +31,6 @@ from twisted.python.threadpool import ThreadPool
 
 from .. import wire
 from .._reactor import default_reactor
-from ..wire import generations
 from ..wire.generations import Generation
 from ..wire.messages import PYRO4
 from .connection import PyroConnection
@@ -184,8 +183,9 @@ class Pyro4ProtocolFactory(ServerFactory):
                            "Pyro4 only (pyro_versions=(4,))")
         try:
             codec = self._served_codec(generation)
-        except generations.GenerationUnavailable as missing:
-            raise _Refusal(PYRO4, _PYRO4_REFUSAL(), "a Pyro5 client: %s" % missing) from None
+        except (ImportError, ValueError) as missing:  # (GenerationUnavailable is one)
+            raise _Refusal(PYRO4, _PYRO4_REFUSAL(),
+                           "a Pyro5 client: %s" % _pyro5_missing(missing)) from None
         if self.hmacKey() is not None:
             raise _Refusal(codec, codec.errors.SecurityError(
                 "this server requires Pyro4's HMAC key, which Pyro5 does not have"),
@@ -264,8 +264,8 @@ class Pyro4ProtocolFactory(ServerFactory):
         if 5 in self.pyro_versions:
             try:
                 from .pyro5 import register_autoproxy
-            except ImportError:
-                pass  # no Pyro5: no Pyro5 clients either
+            except (ImportError, ValueError):
+                pass  # Pyro5 cannot be imported: no Pyro5 clients either (see codec_for)
             else:
                 register_autoproxy(obj_or_class)
         return uri
@@ -503,6 +503,15 @@ def _check_versions(versions: Collection[int] | None) -> frozenset[Any]:
     if 5 in chosen:
         chosen.add(_PYRO5_REQUIRED)
     return frozenset(chosen)
+
+
+def _pyro5_missing(problem: Exception) -> str:
+    """Why Pyro5 cannot be used here, in one line. Besides not being installed: Pyro5 reads
+    every ``PYRO_*`` environment variable when imported and refuses those it does not know,
+    Pyro4's own (``PYRO_HMAC_KEY``, ``PYRO_SERIALIZERS_ACCEPTED``...) among them."""
+    if isinstance(problem, ImportError):
+        return str(problem)
+    return "Pyro5 cannot be imported in this environment: %s" % problem
 
 
 def _PYRO4_REFUSAL() -> errors.ProtocolError:

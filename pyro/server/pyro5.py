@@ -13,13 +13,15 @@ generations with the same code. What is left is here, imported only once Pyro5 i
 * autoproxies: a registered object returned to a Pyro5 client travels as a
   ``Pyro5.api.Proxy`` (:func:`register_autoproxy`, :func:`proxy_for`), to a Pyro4 client as
   a ``Pyro4.Proxy`` as before. Serpent keeps one class registry for both generations, so
-  its hook asks which one the reply being written is for (:func:`result` says so).
+  its hook looks at who is serializing: Pyro5's serializers or Pyro4's (the nearest of
+  their frames on the stack; the reply of either codec, and a client's call arguments).
 """
 
 from __future__ import annotations
 
 import inspect
-import threading
+import os
+import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -108,22 +110,33 @@ def for_pyro5(exc: BaseException) -> BaseException:
 
 # -- autoproxies --------------------------------------------------------------------------------
 
-_replying = threading.local()  # .pyro5: a reply to a Pyro5 client is being serialized
-
-
 def result(codec: Any, msg: Any, serializer: Any, value: Any, batch: bool,
            annotations: Mapping[str, bytes]) -> Any:
-    """``codec.result(...)`` for a Pyro5 client: registered objects in ``value`` become
-    Pyro5 proxies, and a batch's failure (its exception wrapper) carries a Pyro5 error."""
+    """``codec.result(...)`` for a Pyro5 client; a batch's failure (its exception wrapper)
+    carries a Pyro5 error."""
     if batch:
         for item in value:
             if isinstance(item, Pyro5.core._ExceptionWrapper):
                 item.exception = for_pyro5(item.exception)
-    _replying.pyro5 = True
-    try:
-        return codec.result(msg, serializer, value, batch, annotations, None)
-    finally:
-        _replying.pyro5 = False
+    return codec.result(msg, serializer, value, batch, annotations, None)
+
+
+_PYRO5_FILES = os.path.dirname(os.path.abspath(Pyro5.core.__file__)) + os.sep
+_PYRO4_FILES = os.path.dirname(os.path.abspath(Pyro4.core.__file__)) + os.sep
+
+
+def _serializing_for_pyro5() -> bool:
+    """Whether the serpent serialization under way is Pyro5's (its serializer's frame is
+    nearer on the stack than one of Pyro4's). Serpent's own frames, and ours, are neither."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_PYRO5_FILES):
+            return True
+        if filename.startswith(_PYRO4_FILES):
+            return False
+        frame = frame.f_back  # type: ignore[assignment]
+    return False
 
 
 def proxy_for(daemon: Any, objectOrId: Any, nat: bool = True) -> Pyro5.client.Proxy:
@@ -146,21 +159,31 @@ def _to_pyro5_proxy(obj: Any) -> Any:
     return obj
 
 
-def _as_dict(obj: Any) -> dict[str, Any]:
+def _class_to_dict(previous: Any) -> Any:
     """Pyro5's marshal serializer has no type replacements: it writes registered objects
-    through this class-to-dict converter, which writes the proxy instead."""
-    replaced = _to_pyro5_proxy(obj)
-    if replaced is not obj:
-        return serializers.serialize_pyro_object_to_dict(replaced)  # type: ignore[no-any-return]
-    value = dict(vars(obj))  # what Pyro5 writes for an object of no registered class
-    value["__class__"] = type(obj).__module__ + "." + type(obj).__name__
-    return value
+    through a class-to-dict converter, this one, which writes the proxy instead. (Pyro5's
+    own daemon sends marshal clients the object's attributes, and sets its ``_pyroDaemon``
+    to None while at it, which would end its autoproxies for everybody.) An object that is
+    no longer registered goes to the converter the class had before (``previous``), else
+    is written as Pyro5 writes an object of no registered class."""
+    def as_dict(obj: Any) -> dict[str, Any]:
+        replaced = _to_pyro5_proxy(obj)
+        if replaced is not obj:
+            return serializers.serialize_pyro_object_to_dict(replaced)  # type: ignore[no-any-return]
+        if previous is not None:
+            return previous(obj)  # type: ignore[no-any-return]
+        value = dict(vars(obj))
+        value["__class__"] = type(obj).__module__ + "." + type(obj).__name__
+        return value
+
+    as_dict._pyro_autoproxy = True  # type: ignore[attr-defined]
+    return as_dict
 
 
 def _serpent_hook(obj: Any, serializer: Any, stream: Any, level: int) -> None:
     """Serpent's class hook for a registered type, shared by both generations' serializers:
     the proxy of the generation the current reply is for."""
-    if getattr(_replying, "pyro5", False):
+    if _serializing_for_pyro5():
         replaced = _to_pyro5_proxy(obj)
     else:
         replaced = Pyro4.core.pyroObjectToAutoProxy(obj)  # Pyro4's own (AUTOPROXY, read now)
@@ -177,5 +200,10 @@ def register_autoproxy(obj_or_class: Any) -> None:
     for name, serializer in serializers.serializers.items():
         if name != "serpent":
             serializer.register_type_replacement(kind, _to_pyro5_proxy)
-    serializers.SerializerBase.register_class_to_dict(kind, _as_dict, serpent_too=False)
+    registry = getattr(serializers.SerializerBase,
+                       "_SerializerBase__custom_class_to_dict_registry", {})
+    previous = registry.get(kind)
+    if not getattr(previous, "_pyro_autoproxy", False):
+        serializers.SerializerBase.register_class_to_dict(kind, _class_to_dict(previous),
+                                                          serpent_too=False)
     serpent.register_class(kind, _serpent_hook)

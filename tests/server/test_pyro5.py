@@ -230,7 +230,7 @@ class HandshakeProxy(Pyro5.api.Proxy):
 
 class Pyro5ClientsTest(unittest.TestCase):
     def setUp(self):
-        self.factory = serve(self)
+        self.factory = serve(self, RecordingFactory())
         self.calc = Calculator5()
         self.uri = self.factory.register(self.calc, "calc")
 
@@ -417,7 +417,8 @@ class Pyro5ClientsTest(unittest.TestCase):
             return first, opened
 
         self.assertEqual((yield with_proxy5(self.uri, early)), (0, 1))
-        self.assertEqual(self.factory.streams.responses, {})
+        yield self.factory.gone.get()  # (close_stream is a oneway call: it ran before this)
+        self.assertEqual(self.factory.streams.responses, {})  # closed, not lingering
 
     @defer.inlineCallbacks
     def test_streaming_off_in_pyro5s_config(self):
@@ -679,9 +680,31 @@ class RefusalTest(unittest.TestCase):
     def test_without_pyro5_installed(self):
         """Pyro5 hidden in a subprocess: a Pyro5 client is refused as a Pyro4 daemon refuses
         it, with one log line saying why; naming 5 is an ImportError."""
+        out = self._refused_in_a_subprocess("hidden", {})
+        self.assertIn("explicit: GenerationUnavailable: Pyro5 is not installed", out)  # (an ImportError)
+        self.assertIn("Pyro5 is not installed", self._log_line(out))
+
+    def test_when_pyro5_refuses_the_environment(self):
+        """Pyro5 reads every PYRO_* environment variable when imported and raises ValueError
+        for those it does not know, Pyro4's among them: Pyro5 clients are refused (with the
+        reason in the log), Pyro4 clients are served as ever."""
+        out = self._refused_in_a_subprocess("env", {"PYRO_ONEWAY_THREADED": "true"})
+        self.assertIn("explicit: ValueError: invalid Pyro environment config variable: "
+                      "PYRO_ONEWAY_THREADED", out)
+        self.assertIn("Pyro5 cannot be imported in this environment", self._log_line(out))
+        self.assertIn("pyro4 call: 3", out)
+
+    def _log_line(self, out):
+        log = [line for line in out.splitlines() if line.startswith("log:")][0]
+        self.assertEqual(log.count("closing connection"), 1)
+        return log
+
+    def _refused_in_a_subprocess(self, mode, environment):
         script = r"""
 import socket, sys, threading
-sys.modules["Pyro5"] = None  # as if it were not installed
+if sys.argv[2] == "hidden":
+    sys.modules["Pyro5"] = None  # as if it were not installed
+import Pyro4
 from twisted.internet import reactor
 from twisted.logger import globalLogBeginner, textFileLogObserver
 from pyro.protocol import Pyro4ProtocolFactory
@@ -689,10 +712,18 @@ lines = []
 globalLogBeginner.beginLoggingTo([lambda event: lines.append(event)], redirectStandardIO=False)
 try:
     Pyro4ProtocolFactory(pyro_versions=(4, 5))
-except ImportError as exc:
-    print("explicit:", exc)
+except Exception as exc:
+    print("explicit: %s: %s" % (type(exc).__name__, exc))
 factory = Pyro4ProtocolFactory()
 port = reactor.listenTCP(0, factory, interface="127.0.0.1")
+factory.setAddress("127.0.0.1", port.getHost().port)
+
+@Pyro4.expose
+class Calc:
+    def add(self, a, b):
+        return a + b
+
+uri = factory.register(Calc(), "calc")
 connect = bytes.fromhex(sys.argv[1])
 def client():
     sock = socket.create_connection(("127.0.0.1", port.getHost().port))
@@ -704,6 +735,8 @@ def client():
             break
         data += chunk
     print("reply:", data[:6].hex(), data[24:].decode("latin-1")[-44:])
+    with Pyro4.Proxy(uri) as proxy:
+        print("pyro4 call:", proxy.add(1, 2))
     reactor.callFromThread(reactor.stop)
 threading.Thread(target=client).start()
 reactor.run()
@@ -711,17 +744,17 @@ from twisted.logger import formatEvent
 print("log:", [formatEvent(e) for e in lines if e.get("log_namespace") == "pyro.protocol"])
 """
         connect = _pyro5_connect_bytes()
-        env = dict(os.environ, PYTHONPATH=os.getcwd())
-        done = subprocess.run([sys.executable, "-c", script, connect.hex()], env=env,
+        env = {name: value for name, value in os.environ.items()
+               if not name.startswith("PYRO_")}
+        env.update(environment, PYTHONPATH=os.getcwd())
+        done = subprocess.run([sys.executable, "-c", script, connect.hex(), mode], env=env,
                               capture_output=True, text=True, timeout=60)
         self.assertEqual(done.returncode, 0, done.stderr)
         out = done.stdout
-        self.assertIn("explicit: Pyro5 is not installed", out)
         self.assertIn("reply: 5059524f" + "0030", out)  # a Pyro4 frame: b"PYRO", version 48
         self.assertIn("invalid data or unsupported protocol version", out)
-        log = [line for line in out.splitlines() if line.startswith("log:")][0]
-        self.assertEqual(log.count("closing connection"), 1)
-        self.assertIn("Pyro5 is not installed", log)
+        self.assertIn("pyro4 call: 3", out)
+        return out
 
 
 def _pyro5_connect_bytes():
