@@ -47,6 +47,7 @@ MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]  # noqa: UP007
 Outcome = Union[MaybeDeferredReply, Exclusive]  # noqa: UP007 -- what invoke() returns
 
 log = Logger(namespace="pyro.dispatch")
+_pyro5_parts: Any = None  # pyro.server.pyro5, once imported (see Dispatcher._pyro5)
 
 
 class ServedDaemon(TypingProtocol):
@@ -90,9 +91,12 @@ class Dispatcher:
     @staticmethod
     def _pyro5() -> Any:
         """The server's Pyro5 parts (imported once a Pyro5 client came: Pyro5 is there)."""
-        from . import pyro5
+        global _pyro5_parts
+        if _pyro5_parts is None:
+            from . import pyro5
 
-        return pyro5
+            _pyro5_parts = pyro5
+        return _pyro5_parts
 
     def _annotations(self, ctx: CallContext | None) -> dict[str, bytes]:
         """The response annotations: the servant's (``current_context``), then the daemon's."""
