@@ -1,4 +1,4 @@
-"""Pyro4's name server, served from the reactor.
+"""Pyro4's name server, served from the reactor, to Pyro4 and Pyro5 clients from one registry.
 
 Pyro4's ``NameServer`` is an ordinary servant: :func:`register_name_server` puts one on a
 :class:`~pyro.protocol.Pyro4ProtocolFactory` as Pyro4's ``NameServerDaemon`` puts it on its
@@ -6,6 +6,10 @@ daemon (well-known object id ``Pyro.NameServer``, listed in itself). :class:`Bro
 answers the UDP ``GET_NSURI`` queries with which ``Pyro4.locateNS()`` (and
 :func:`pyro.client.locate_ns`) look for a name server when none is at ``NS_HOST``, as Pyro4's
 ``BroadcastServer`` does, but on the reactor instead of in a thread of its own.
+
+Pyro5 clients of the same factory get Pyro5's ``NameServer`` under the same object id, over
+the same storage (see :func:`register_name_server`): a name registered by either generation
+resolves for both, and the broadcast answer suits both.
 
 ``NS_AUTOCLEAN`` (:mod:`pyro.nameserver.autoclean`) removes the registrations whose servers
 are gone, on the reactor's clock, and :func:`keep_registered`

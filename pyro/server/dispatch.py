@@ -270,7 +270,7 @@ class Dispatcher:
         if codec.is_oneway(msg):
             log.debug("oneway request failed: {error!r}", error=error)
             return None
-        return self._exception_reply(codec, msg, error, self._traceback(), ctx)
+        return self._exception_reply(codec, msg, error, self._traceback(codec), ctx)
 
     def _instance_failed(self, failure: Failure, codec: Pyro4Codec, msg: wire.Message,
                          ctx: CallContext) -> MaybeDeferredReply:
@@ -319,10 +319,11 @@ class Dispatcher:
         return self._result_reply(outcome, codec, msg, serializer, ctx, batch)
 
     @staticmethod
-    def _traceback() -> list[str]:
+    def _traceback(codec: Any = PYRO4) -> list[str]:
         exc_type, exc_value, tb = sys.exc_info()
         assert exc_type is not None and exc_value is not None
-        return format_remote_traceback(exc_type, exc_value, tb)
+        return format_remote_traceback(exc_type, exc_value, tb,
+                                       codec.config.DETAILED_TRACEBACK)
 
     async def _batch(self, obj: Any, calls: Any, ctx: CallContext, pool: Any,
                      codec: Any = PYRO4) -> list[Any]:
@@ -339,7 +340,7 @@ class Dispatcher:
                     result = await result
             except Exception as exc:
                 log.debug("exception in batched request: {error!r}", error=exc)
-                exc._pyroTraceback = self._traceback()  # type: ignore[attr-defined]
+                exc._pyroTraceback = self._traceback(codec)  # type: ignore[attr-defined]
                 results.append(codec.exception_wrapper(exc))
                 break
             results.append(result)
@@ -394,13 +395,16 @@ class Dispatcher:
             return codec.result(msg, serializer, data, batch, self._annotations(ctx),
                                 self.daemon.hmacKey())
         except Exception:
-            return self._exception_reply(codec, msg, sys.exc_info()[1], self._traceback(), ctx)
+            return self._exception_reply(codec, msg, sys.exc_info()[1], self._traceback(codec),
+                                         ctx)
 
     def _failure_reply(self, failure: Failure, codec: Pyro4Codec, msg: wire.Message,
                        ctx: CallContext) -> wire.Frame:
         if not failure.check(Exception):  # KeyboardInterrupt, SystemExit: not the client's
             return failure  # type: ignore[return-value]
-        return self._exception_reply(codec, msg, failure.value, failure_traceback(failure), ctx)
+        return self._exception_reply(codec, msg, failure.value,
+                                     failure_traceback(failure, codec.config.DETAILED_TRACEBACK),
+                                     ctx)
 
     def _exception_reply(self, codec: Pyro4Codec, msg: wire.Message, exc: Any,
                          tblines: list[str] | None, ctx: CallContext | None) -> wire.Frame:

@@ -52,6 +52,15 @@ log = Logger(namespace="pyro.protocol")
 class Pyro4ProtocolFactory(ServerFactory):
     """A Pyro4 daemon for Twisted: a registry of objects and a factory of connections.
 
+    It serves Pyro4 and Pyro5 clients alike, on the same ports: each connection's first
+    bytes say which generation it speaks (see ``pyro_versions``), and a registered object is
+    reachable by both under the one URI ``register`` returns. Pyro5 clients get Pyro5's
+    semantics where the generations differ: exposure as with ``REQUIRE_EXPOSE=True``, oneway
+    calls in a thread of their own, ``Pyro5.config``'s ``ITER_STREAMING``, stream lifetime and
+    linger, ``MAX_MESSAGE_SIZE`` and ``DETAILED_TRACEBACK``, ``Pyro5.api.current_context``
+    (filled together with ``Pyro4.current_context``), Pyro5's exception classes, and
+    ``Pyro5.api.Proxy`` autoproxies.
+
     It offers the ``Pyro4.Daemon`` API that servants and tools use (``register``,
     ``unregister``, ``uriFor``, ``proxyFor``, ``objectsById``, ``locationStr``,
     ``validateHandshake``, ``clientDisconnect``, ``annotations``, ``_pyroHmacKey``), and

@@ -266,6 +266,24 @@ class Pyro5ClientsTest(unittest.TestCase):
         self.assertNotIn("twisted", traceback.split("Remote traceback")[1].lower())
 
     @defer.inlineCallbacks
+    def test_detailed_traceback_is_pyro5s_setting_for_pyro5_clients(self):
+        def failing():
+            with proxy5(self.uri) as proxy:
+                proxy.fail()
+
+        self.addCleanup(setattr, Pyro5.config, "DETAILED_TRACEBACK",
+                        Pyro5.config.DETAILED_TRACEBACK)
+        Pyro5.config.DETAILED_TRACEBACK = True
+        _, traceback = yield _raise_in_thread(failing)
+        self.assertIn("Extended stacktrace follows", traceback)
+        Pyro5.config.DETAILED_TRACEBACK = False
+        self.addCleanup(setattr, Pyro4.config, "DETAILED_TRACEBACK",
+                        Pyro4.config.DETAILED_TRACEBACK)
+        Pyro4.config.DETAILED_TRACEBACK = True  # (Pyro4's: for Pyro4 clients only)
+        _, traceback = yield _raise_in_thread(failing)
+        self.assertNotIn("Extended stacktrace follows", traceback)
+
+    @defer.inlineCallbacks
     def test_pyro4_errors_reach_pyro5_clients_as_pyro5_errors(self):
         exc, _ = yield _raise_in_thread(lambda: self._call("fail_pyro4"))
         self.assertIs(type(exc), Pyro5.errors.NamingError)
