@@ -7,6 +7,7 @@ Usage::
                                       [--servers multiplex,ours] [--burst N]
                                       [--burst-connections N] [--slow S] [--json PATH]
                                       [--small-burst N] [--profile VARIANT]
+                                      [--pyro5-servers thread,multiplex]
 
 Servers are the ones ``bench_server.py`` starts (imported from it, not copied): Pyro4's
 multiplex daemon (``SERVERTYPE="multiplex"``) and ours (``pyro.protocol.Pyro4ProtocolFactory``
@@ -62,6 +63,20 @@ installed, so thread counts and CPU times belong to that client alone.
     2 delays (1.0 s for 0.5 s calls), Pyro4's daemons no worse than that even spread (plus
     10 % and 0.2 s for connecting).
 
+(4) the Pyro5 rows: ``add(1, 2)`` throughput against Pyro5's own daemons (``Pyro5.api.Daemon``
+    with ``SERVERTYPE`` "multiplex" and "thread", each in its own process, started here), as
+    in (1), median of ``--rounds`` runs with the variant order rotated:
+
+    * ``p5blocking``: a plain blocking ``Pyro5.api.Proxy`` in a loop (Pyro5 has no async
+                    proxy: this is the baseline);
+    * ``p5pds4``:   ``PyroDeferredService`` wrapping a ``Pyro5.api.Proxy``, 4 workers;
+    * ``p5dp``:     ``DeferredProxy(uri, pyro_version=5)``, ``max_connections=4``;
+    * ``p5dp1``:    the same on one pipelined connection;
+
+    the last three with 100 calls in flight. Ratios to the blocking Pyro5 proxy on the same
+    daemon; the targets are the Pyro4 side's (DeferredProxy >= 3x the blocking loop on the
+    multiplex daemon).
+
 Only 127.0.0.1 is used; every loop is bounded in count and time; every child process is
 stopped at the end, also on errors, and exits by itself when its parent disappears.
 """
@@ -93,10 +108,12 @@ if HERE not in sys.path:
 
 import Pyro4  # noqa: E402
 from bench_server import (  # noqa: E402 -- the server benchmark's helpers, shared
+    OBJECT_ID,
     REPLY_TIMEOUT,
     ServerProc,
     _f,
     _ratio,
+    _watch_parent,
     cpu_seconds,
     listen_overflows,
     load_average,
@@ -127,6 +144,81 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dp1": {"kind": "dp", "connections": 1, "short": "DP1",
             "label": "DeferredProxy max_connections=1, %d in flight" % WINDOW},
 }
+
+#: (4): the native client against Pyro5's own daemons (see the module docstring).
+PYRO5_SERVER_KINDS = ("multiplex", "thread")
+PYRO5_SERVER_LABELS = {"multiplex": "Pyro5 multiplex daemon", "thread": "Pyro5 thread daemon"}
+PYRO5_VARIANTS: dict[str, dict[str, Any]] = {
+    "p5blocking": {"kind": "blocking5", "short": "blocking",
+                   "label": "blocking Pyro5.api.Proxy loop (1 call at a time)"},
+    "p5pds4": {"kind": "pds", "workers": 4, "pyro_version": 5, "short": "PDS4",
+               "label": "PyroDeferredService(Pyro5 proxy) max_workers=4, %d in flight"
+               % WINDOW},
+    "p5dp": {"kind": "dp", "connections": 4, "pyro_version": 5, "short": "DP",
+             "label": "DeferredProxy(pyro_version=5) max_connections=4, %d in flight"
+             % WINDOW},
+    "p5dp1": {"kind": "dp", "connections": 1, "pyro_version": 5, "short": "DP1",
+              "label": "DeferredProxy(pyro_version=5) max_connections=1, %d in flight"
+              % WINDOW},
+}
+
+
+# --------------------------------------------------------------------------------------------
+# Pyro5's daemons, each in its own process
+
+
+class Pyro5Bench:
+    """The Pyro5 servant: ``add`` only (the throughput rows call nothing else)."""
+
+    def add(self, a: Any, b: Any) -> Any:
+        return a + b
+
+
+def pyro5_server_main(kind: str, conn: Any, thread_pool_size: int) -> None:
+    raise_nofile()
+    import Pyro5.api
+
+    Pyro5.config.SERVERTYPE = kind
+    Pyro5.config.THREADPOOL_SIZE = thread_pool_size
+    daemon = Pyro5.api.Daemon(host="127.0.0.1", port=0)
+    uri = daemon.register(Pyro5.api.expose(Pyro5Bench), OBJECT_ID)
+    conn.send(("uri", str(uri), os.getpid(), type(daemon.transportServer).__name__))
+    _watch_parent(conn, lambda: os._exit(0))
+    daemon.requestLoop()
+    os._exit(0)
+
+
+class Pyro5ServerProc(ServerProc):
+    """A Pyro5 daemon subprocess (``wait_ready`` and ``stop`` as for the others)."""
+
+    def __init__(self, ctx: Any, kind: str, thread_pool_size: int):
+        self.kind = kind
+        self.conn, child_conn = ctx.Pipe()
+        self.proc = ctx.Process(target=pyro5_server_main, name="bench-pyro5-" + kind,
+                                args=(kind, child_conn, thread_pool_size), daemon=True)
+        self.proc.start()
+        child_conn.close()
+        self.uri = ""
+        self.pid = 0
+        self.impl = ""
+
+
+def start_pyro5_servers(ctx: Any, kinds: Any, thread_pool_size: int,
+                        registry: list[ServerProc]) -> dict[str, ServerProc]:
+    import Pyro5.api
+
+    servers: dict[str, ServerProc] = {}
+    for kind in kinds:
+        server = Pyro5ServerProc(ctx, kind, thread_pool_size)
+        registry.append(server)
+        servers[kind] = server
+    for server in servers.values():
+        server.wait_ready()
+    for server in servers.values():  # everyone answers a real Pyro5 proxy before measuring
+        with Pyro5.api.Proxy(server.uri) as proxy:
+            proxy._pyroTimeout = 30
+            assert proxy.add(1, 2) == 3
+    return servers
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,7 +289,12 @@ class Meter:
 
 
 def run_blocking(uri: str, server_pid: int, duration: float, spec: dict[str, Any]) -> Any:
-    proxy = Pyro4.Proxy(uri)
+    if spec.get("pyro_version") == 5:
+        import Pyro5.api
+
+        proxy: Any = Pyro5.api.Proxy(uri)
+    else:
+        proxy = Pyro4.Proxy(uri)
     proxy._pyroTimeout = CALL_TIMEOUT
     try:
         proxy._pyroBind()
@@ -318,7 +415,12 @@ async def run_pds(reactor: Any, uri: str, server_pid: int, duration: float,
                   spec: dict[str, Any]) -> Any:
     from pyro.proxy import PyroDeferredService
 
-    wrapped = Pyro4.Proxy(uri)
+    if spec.get("pyro_version") == 5:
+        import Pyro5.api
+
+        wrapped: Any = Pyro5.api.Proxy(uri)
+    else:
+        wrapped = Pyro4.Proxy(uri)
     wrapped._pyroTimeout = CALL_TIMEOUT
     service = PyroDeferredService(wrapped, reactor=reactor, max_workers=spec["workers"])
     try:
@@ -336,7 +438,8 @@ async def run_dp(reactor: Any, uri: str, server_pid: int, duration: float,
     from pyro.client import DeferredProxy
 
     proxy = DeferredProxy(uri, reactor=reactor, max_connections=spec["connections"],
-                          max_in_flight=WINDOW, timeout=CALL_TIMEOUT)
+                          max_in_flight=WINDOW, timeout=CALL_TIMEOUT,
+                          pyro_version=spec.get("pyro_version", 4))
     try:
         await proxy.connect()
         await drive_window(reactor, lambda: proxy.add(1, 2), WARMUP_SECONDS, None)
@@ -491,7 +594,9 @@ async def run_small_burst(reactor: Any, uri: str, server_pid: int, duration: flo
 
 
 BURST_PHASES = ("cold", "warm", "prestarted")
-SYNC_RUNNERS = {"blocking": run_blocking, "async": run_async}
+SYNC_RUNNERS = {"blocking": run_blocking, "async": run_async,
+                "blocking5": lambda uri, pid, duration, spec: run_blocking(
+                    uri, pid, duration, {**spec, "pyro_version": 5})}
 REACTOR_RUNNERS = {"pds": run_pds, "dp": run_dp, "burst": run_burst,
                    "small_burst": run_small_burst}
 
@@ -641,6 +746,73 @@ def measure_throughput(ctx: Any, opts: argparse.Namespace, registry: list[Server
             "runs": got,
         }
     results["throughput"] = summary
+
+
+def measure_pyro5(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc],
+                  results: dict[str, Any]) -> None:
+    """(4): the Pyro5 variants against Pyro5's own daemons, as (1) does for Pyro4."""
+    print("\n== (4) add(1, 2) throughput against Pyro5's daemons, %s s per run, %d round(s), "
+          "median ==" % (opts.duration, opts.rounds), flush=True)
+    servers = start_pyro5_servers(ctx, opts.pyro5_servers, 16, registry)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    try:
+        names = list(PYRO5_VARIANTS)
+        for rnd in range(opts.rounds):
+            order = names[rnd % len(names):] + names[:rnd % len(names)]
+            for kind in opts.pyro5_servers:
+                for name in order:
+                    got = run_client(ctx, PYRO5_VARIANTS[name], servers[kind], opts.duration)
+                    runs.setdefault("%s/%s" % (kind, name), []).append(got)
+                    print("  %-22s %-62s round %d: %8.0f calls/s  client %4.0f us/call  "
+                          "server %4.0f us/call  threads %3d%s" % (
+                              PYRO5_SERVER_LABELS[kind], PYRO5_VARIANTS[name]["label"],
+                              rnd + 1, got["rate"], got["client_us"], got["server_us"],
+                              got["threads"],
+                              "  errors %d %s" % (got["errors"], got["error_samples"])
+                              if got["errors"] else ""), flush=True)
+    finally:
+        stop_servers(servers, registry)
+    results["pyro5"] = {key: {
+        "rate": statistics.median(g["rate"] for g in got),
+        "client_us": statistics.median(g["client_us"] for g in got),
+        "server_us": statistics.median(g["server_us"] for g in got),
+        "threads": max(g["threads"] for g in got),
+        "errors": sum(g["errors"] for g in got),
+        "runs": got} for key, got in runs.items()}
+
+
+def pyro5_report(results: dict[str, Any], opts: argparse.Namespace) -> str:
+    kinds = list(opts.pyro5_servers)
+    cells = results["pyro5"]
+    header = (["measurement (4)"] + [PYRO5_SERVER_LABELS[k] for k in kinds]
+              + ["ratio on " + k for k in kinds] + ["target", "result"])
+    rows = []
+    for name, spec in PYRO5_VARIANTS.items():
+        ratios, oks = [], []
+        for kind in kinds:
+            value = cells.get("%s/%s" % (kind, name), {}).get("rate")
+            ref = cells.get("%s/p5blocking" % kind, {}).get("rate")
+            if name == "p5blocking":
+                ratios.append("1.00x (baseline)")
+                continue
+            ratios.append("%s blocking" % _ratio(value, ref))
+            if name == "p5dp" and value is not None and ref:
+                oks.append("%s %s" % (kind, verdict(value / ref >= 3.0)))
+        rows.append(["%s: calls/s" % spec["label"]]
+                    + [_f(cells.get("%s/%s" % (k, name), {}).get("rate"), 0) for k in kinds]
+                    + ratios + [">= 3x blocking" if name == "p5dp" else "", "; ".join(oks)])
+    for what, field in (("client CPU per call (us)", "client_us"),
+                        ("server CPU per call (us)", "server_us"),
+                        ("client threads, max", "threads")):
+        rows.append(["%s: %s" % (what, " / ".join(v["short"] for v in PYRO5_VARIANTS.values()))]
+                    + [" / ".join(_f(cells["%s/%s" % (k, n)][field], 0)
+                                  if "%s/%s" % (k, n) in cells else "-"
+                                  for n in PYRO5_VARIANTS) for k in kinds]
+                    + [""] * len(kinds) + ["", ""])
+    errors = sum(cell["errors"] for cell in cells.values())
+    rows.append(["failed calls, all variants"] + [""] * (2 * len(kinds))
+                + ["0", "%d %s" % (errors, verdict(not errors))])
+    return markdown_table(header, rows)
 
 
 def measure_burst(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc],
@@ -876,8 +1048,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="seconds per throughput run (default 3, quick 1)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="throughput runs per cell, median reported (default 3, quick 1)")
-    parser.add_argument("--only", default="1,2,3",
-                        help="sections to run: any of 1, 2, 3, comma-separated")
+    parser.add_argument("--only", default="1,2,3,4",
+                        help="sections to run: any of 1, 2, 3, 4, comma-separated")
+    parser.add_argument("--pyro5-servers", default="multiplex,thread",
+                        help="Pyro5 daemons for (4): multiplex, thread or both")
     parser.add_argument("--servers", default="multiplex,ours",
                         help="servers for (1): multiplex, ours or both (first = judged)")
     parser.add_argument("--burst", type=int, default=None,
@@ -896,8 +1070,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "threads)" % ", ".join(VARIANTS))
     opts = parser.parse_args(argv)
     opts.sections = {s.strip() for s in opts.only.split(",") if s.strip()}
-    if not opts.sections or not opts.sections <= {"1", "2", "3"}:
-        parser.error("--only takes any of 1, 2, 3 (comma-separated)")
+    if not opts.sections or not opts.sections <= {"1", "2", "3", "4"}:
+        parser.error("--only takes any of 1, 2, 3, 4 (comma-separated)")
+    opts.pyro5_servers = tuple(s.strip() for s in opts.pyro5_servers.split(",") if s.strip())
+    if not opts.pyro5_servers or not set(opts.pyro5_servers) <= set(PYRO5_SERVER_KINDS):
+        parser.error("--pyro5-servers takes multiplex, thread or both")
     if not 1 <= opts.small_burst <= 500:
         parser.error("--small-burst must be 1..500")
     opts.servers = tuple(s.strip() for s in opts.servers.split(",") if s.strip())
@@ -944,6 +1121,8 @@ def main(argv: list[str] | None = None) -> int:
             measure_burst(ctx, opts, registry, results)
         if "3" in opts.sections:
             measure_small_burst(ctx, opts, registry, results)
+        if "4" in opts.sections:
+            measure_pyro5(ctx, opts, registry, results)
     finally:
         for server in list(registry):
             server.stop()
@@ -973,6 +1152,9 @@ def main(argv: list[str] | None = None) -> int:
     if "small_burst" in results:
         print()
         print(small_burst_report(results["small_burst"]))
+    if "pyro5" in results:
+        print()
+        print(pyro5_report(results, opts))
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"options": {k: v for k, v in vars(opts).items() if k != "sections"},

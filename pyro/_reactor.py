@@ -27,15 +27,20 @@ def default_reactor(reactor: Any = None) -> Any:
     return reactor
 
 
-def _timeout_error(result: Any, timeout: float) -> Any:
-    """``Deferred.addTimeout`` hook: a timed-out call fails as Pyro4's proxy would."""
+def _timeout_error(result: Any, timeout: float, error: type[Exception] = errors.TimeoutError
+                   ) -> Any:
+    """``Deferred.addTimeout`` hook: a timed-out call fails as Pyro's proxy would."""
     if isinstance(result, Failure) and result.check(defer.CancelledError):
-        return Failure(errors.TimeoutError("call timed out after %s seconds" % timeout))
+        return Failure(error("call timed out after %s seconds" % timeout))
     return result
 
 
-def with_timeout(d: defer.Deferred[_T], timeout: float | None, clock: Any) -> None:
-    """Fail ``d`` with ``Pyro4.errors.TimeoutError`` after ``timeout`` seconds on ``clock``
-    (``d`` is cancelled, so whatever it waits for is told); no timeout when it is falsy."""
+def with_timeout(d: defer.Deferred[_T], timeout: float | None, clock: Any,
+                 error: type[Exception] = errors.TimeoutError) -> None:
+    """Fail ``d`` with ``error`` (``Pyro4.errors.TimeoutError``; a Pyro5 client passes
+    Pyro5's) after ``timeout`` seconds on ``clock`` (``d`` is cancelled, so whatever it
+    waits for is told); no timeout when it is falsy."""
     if timeout:
-        d.addTimeout(timeout, clock, onTimeoutCancel=_timeout_error)
+        hook = _timeout_error if error is errors.TimeoutError else (
+            lambda result, seconds: _timeout_error(result, seconds, error))
+        d.addTimeout(timeout, clock, onTimeoutCancel=hook)

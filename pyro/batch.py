@@ -63,18 +63,19 @@ class CallRecorder:
         return f"<{type(self).__name__} of {len(self._calls)} calls for {self._target!r}>"
 
 
-def collect_results(results: Iterable[Any]) -> list[Any]:
+def collect_results(results: Iterable[Any],
+                    wrapper: type = Pyro4.futures._ExceptionWrapper) -> list[Any]:
     """A batch reply's results in order, or raise the first exception the server met.
 
-    The server wraps that exception in ``Pyro4.futures._ExceptionWrapper`` and runs nothing
-    after it. Raised here, it carries the results of the calls before it in
-    ``_pyroBatchResults`` (where an exception type allows new attributes), so nothing that did
-    run is lost.
+    The server wraps that exception in ``Pyro4.futures._ExceptionWrapper`` (a Pyro5 server:
+    ``Pyro5.core._ExceptionWrapper``, passed as ``wrapper``) and runs nothing after it.
+    Raised here, it carries the results of the calls before it in ``_pyroBatchResults``
+    (where an exception type allows new attributes), so nothing that did run is lost.
     """
     collected: list[Any] = []
     for result in results:
-        if isinstance(result, Pyro4.futures._ExceptionWrapper):
-            exception = result.exception
+        if isinstance(result, wrapper):
+            exception: Any = result.exception  # type: ignore[attr-defined]
             try:
                 exception._pyroBatchResults = collected
             except AttributeError:  # e.g. an exception type with __slots__

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from Pyro4 import errors
-from Pyro4.configuration import config
+from Pyro4.configuration import config as pyro4_config
 from Pyro4.core import URI
 from twisted.internet.abstract import isIPAddress, isIPv6Address
 from twisted.internet.endpoints import (
@@ -39,7 +39,11 @@ def default_endpoint(reactor: Any, uri: URI, timeout: float = 30.0) -> Any:
     (a DNS name or IP address); ``SSL_CLIENTCERT``/``SSL_CLIENTKEY`` (and
     ``SSL_CLIENTKEYPASSWD``), when set, are presented to the server. UNIX sockets stay plain.
     Pass your own ``endpoint_factory`` to :class:`DeferredProxy` for anything else.
+
+    For a ``Pyro5.core.URI`` (a proxy with ``pyro_version=5``) the same items are read from
+    ``Pyro5.config`` instead, as a ``Pyro5.api.Proxy`` reads them.
     """
+    config = config_for(uri)
     if uri.sockname:
         return UNIXClientEndpoint(reactor, uri.sockname, timeout=timeout)
     host, port = uri.host, uri.port
@@ -56,12 +60,23 @@ def default_endpoint(reactor: Any, uri: URI, timeout: float = 30.0) -> Any:
         endpoint = HostnameEndpoint(reactor, host, port, timeout=timeout)
     if config.SSL:
         # the name checked is the URI's, as Pyro4's server_hostname, not the mapped address
-        endpoint = wrapClientTLS(tls_client_options(uri.host), endpoint)
+        endpoint = wrapClientTLS(tls_client_options(uri.host, config), endpoint)
     return endpoint
 
 
-def tls_client_options(hostname: str) -> Any:
-    """Twisted's client TLS options from ``Pyro4.config``'s client SSL items, for ``hostname``.
+def config_for(uri: Any) -> Any:
+    """The config a proxy for ``uri`` obeys: ``Pyro5.config`` for a ``Pyro5.core.URI``,
+    else ``Pyro4.config`` (Pyro5 is not imported for a Pyro4 URI)."""
+    if type(uri).__module__.startswith("Pyro5"):
+        import Pyro5
+
+        return Pyro5.config
+    return pyro4_config
+
+
+def tls_client_options(hostname: str, config: Any = None) -> Any:
+    """Twisted's client TLS options from ``Pyro4.config``'s client SSL items (or those of the
+    ``config`` given: ``Pyro5.config``), for ``hostname``.
 
     Read at every call; the options (an OpenSSL context each) are kept while the config items
     and the files they name are unchanged, much as Pyro4 keeps its client ``SSLContext``.
@@ -75,6 +90,7 @@ def tls_client_options(hostname: str) -> Any:
             return (path, -1, -1)  # loading it reports the error
         return (path, info.st_mtime_ns, info.st_size)
 
+    config = config or pyro4_config
     return _tls_client_options(hostname, stamp(config.SSL_CACERTS or ""),
                                stamp(config.SSL_CLIENTCERT or ""),
                                stamp(config.SSL_CLIENTKEY or ""),

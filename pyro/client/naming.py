@@ -7,6 +7,12 @@ query, then ``Pyro4.config.NS_HOST``), but every wait is on the reactor: the bro
 is a Twisted ``DatagramProtocol`` whose timeouts are ``callLater`` calls, not a blocking
 ``recvfrom``. Patience (waiting for a name server that is not up yet) is a retry loop on the
 reactor's clock, not a sleeping thread.
+
+Both generations: with ``codec=PYRO5`` (what a ``DeferredProxy(..., pyro_version=5)``
+passes) the name server is reached through Pyro5 proxies, ``Pyro5.config`` is read instead
+of ``Pyro4.config``, URIs and errors are Pyro5's, and ``PYROMETA:`` asks ``yplookup`` as
+Pyro5's ``resolve`` does (Pyro4's asks ``list(metadata_all=...)``). The steps of
+``locate_ns`` are the same in Pyro4 4.82 and Pyro5 5.17.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from Pyro4 import constants, errors
+from Pyro4 import constants
 from Pyro4.configuration import config
 from Pyro4.core import URI
 from twisted.application.internet import backoffPolicy
@@ -30,6 +36,7 @@ from twisted.internet.protocol import DatagramProtocol
 from twisted.logger import Logger
 
 from .._reactor import default_reactor
+from ..wire.pyro4 import PYRO4
 
 __all__ = ["BROADCAST_TRIES", "BROADCAST_WAIT", "default_backoff", "locate_ns", "resolve"]
 
@@ -62,7 +69,7 @@ def default_backoff() -> Callable[[int], float]:
     return backoffPolicy(initialDelay=0.5, factor=1.5, maxDelay=30.0)
 
 
-def _ns_uri_for(host: str | None, port: int | None) -> str:
+def _ns_uri_for(host: str | None, port: int | None, config: Any = config) -> str:
     host = host or config.NS_HOST
     if URI.isUnixsockLocation(host):
         return "PYRO:%s@%s" % (constants.NAMESERVER_NAME, host)
@@ -89,7 +96,7 @@ def _has_host_name(address: str, hosts_file: str | None = None) -> bool:
     return False
 
 
-def _local_ns_hosts() -> list[str]:
+def _local_ns_hosts(config: Any = config) -> list[str]:
     """The hosts Pyro4's ``locateNS`` tries directly first, when ``NS_HOST`` looks local."""
     ns_host = config.NS_HOST
     if not (ns_host in ("localhost", "::1") or ns_host.startswith("127.")):
@@ -101,15 +108,19 @@ def _local_ns_hosts() -> list[str]:
     return [ns_host]
 
 
-def _broadcast_addresses() -> list[str]:
+def _broadcast_addresses(config: Any = config) -> list[str]:
     """``Pyro4.config.BROADCAST_ADDRS`` as addresses an IPv4 Twisted UDP port can send to.
 
     Python's ``sendto`` takes ``""`` for INADDR_ANY and resolves host names (blocking);
     Twisted's UDP transport takes IP literals and ``"<broadcast>"`` only. So ``""`` becomes
     ``0.0.0.0`` and anything else that is not an IPv4 literal is left out, with a warning.
+    (``Pyro5.config.BROADCAST_ADDRS`` is a list already; Pyro4's a comma-separated string.)
     """
     addresses = []
-    for address in config.parseAddressesString(config.BROADCAST_ADDRS):
+    configured = config.BROADCAST_ADDRS
+    if isinstance(configured, str):
+        configured = config.parseAddressesString(configured)
+    for address in configured:
         address = address or "0.0.0.0"
         if address == "<broadcast>" or isIPAddress(address):
             addresses.append(address)
@@ -132,8 +143,9 @@ class _NameServerQuery(DatagramProtocol):
     noisy = False
 
     def __init__(self, clock: Any, addresses: list[str], port: int, tries: int,
-                 wait: float) -> None:
+                 wait: float, codec: Any = PYRO4) -> None:
         self.answer: defer.Deferred[URI | None] = defer.Deferred()
+        self._codec = codec
         self._clock = clock
         self._addresses = addresses
         self._port = port
@@ -171,9 +183,9 @@ class _NameServerQuery(DatagramProtocol):
     def datagramReceived(self, datagram: bytes, addr: Any) -> None:
         if self.answer.called:
             return
-        try:
-            uri = URI(datagram.decode("iso-8859-1"))  # Pyro4's encoding of the reply
-        except errors.PyroError:
+        try:  # Pyro's encoding of the reply (both generations)
+            uri = self._codec.uri_class(datagram.decode("iso-8859-1"))
+        except self._codec.errors.PyroError:
             uri = None
         if uri is None or uri.protocol != "PYRO" or not uri.host or not 0 < uri.port < 65536:
             log.debug("name server broadcast: ignoring a reply from {sender} that is not a "
@@ -190,7 +202,7 @@ class _NameServerQuery(DatagramProtocol):
             self._timer = None
 
 
-async def _broadcast_lookup(clock: Any, port: int) -> URI | None:
+async def _broadcast_lookup(clock: Any, port: int, codec: Any = PYRO4) -> URI | None:
     """The name server's URI from a broadcast query to ``port``, or ``None`` if none answered.
 
     The UDP port is closed in every outcome (answer, silence, error, cancellation) and the
@@ -199,10 +211,10 @@ async def _broadcast_lookup(clock: Any, port: int) -> URI | None:
     if not IReactorUDP.providedBy(clock):
         log.debug("name server broadcast skipped: {reactor!r} has no UDP", reactor=clock)
         return None
-    addresses = _broadcast_addresses()
+    addresses = _broadcast_addresses(codec.config)
     if not addresses:
         return None
-    query = _NameServerQuery(clock, addresses, port, BROADCAST_TRIES, BROADCAST_WAIT)
+    query = _NameServerQuery(clock, addresses, port, BROADCAST_TRIES, BROADCAST_WAIT, codec)
     try:
         # an ephemeral port on every interface, as Pyro4's unbound broadcast socket
         udp = clock.listenUDP(0, query, interface="", maxPacketSize=8192)
@@ -221,7 +233,7 @@ async def _broadcast_lookup(clock: Any, port: int) -> URI | None:
 def locate_ns(host: str | None = None, port: int | None = None, *, broadcast: bool = True,
               ns_uri: str | URI | None = None, reactor: Any = None,
               hmac_key: bytes | str | None = None,
-              timeout: float | None = None) -> defer.Deferred[Any]:
+              timeout: float | None = None, codec: Any = PYRO4) -> defer.Deferred[Any]:
     """A connected :class:`DeferredProxy` for the name server (close it when done).
 
     It looks where Pyro4 4.82's ``locateNS(host, port, broadcast, hmac_key)`` looks, in
@@ -247,15 +259,19 @@ def locate_ns(host: str | None = None, port: int | None = None, *, broadcast: bo
     ``MemoryReactor``) skips step 2. Fails with ``NamingError("Failed to locate the
     nameserver")`` like Pyro4; cancelling the Deferred stops the lookup and closes what it
     opened. ``timeout`` is the proxy's call timeout (see :class:`DeferredProxy`).
+    ``codec=pyro.wire.pyro5.PYRO5``: Pyro5's name server, found the same way through
+    ``Pyro5.config`` (its ``locate_ns`` takes the same steps), as a Pyro5 proxy.
     """
     make_proxy = proxy_class
     assert make_proxy is not None, "pyro.client.proxy was not imported"
     clock = default_reactor(reactor)
+    config, errors = codec.config, codec.errors  # the generation's
 
     async def connect(uri: str | URI) -> Any:
         log.debug("locating the name server: {uri}", uri=str(uri))
         proxy = make_proxy(uri, reactor=clock, hmac_key=hmac_key, max_connections=1,
-                              timeout=timeout, backoff=lambda attempt: 0.0)
+                           timeout=timeout, backoff=lambda attempt: 0.0,
+                           pyro_version=codec.pyro_version)
         try:
             await proxy.connect()
         except errors.PyroError as exc:
@@ -270,11 +286,11 @@ def locate_ns(host: str | None = None, port: int | None = None, *, broadcast: bo
         if ns_uri is not None:
             return await connect(ns_uri)
         if host is not None:
-            return await connect(_ns_uri_for(host, port))
+            return await connect(_ns_uri_for(host, port, config))
         tried: set[str] = set()
-        last_error: errors.NamingError | None = None
-        for local_host in _local_ns_hosts():
-            uri = _ns_uri_for(local_host, port)
+        last_error: Exception | None = None
+        for local_host in _local_ns_hosts(config):
+            uri = _ns_uri_for(local_host, port, config)
             tried.add(uri)
             try:
                 return await connect(uri)
@@ -283,11 +299,11 @@ def locate_ns(host: str | None = None, port: int | None = None, *, broadcast: bo
         if broadcast and config.PREFER_IP_VERSION == 6:
             log.debug("name server broadcast skipped: IPv6 has no broadcast")
         elif broadcast:
-            found = await _broadcast_lookup(clock, port or config.NS_BCPORT)
+            found = await _broadcast_lookup(clock, port or config.NS_BCPORT, codec)
             if found is not None:
                 return await connect(found)
             log.debug("name server broadcast: no answer")
-        fallback = _ns_uri_for(config.NS_HOST, config.NS_PORT)
+        fallback = _ns_uri_for(config.NS_HOST, config.NS_PORT, config)
         if fallback in tried and last_error is not None:
             raise last_error
         return await connect(fallback)
@@ -298,7 +314,8 @@ def locate_ns(host: str | None = None, port: int | None = None, *, broadcast: bo
 def resolve(uri: str | URI, *, reactor: Any = None, hmac_key: bytes | str | None = None,
             ns_uri: str | URI | None = None, patient: bool = False, max_tries: int = 20,
             backoff: Callable[[int], float] | None = None,
-            timeout: float | None = None, broadcast: bool = True) -> defer.Deferred[URI]:
+            timeout: float | None = None, broadcast: bool = True,
+            codec: Any = PYRO4) -> defer.Deferred[URI]:
     """Resolve a ``PYRONAME:``/``PYROMETA:`` URI to a ``PYRO:`` URI (a ``PYRO:`` URI as is).
 
     The name server is ``ns_uri`` if given, else the one the URI names, else the one
@@ -306,8 +323,10 @@ def resolve(uri: str | URI, *, reactor: Any = None, hmac_key: bytes | str | None
     With ``patient=True`` a name server that is not there yet, or a name not registered yet,
     is retried after ``backoff(attempt)`` seconds on the reactor's clock, up to
     ``max_tries`` attempts in all, each a full lookup; the last error is the one reported.
+    With ``codec=PYRO5``: through a Pyro5 name server, to a ``Pyro5.core.URI``.
     """
-    uri = uri if isinstance(uri, URI) else URI(uri)
+    uri_class, errors = codec.uri_class, codec.errors
+    uri = uri if isinstance(uri, uri_class) else uri_class(str(uri))
     if uri.protocol == "PYRO":
         return defer.succeed(uri)
     if uri.protocol not in ("PYRONAME", "PYROMETA"):
@@ -320,19 +339,23 @@ def resolve(uri: str | URI, *, reactor: Any = None, hmac_key: bytes | str | None
         for attempt in itertools.count(1):
             try:
                 ns = await locate_ns(ns_host, uri.port, broadcast=broadcast, ns_uri=ns_uri,
-                                     reactor=reactor, hmac_key=hmac_key, timeout=timeout)
+                                     reactor=reactor, hmac_key=hmac_key, timeout=timeout,
+                                     codec=codec)
                 try:
                     if uri.protocol == "PYRONAME":
                         found = await ns.lookup(uri.object)
                     else:
-                        candidates = await ns.list(metadata_all=uri.object)
+                        if codec.pyro_version == 4:
+                            candidates = await ns.list(metadata_all=uri.object)
+                        else:  # as Pyro5's resolve asks
+                            candidates = await ns.yplookup(uri.object, None, False)
                         if not candidates:
                             raise errors.NamingError("no registrations available with desired "
                                                      "metadata properties %s" % uri.object)
                         found = random.choice(list(candidates.values()))
                 finally:
                     await ns.close()
-                return found if isinstance(found, URI) else URI(found)
+                return found if isinstance(found, uri_class) else uri_class(found)
             except (errors.CommunicationError, errors.NamingError) as exc:
                 if not patient or attempt >= max_tries:
                     raise

@@ -177,7 +177,10 @@ class ConnectionPool:
     def __init__(self, owner: PoolOwner, uri: URI, reactor: Any = None,
                  max_connections: int = 4, min_connections: int = 0, max_in_flight: int = 64,
                  backoff: Callable[[int], float] | None = None,
-                 endpoint_factory: Callable[[Any, URI, float], Any] | None = None):
+                 endpoint_factory: Callable[[Any, URI, float], Any] | None = None,
+                 errors: Any = errors):
+        #: the error classes of the proxy's Pyro generation (``Pyro4.errors``/``Pyro5.errors``)
+        self.errors = errors
         # Weakly: the pool must not keep its proxy alive (a dropped proxy closes its pool).
         self._owner: Callable[[], PoolOwner | None] = weakref.ref(owner)
         self.uri = uri
@@ -282,7 +285,7 @@ class ConnectionPool:
             self._retry_call.cancel()
             self._retry_call = None
         for protocol in list(self.connections):
-            protocol.close(errors.ConnectionClosedError("the proxy was garbage collected"))
+            protocol.close(self.errors.ConnectionClosedError("the proxy was garbage collected"))
 
     @property
     def retrying(self) -> bool:
@@ -400,7 +403,7 @@ class ConnectionPool:
                 or call.data_object_id != (call.object_id or protocol.object_id)):
             owner = self._owner()  # alive: a queued call holds its proxy (call.owner)
             if owner is None:
-                call.fail(errors.ConnectionClosedError("the proxy was garbage collected"))
+                call.fail(self.errors.ConnectionClosedError("the proxy was garbage collected"))
                 return
             if not owner._before_send(call, protocol):
                 return  # it failed the call
@@ -428,7 +431,7 @@ class ConnectionPool:
         """A sent call lost its connection: back to the queue, in ticket order, if it has
         retries left (``max_retries``) and the pool is not closing."""
         if (call.retries <= 0 or call.done or self.closing
-                or not isinstance(error, errors.ConnectionClosedError)):
+                or not isinstance(error, self.errors.ConnectionClosedError)):
             return False
         call.retries -= 1
         call.sent = False
@@ -486,7 +489,7 @@ class ConnectionPool:
         # The owner, held strongly while the attempt runs: an attempt keeps its proxy alive.
         owner = self._owner()
         if owner is None:
-            raise errors.ConnectionClosedError("the proxy was garbage collected")
+            raise self.errors.ConnectionClosedError("the proxy was garbage collected")
         uri = self.resolved
         if uri is None:
             uri = await owner._resolve_uri()
@@ -507,11 +510,12 @@ class ConnectionPool:
         except defer.CancelledError:
             raise
         except Exception as exc:
-            raise errors.CommunicationError("cannot connect to %s: %s" % (location, exc)) from exc
+            raise self.errors.CommunicationError(
+                "cannot connect to %s: %s" % (location, exc)) from exc
 
         def no_handshake(result: Any, timeout: float) -> Any:
             if isinstance(result, Failure) and result.check(defer.CancelledError):
-                return Failure(errors.TimeoutError(
+                return Failure(self.errors.TimeoutError(
                     "cannot connect to %s: no handshake reply within %s seconds"
                     % (location, timeout)))
             return result

@@ -1,8 +1,10 @@
-"""One Pyro4 client connection: the handshake, then pipelined calls matched to replies.
+"""One Pyro client connection: the handshake, then pipelined calls matched to replies.
 
 This is the thin Twisted shell around :mod:`pyro.wire` on the client side: bytes in,
 messages out, each reply handed to the call waiting for it. It knows nothing of pools,
-names or retries (that is :mod:`pyro.client.pool` and :mod:`pyro.client.proxy`).
+names or retries (that is :mod:`pyro.client.pool` and :mod:`pyro.client.proxy`), nor of
+the protocol generation: its :attr:`PyroClientProtocol.codec` (``PYRO4`` or ``PYRO5``)
+knows the messages, and brings that generation's errors and ``current_context``.
 """
 
 from __future__ import annotations
@@ -12,9 +14,7 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
-import Pyro4
-from Pyro4 import constants, errors
-from Pyro4.configuration import config
+from Pyro4 import constants
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -22,7 +22,8 @@ from twisted.python.failure import Failure
 
 from .. import _transport, wire
 from .._reactor import with_timeout
-from ..wire.messages import PYRO4, REPLY_RESULT, REPLY_STREAM, Pyro4Codec, Request
+from ..wire.events import REPLY_RESULT, REPLY_STREAM, Request
+from ..wire.pyro4 import PYRO4
 
 __all__ = ["ClientState", "ItemStream", "PyroClientProtocol"]
 
@@ -84,7 +85,7 @@ class _Call:
         # waiting for). An item stream the call returns keeps it as well.
         self.owner: Any = None
 
-    def prepare(self, serializer: Any, object_id: str, codec: Pyro4Codec = PYRO4) -> None:
+    def prepare(self, serializer: Any, object_id: str, codec: Any = PYRO4) -> None:
         """Serialize now, so arguments are captured at call time, as Pyro4 does."""
         self.request = codec.request(serializer, object_id, self.method, self.vargs,
                                      self.kwargs, batch=self.batch)
@@ -119,13 +120,16 @@ class _Call:
 
 
 class PyroClientProtocol(Protocol):
-    """One Pyro4 client connection: handshake, then pipelined calls, replies matched in order.
+    """One Pyro client connection: handshake, then pipelined calls, replies matched in order.
 
-    Pyro4 servers (and ours) serve one request at a time per connection and answer in order,
-    so the next reply must carry the oldest outstanding sequence number. Anything else (an
-    out-of-sequence reply, bytes that are not a Pyro4 message, an HMAC mismatch) means the
-    stream can no longer be trusted: every waiting call fails with that Pyro4 error and the
-    connection is aborted. A lost connection fails them with ``ConnectionClosedError``.
+    Pyro servers (Pyro4's, Pyro5's and ours) serve one request at a time per connection and
+    answer in order, so the next reply must carry the oldest outstanding sequence number.
+    Anything else (an out-of-sequence reply, bytes that are not a Pyro message, an HMAC
+    mismatch) means the stream can no longer be trusted: every waiting call fails with that
+    Pyro error and the connection is aborted. A lost connection fails them with
+    ``ConnectionClosedError``. The errors are the generation's own (``codec.errors``:
+    ``Pyro4.errors`` or ``Pyro5.errors``), and so is the ``current_context`` whose
+    ``response_annotations`` a reply sets.
 
     :ivar ready: fires with the protocol after CONNECTOK; fails with ``CommunicationError``.
     :ivar on_load_change: ``f(protocol)`` or ``None``; called whenever :attr:`load` changed
@@ -156,12 +160,15 @@ class PyroClientProtocol(Protocol):
     """
 
     transport: Any  # set by makeConnection; TCP, UNIX and TLS transports all differ
-    #: The protocol generation this connection speaks (what its messages mean).
-    codec: Pyro4Codec = PYRO4
+    #: The protocol generation this connection speaks (what its messages mean): ``PYRO4``
+    #: unless the constructor is given another codec (``pyro.wire.pyro5.PYRO5``).
+    codec: Any = PYRO4
 
     def __init__(self, object_id: str, serializer: Any, hmac_key: bytes | None = None,
                  handshake: Any = "hello", annotations: dict[str, bytes] | None = None,
-                 location: str = "?", clock: Any = None):
+                 location: str = "?", clock: Any = None, codec: Any = None):
+        if codec is not None:
+            self.codec = codec
         self.object_id = object_id
         self.serializer = serializer
         self.hmac_key = hmac_key
@@ -170,7 +177,8 @@ class PyroClientProtocol(Protocol):
         self.location = location
         self.clock = clock
         self.state = ClientState.HANDSHAKE
-        self.want_metadata = bool(config.METADATA)  # read when connecting, as Pyro4 does
+        self.want_metadata = self.codec.wants_metadata()  # read now, as Pyro4 does (Pyro5:
+        # always)
         self.metadata: dict[str, Any] | None = None
         self.handshake_response: Any = None
         self.handshake_annotations: dict[str, bytes] = {}
@@ -243,7 +251,7 @@ class PyroClientProtocol(Protocol):
             what = ("connection closed before the handshake completed"
                     if self.state is ClientState.HANDSHAKE else "connection lost")
             why = reason.getErrorMessage() if reason is not None else "unknown reason"
-            self._fail_all(errors.ConnectionClosedError(
+            self._fail_all(self.codec.errors.ConnectionClosedError(
                 "%s to %s: %s" % (what, self.location, why)))
         self._lost = True
         waiters, self._lost_waiters = self._lost_waiters, []
@@ -278,7 +286,7 @@ class PyroClientProtocol(Protocol):
         call waits for its reply in the pipeline.
         """
         if self.state is not ClientState.READY:
-            call.fail(errors.ConnectionClosedError("connection to %s is %s" % (
+            call.fail(self.codec.errors.ConnectionClosedError("connection to %s is %s" % (
                 self.location, self.state.value)))
             return
         self._seq = (self._seq + 1) & 0xFFFF
@@ -296,7 +304,7 @@ class PyroClientProtocol(Protocol):
         self.transport.write(frame)
         if oneway:
             # no reply, so no response annotations: Pyro4's proxy leaves the context's empty
-            Pyro4.current_context.response_annotations = {}
+            self.codec.context.response_annotations = {}
             call.succeed(None)
 
     def call(self, object_id: str, method: str, vargs: Any, kwargs: Any, oneway: bool = False,
@@ -308,11 +316,11 @@ class PyroClientProtocol(Protocol):
         """
         call = _Call(object_id, method, vargs, kwargs, oneway, timeout=timeout)
         try:
-            call.prepare(self.serializer, object_id)
+            call.prepare(self.serializer, object_id, self.codec)
         except Exception:
             return defer.fail()
         call.pinned = self
-        with_timeout(call.deferred, timeout, self.clock)
+        with_timeout(call.deferred, timeout, self.clock, self.codec.errors.TimeoutError)
         scheduler = self.scheduler
         if scheduler is not None and self.state is ClientState.READY:
             self.waiting.append(call)
@@ -327,7 +335,7 @@ class PyroClientProtocol(Protocol):
         try:
             reply = self.codec.read_connect_reply(msg)
             if not reply.accepted:
-                raise errors.CommunicationError(
+                raise self.codec.errors.CommunicationError(
                     "connection to %s rejected: %s" % (self.location, reply.response))
         except Exception as exc:
             self._abort(exc)
@@ -341,6 +349,7 @@ class PyroClientProtocol(Protocol):
         self.ready.callback(self)
 
     def _reply(self, msg: wire.Message) -> None:
+        errors = self.codec.errors
         if not self._pending:
             self._abort(errors.ProtocolError(
                 "unexpected reply with seq %d: no call is waiting for one" % msg.seq))
@@ -355,7 +364,7 @@ class PyroClientProtocol(Protocol):
         self._load_changed()  # first: the pool may reuse this connection for queued calls
         if call.done:
             return  # cancelled or timed out: the reply is dropped
-        Pyro4.current_context.response_annotations = msg.annotations
+        self.codec.context.response_annotations = msg.annotations
         try:
             hook = self.on_response_annotations
             if hook is not None and msg.annotations:
@@ -390,8 +399,8 @@ class PyroClientProtocol(Protocol):
 
     def _abort(self, error: BaseException) -> None:
         """The stream is unusable: fail everyone with ``error`` and drop the connection."""
-        log.warn("closing Pyro4 connection to {location}: {error}",
-                 location=self.location, error=str(error))
+        log.warn("closing {generation} connection to {location}: {error}",
+                 generation=self.codec.name, location=self.location, error=str(error))
         self._fail_all(error)
         if self.transport is not None:
             self.transport.abortConnection()
@@ -404,8 +413,9 @@ class PyroClientProtocol(Protocol):
     def _fail_all(self, error: BaseException) -> None:
         state, self.state = self.state, ClientState.CLOSED
         if state is ClientState.HANDSHAKE and not self.ready.called:
-            if not isinstance(error, errors.CommunicationError):
-                cause, error = error, errors.CommunicationError(
+            communication_error = self.codec.errors.CommunicationError
+            if not isinstance(error, communication_error):
+                cause, error = error, communication_error(
                     "cannot connect to %s: %s" % (self.location, error))
                 error.__cause__ = cause
             self.ready.errback(error)
@@ -424,7 +434,7 @@ class PyroClientProtocol(Protocol):
 
 
 class ItemStream:
-    """The client side of a Pyro4 item stream (a servant returned an iterator or generator).
+    """The client side of a Pyro item stream (a servant returned an iterator or generator).
 
     Items are fetched one call at a time, on the connection that returned the stream (the
     server ties the stream to it). Two ways to consume it::
@@ -455,7 +465,7 @@ class ItemStream:
             return defer.fail(StopAsyncIteration())
         if self._protocol.state is not ClientState.READY:
             self._done = True
-            return defer.fail(errors.ConnectionClosedError(
+            return defer.fail(self._protocol.codec.errors.ConnectionClosedError(
                 "the connection for this item stream has been closed"))
         d = self._protocol.call(constants.DAEMON_NAME, "get_next_stream_item",
                                 [self.stream_id], {}, timeout=self._timeout)
@@ -465,7 +475,7 @@ class ItemStream:
         # After StopIteration, a request that was already pipelined behind it gets the
         # server's "item stream terminated": that is the same end, not an error.
         if failure.check(StopIteration, GeneratorExit) or (
-                self._done and failure.check(errors.PyroError)):
+                self._done and failure.check(self._protocol.codec.errors.PyroError)):
             self._done = True
             return Failure(StopAsyncIteration())
         return failure

@@ -1,4 +1,4 @@
-"""The Deferred proxy: Pyro4's proxy behaviour over a pool of pipelined connections.
+"""The Deferred proxy: Pyro's proxy behaviour over a pool of pipelined connections.
 
 :class:`DeferredProxy` is what a program calls: Pyro4's proxy behaviour (metadata, oneway,
 attributes, batches, annotations, Pyro4's ``_pyro*`` names and hooks), timeouts,
@@ -7,6 +7,10 @@ reconnection, ``min_connections``, which connection a call goes on, the queue of
 calls) are its :class:`~pyro.client.pool.ConnectionPool`'s business; one connection is a
 :class:`~pyro.client.protocol.PyroClientProtocol`. The imports point one way:
 ``proxy -> pool -> protocol``.
+
+Both protocol generations: ``pyro_version=5`` (or a ``Pyro5.core.URI``) gives a proxy that
+speaks Pyro5 (the codec :data:`pyro.wire.pyro5.PYRO5`) with Pyro5's semantics: its config,
+serializers, URIs, errors, ``current_context``, proxies in results and blobs.
 """
 
 from __future__ import annotations
@@ -16,8 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import Pyro4
-from Pyro4 import constants, errors, util
-from Pyro4.configuration import config
+from Pyro4 import constants
 from Pyro4.core import URI
 from twisted.internet import defer
 from twisted.python.failure import Failure
@@ -25,6 +28,8 @@ from twisted.python.failure import Failure
 from .. import wire
 from .._reactor import default_reactor, with_timeout
 from ..batch import CallRecorder, collect_results
+from ..wire.generations import pyro5_codec
+from ..wire.pyro4 import PYRO4
 from . import naming
 from .endpoints import default_endpoint
 from .lifetime import Hooks, abandoned
@@ -41,6 +46,19 @@ def _keep_alive(result: Any, _proxy: DeferredProxy) -> Any:
     return result
 
 
+def codec_for(uri: Any, pyro_version: int | None = None) -> Any:
+    """The codec a proxy for ``uri`` speaks: ``pyro_version`` 4 (``PYRO4``) or 5 (``PYRO5``);
+    ``None``: 5 for a ``Pyro5.core.URI`` object, else 4. Pyro5 missing: one clear line
+    (:class:`pyro.wire.GenerationUnavailable`, an ImportError)."""
+    if pyro_version is None:
+        pyro_version = 5 if type(uri).__module__.startswith("Pyro5") else 4
+    if pyro_version == 4:
+        return PYRO4
+    if pyro_version == 5:
+        return pyro5_codec()
+    raise ValueError("pyro_version must be 4 or 5, not %r" % (pyro_version,))
+
+
 def _alias(attribute: str) -> Any:
     """A property that reads and writes ``attribute`` (Pyro4's name for one of ours)."""
     return property(lambda self: getattr(self, attribute),
@@ -49,9 +67,22 @@ def _alias(attribute: str) -> Any:
 
 
 class DeferredProxy:
-    """A Pyro4 proxy whose calls return Deferreds: ``proxy.method(*args, **kwargs)``.
+    """A Pyro proxy whose calls return Deferreds: ``proxy.method(*args, **kwargs)``.
 
-    :param uri: ``PYRO:``, ``PYRONAME:`` or ``PYROMETA:`` URI (string or ``Pyro4.URI``).
+    :param uri: ``PYRO:``, ``PYRONAME:`` or ``PYROMETA:`` URI (string, ``Pyro4.URI`` or
+        ``Pyro5.core.URI``).
+    :param pyro_version: the Pyro generation to speak, 4 or 5. Not given: 5 when ``uri`` is
+        a ``Pyro5.core.URI`` object, else 4. With 5 the proxy speaks Pyro5's protocol (wire
+        version 502) to Pyro5 daemons and name servers (and to ours), and everything below
+        that names ``Pyro4`` means its Pyro5 counterpart: ``Pyro5.config`` (``SERIALIZER``,
+        ``COMMTIMEOUT``, ``MAX_RETRIES``, ``NS_HOST``, SSL items...), Pyro5's serializers
+        (serpent, marshal, json, msgpack), ``Pyro5.core.URI``, ``Pyro5.errors`` (remote
+        exceptions carry ``_pyroTraceback``, so ``Pyro5.errors.get_pyro_traceback`` works),
+        ``Pyro5.api.current_context`` (annotations, ``correlation_id``: sent in the Pyro5
+        header), ``Pyro5.api.SerializedBlob``, and a ``Pyro5.api.Proxy`` in a result becomes
+        a ``DeferredProxy`` with ``pyro_version=5``. Pyro5 has no HMAC (use TLS):
+        ``hmac_key`` is refused. Needs the Pyro5 package (``twisted-pyro[pyro5]``); without
+        it this fails with ``GenerationUnavailable`` (an ImportError) saying so.
     :param reactor: defaults to the global reactor, looked up when needed.
     :param hmac_key: shared secret (also used for the name server, as Pyro4 does).
     :param serializer: a Pyro4 serializer name; default ``Pyro4.config.SERIALIZER`` per call.
@@ -156,8 +187,13 @@ class DeferredProxy:
                  endpoint_factory: Callable[[Any, URI, float], Any] | None = None,
                  connect_timeout: float | None = _DEFAULT, broadcast: bool = True,
                  min_connections: int = 0, wrap_proxies: bool = True,
-                 max_retries: int = _DEFAULT):
-        self.uri = uri if isinstance(uri, URI) else URI(uri)
+                 max_retries: int = _DEFAULT, pyro_version: int | None = None):
+        self._codec = codec = codec_for(uri, pyro_version)
+        if hmac_key and codec.pyro_version == 5:
+            raise ValueError("Pyro5 has no HMAC (it relies on TLS): hmac_key is for Pyro4")
+        config = codec.config
+        uri_class = codec.uri_class
+        self.uri = uri if isinstance(uri, uri_class) else uri_class(str(uri))
         if max_retries is _DEFAULT:
             max_retries = config.MAX_RETRIES  # when the proxy is made, as Pyro4's Proxy does
         self.max_retries: int = max_retries
@@ -188,7 +224,8 @@ class DeferredProxy:
         self._unvetted = False  # calls were queued before the metadata was known
         # the connections, and the calls waiting for them
         self._pool = ConnectionPool(self, self.uri, reactor, max_connections, min_connections,
-                                    max_in_flight, self._backoff, self._endpoint_factory)
+                                    max_in_flight, self._backoff, self._endpoint_factory,
+                                    codec.errors)
         self._pool.max_attempts = self._max_attempts
         # A proxy nobody holds any more closes its connections, as a Pyro4 proxy does.
         weakref.finalize(self, abandoned, self._pool, reactor).atexit = False
@@ -234,6 +271,8 @@ class DeferredProxy:
 
     @_pyroHmacKey.setter
     def _pyroHmacKey(self, key: bytes | str | None) -> None:
+        if key and self._codec.pyro_version == 5:
+            raise ValueError("Pyro5 has no HMAC (it relies on TLS): hmac_key is for Pyro4")
         self._hmac_key = wire.hmac_key_bytes(key)
         for protocol in self._pool.connections:
             protocol.hmac_key = self._hmac_key
@@ -244,7 +283,7 @@ class DeferredProxy:
 
     @_pyroSerializer.setter
     def _pyroSerializer(self, name: str | None) -> None:
-        util.get_serializer(name or config.SERIALIZER)  # unknown: fail now, as Pyro4 does
+        self._codec.get_serializer(name)  # unknown: fail now, as Pyro4 does
         self._serializer_name = name
 
     _pyroHandshake = _alias("_handshake")
@@ -314,7 +353,7 @@ class DeferredProxy:
             call.retries = self.max_retries
         pool = self._pool
         if pool.closing:
-            call.fail(errors.ConnectionClosedError("the proxy is closing"))
+            call.fail(self._codec.errors.ConnectionClosedError("the proxy is closing"))
             return call.deferred
         if check is not None and object_id is None:
             if self._pyroMethods or self._pyroAttrs:
@@ -328,16 +367,16 @@ class DeferredProxy:
         known_id = object_id or (resolved.object if resolved else None)
         if known_id is not None:
             try:
-                call.prepare(self._get_serializer(), known_id)
+                call.prepare(self._get_serializer(), known_id, self._codec)
             except Exception:
                 call.fail(Failure())  # the caller's serialization error fails this call only
                 return call.deferred
-        with_timeout(call.deferred, timeout, self._clock)
+        with_timeout(call.deferred, timeout, self._clock, self._codec.errors.TimeoutError)
         pool.submit(call)
         return call.deferred
 
     def _get_serializer(self) -> Any:
-        return util.get_serializer(self._serializer_name or config.SERIALIZER)
+        return self._codec.get_serializer(self._serializer_name)
 
     def _pyroAnnotations(self) -> dict[str, bytes]:
         """Override to add annotations to every request (Pyro4's hook of the same name)."""
@@ -359,7 +398,7 @@ class DeferredProxy:
 
     def _pyroAnnotationsNow(self, clear: bool = True) -> dict[str, bytes]:
         # Pyro4's rule: the context's annotations are used once, by the next call
-        context = Pyro4.current_context
+        context = self._codec.context
         annotations = dict(context.annotations or {})
         correlation_id = self._correlation_id or context.correlation_id
         if correlation_id:
@@ -384,7 +423,7 @@ class DeferredProxy:
                 return False
         if call.request is None or call.data_object_id != object_id:
             try:
-                call.prepare(self._get_serializer(), object_id)
+                call.prepare(self._get_serializer(), object_id, self._codec)
             except Exception:
                 call.fail(Failure())
                 return False
@@ -399,14 +438,15 @@ class DeferredProxy:
         return resolve(self.uri, reactor=self._reactor, hmac_key=self._hmac_key,
                        ns_uri=self._ns_uri, patient=self._patient,
                        max_tries=self._patient_tries, backoff=self._backoff,
-                       timeout=self.timeout, broadcast=self._broadcast)
+                       timeout=self.timeout, broadcast=self._broadcast, codec=self._codec)
 
     def _protocol_factory(self, uri: URI) -> Callable[[], PyroClientProtocol]:
         # What the connection needs, taken now: ``build`` stays with the connection, and
         # must not keep this proxy alive (see pyro.client.lifetime). Its hooks hold it weakly;
         # calls in flight hold it through ``call.owner``.
         settings = (uri.object, self._get_serializer(), self._hmac_key, self._handshake,
-                    self._pyroAnnotationsNow(clear=False), uri.location, self._clock)
+                    self._pyroAnnotationsNow(clear=False), uri.location, self._clock,
+                    self._codec)
         hooks = self._hooks
         on_result = hooks.result if self._wrap_proxies else None
         on_response_annotations = hooks.response_annotations
@@ -473,17 +513,18 @@ class DeferredProxy:
         """Replace the ``Pyro4.Proxy`` objects in a result (Pyro4's autoproxies: a servant
         returned an object registered with its daemon) with proxies like this one. Only
         replies that can hold one come here (see ``PyroClientProtocol.on_result``)."""
-        return _replace_proxies(value, self._proxy_for)
+        return _replace_proxies(value, self._proxy_for, self._codec.proxy_class)
 
-    def _proxy_for(self, found: Pyro4.Proxy) -> DeferredProxy:
+    def _proxy_for(self, found: Any) -> DeferredProxy:
         """The proxy that stands for ``found``, a ``Pyro4.Proxy`` in a result: the same class
         as this one (override this if its constructor takes other arguments), for the same
         URI, with this proxy's reactor, pool, timeout, name server and transport settings,
         ``found``'s metadata, and ``found``'s HMAC key, handshake and serializer where it has
-        them (this proxy's otherwise). It is closed when this proxy is closed."""
+        them (this proxy's otherwise). It is closed when this proxy is closed. A
+        ``Pyro5.api.Proxy`` (a Pyro5 proxy's result) becomes a proxy with ``pyro_version=5``."""
         child = type(self)(
             found._pyroUri, reactor=self._reactor,
-            hmac_key=found._pyroHmacKey or self._hmac_key,
+            hmac_key=getattr(found, "_pyroHmacKey", None) or self._hmac_key,
             serializer=found._pyroSerializer or self._serializer_name,
             max_connections=self._pool.max_connections, max_in_flight=self._pool.max_in_flight,
             timeout=self.timeout, handshake=found._pyroHandshake,
@@ -491,7 +532,7 @@ class DeferredProxy:
             patient_tries=self._patient_tries, backoff=self._backoff,
             endpoint_factory=self._endpoint_factory, connect_timeout=self._connect_timeout,
             broadcast=self._broadcast, wrap_proxies=self._wrap_proxies,
-            max_retries=self.max_retries)
+            max_retries=self.max_retries, pyro_version=self._codec.pyro_version)
         child._pyroMethods = set(found._pyroMethods)
         child._pyroAttrs = set(found._pyroAttrs)
         child._pyroOneway = set(found._pyroOneway)
@@ -505,8 +546,9 @@ class DeferredProxy:
         self._pyroMethods = set(metadata["methods"])
         self._pyroAttrs = set(metadata["attrs"])
         if not self._pyroMethods and not self._pyroAttrs:
-            raise errors.PyroError("remote object doesn't expose any methods or attributes. "
-                                   "Did you forget setting @expose on them?")
+            raise self._codec.errors.PyroError(
+                "remote object doesn't expose any methods or attributes. "
+                "Did you forget setting @expose on them?")
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -536,7 +578,7 @@ class DeferredProxy:
 
     def _release(self) -> defer.Deferred[None]:
         """Close this proxy's own connections (see :meth:`close`)."""
-        return self._pool.close(errors.ConnectionClosedError("the proxy was closed"))
+        return self._pool.close(self._codec.errors.ConnectionClosedError("the proxy was closed"))
 
     async def __aenter__(self) -> DeferredProxy:
         return self
@@ -551,21 +593,22 @@ class DeferredProxy:
             pool.in_flight, pool.queued)
 
 
-def _replace_proxies(value: Any, replace: Callable[[Pyro4.Proxy], Any]) -> Any:
-    """``value`` with every ``Pyro4.Proxy`` in it, or in its lists, tuples and dicts (values),
-    replaced by ``replace(proxy)``. Lists and dicts are changed in place: they are fresh from
-    the deserializer."""
-    if isinstance(value, Pyro4.Proxy):
+def _replace_proxies(value: Any, replace: Callable[[Any], Any],
+                     proxy_class: type = Pyro4.Proxy) -> Any:
+    """``value`` with every ``proxy_class`` (``Pyro4.Proxy``, or ``Pyro5.api.Proxy``) in it,
+    or in its lists, tuples and dicts (values), replaced by ``replace(proxy)``. Lists and
+    dicts are changed in place: they are fresh from the deserializer."""
+    if isinstance(value, proxy_class):
         return replace(value)
     kind = type(value)
     if kind is list:
         for index, item in enumerate(value):
-            value[index] = _replace_proxies(item, replace)
+            value[index] = _replace_proxies(item, replace, proxy_class)
     elif kind is dict:
         for key, item in value.items():
-            value[key] = _replace_proxies(item, replace)
+            value[key] = _replace_proxies(item, replace, proxy_class)
     elif kind is tuple:
-        return tuple(_replace_proxies(item, replace) for item in value)
+        return tuple(_replace_proxies(item, replace, proxy_class) for item in value)
     return value
 
 
@@ -605,9 +648,11 @@ class Batch(CallRecorder):
     def send(self, oneway: bool = False,
              timeout: float | None = _DEFAULT) -> defer.Deferred[list[Any] | None]:
         """Send the collected calls (and start a new, empty batch)."""
-        d = self._target._invoke(None, "<batch>", self._take(), None, oneway, None, timeout,
-                                 batch=True)
-        return d if oneway else d.addCallback(collect_results)
+        target = self._target
+        d = target._invoke(None, "<batch>", self._take(), None, oneway, None, timeout,
+                           batch=True)
+        return d if oneway else d.addCallback(collect_results,
+                                              target._codec.exception_wrapper)
 
 
 naming.proxy_class = DeferredProxy  # the name server is reached through proxies like any other

@@ -1,7 +1,10 @@
-"""``PyroDeferredService``: a ``Pyro4.Proxy`` whose calls return ``Deferred``-s.
+"""``PyroDeferredService``: a ``Pyro4.Proxy`` (or ``Pyro5.api.Proxy``) whose calls return
+``Deferred``-s.
 
 It wraps any ``Pyro4.Proxy`` (``PYRO:``, ``PYRONAME:``, ``PYROMETA:``; HMAC key, handshake,
-serializer, timeout, retries: whatever the proxy was set up with). The blocking Pyro4 call runs
+serializer, timeout, retries: whatever the proxy was set up with), or a ``Pyro5.api.Proxy``,
+whose copies each worker thread takes ownership of (:mod:`pyro.threaded.generations` holds
+what differs). The blocking Pyro4 call runs
 in a bounded pool of worker threads (:mod:`pyro.threaded.workers`); the result comes back to
 the reactor thread with ``reactor.callFromThread``, one per batch of finished calls. A remote
 generator's result is an :class:`ItemStream`; ``service.batch()`` gives a :class:`Batch`.
@@ -33,11 +36,7 @@ from collections.abc import Callable
 from typing import Any
 
 import Pyro4
-import Pyro4.core
-import Pyro4.errors
-import Pyro4.futures
-import Pyro4.message
-import Pyro4.naming
+import Pyro4.naming  # noqa: F401 -- loaded before any worker thread resolves a PYRONAME:
 from Pyro4 import constants
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -45,6 +44,7 @@ from twisted.python import failure
 
 from .._reactor import default_reactor
 from ..batch import CallRecorder, RecordedCall, collect_results
+from .generations import ProxyKind, claim, kind_of
 from .workerconnection import adopt as adopt_connection
 from .workers import Call, ReactorForService, StreamLink, Workers, sendCloseStream
 
@@ -52,9 +52,6 @@ __all__ = ["DEFAULT_MAX_WORKERS", "Batch", "ItemStream", "PyroDeferredService"]
 
 DEFAULT_MAX_WORKERS = 4
 
-#: The ``_pyro*`` settings an open item stream's connection takes from the wrapped proxy when
-#: they change (see ``PyroDeferredService._refreshLink``).
-_LIVE_SETTINGS = ("_pyroTimeout", "_pyroHmacKey", "_pyroSerializer", "_pyroMaxRetries")
 """Worker threads (= connections to the server) per service. Small on purpose: Pyro4's thread
 server gives each connection one of its worker threads (40 by default, for all clients)."""
 
@@ -163,7 +160,8 @@ class ItemStream:
             if result.called:
                 return
             if isinstance(outcome, failure.Failure) and not (
-                    self._workers.closed and outcome.check(Pyro4.errors.ConnectionClosedError)):
+                    self._workers.closed and outcome.check(
+                        self._service._kind.errors.ConnectionClosedError)):
                 result.errback(outcome)
             else:  # closing the service closed the stream as well
                 result.callback(None)
@@ -225,7 +223,7 @@ class ItemStream:
         """The service was closed (its ``_stop``): our submitted calls fail with
         ``ConnectionClosedError`` there; so do the waiting ones here, or else the next
         ``next()``. The stopper thread sends ``close_stream`` if the connection is idle."""
-        error = Pyro4.errors.ConnectionClosedError(
+        error = self._service._kind.errors.ConnectionClosedError(
             f"{self._service._name} was closed; item stream {self.stream_id} is gone")
         outstanding = self._busy or bool(self._waiting)
         if self._done and not outstanding:
@@ -267,11 +265,11 @@ class Batch(CallRecorder):
         return self._target._submit(_callBatch, (calls, oneway), f"{kind} of {len(calls)} calls")
 
 
-def _callMethod(proxy: Pyro4.Proxy, method: str, args: tuple[Any, ...],
+def _callMethod(proxy: Any, method: str, args: tuple[Any, ...],
                 kwargs: dict[str, Any]) -> Any:
     """Worker thread: one remote method call, through the proxy's own machinery (metadata
     checks, oneway flags, ``_pyroMaxRetries``), so a subclass's behaviour is kept."""
-    if Pyro4.config.METADATA:
+    if kind_of(proxy).metadata_on():
         if not proxy._pyroMethods and not proxy._pyroAttrs:
             proxy._pyroGetMetadata()  # connects; the metadata comes with the handshake
         if method in proxy._pyroAttrs and method not in proxy._pyroMethods:
@@ -282,33 +280,33 @@ def _callMethod(proxy: Pyro4.Proxy, method: str, args: tuple[Any, ...],
     return getattr(proxy, method)(*args, **kwargs)
 
 
-def _getAttribute(proxy: Pyro4.Proxy, name: str) -> Any:
+def _getAttribute(proxy: Any, name: str) -> Any:
     return proxy._pyroInvoke("__getattr__", (name,), None)
 
 
-def _setAttribute(proxy: Pyro4.Proxy, name: str, value: Any) -> None:
+def _setAttribute(proxy: Any, name: str, value: Any) -> None:
     proxy._pyroInvoke("__setattr__", (name, value), None)
 
 
-def _bind(proxy: Pyro4.Proxy) -> bool:
+def _bind(proxy: Any) -> bool:
     return proxy._pyroBind()
 
 
-def _callBatch(proxy: Pyro4.Proxy, calls: list[RecordedCall], oneway: bool) -> list[Any] | None:
+def _callBatch(proxy: Any, calls: list[RecordedCall], oneway: bool) -> list[Any] | None:
     """Worker thread: one Pyro4 batch message (``Pyro4.batch(proxy)(oneway)``); the results in
     order, or the first exception, raised with the results before it in
     ``_pyroBatchResults``."""
     results = proxy._pyroInvokeBatch(calls, oneway)
-    return None if oneway else collect_results(results)
+    return None if oneway else collect_results(results, kind_of(proxy).exception_wrapper)
 
 
-def _nextItem(proxy: Pyro4.Proxy, workers: Workers, link: StreamLink) -> Any:
+def _nextItem(proxy: Any, workers: Workers, link: StreamLink) -> Any:
     """Worker thread, on the stream's own proxy: what ``_StreamResultIterator.__next__`` does.
     Any exception ends the stream: the server drops a stream whose iterator raised (its
     ``StopIteration`` included), and a communication error lost the connection it lived on."""
     try:
         if proxy._pyroConnection is None:  # never a new connection: it would not know us
-            raise Pyro4.errors.ConnectionClosedError(
+            raise kind_of(proxy).errors.ConnectionClosedError(
                 "the connection for this item stream has been closed")
         return proxy._pyroInvoke("get_next_stream_item", [link.streamId], {},
                                  objectId=constants.DAEMON_NAME)
@@ -317,7 +315,7 @@ def _nextItem(proxy: Pyro4.Proxy, workers: Workers, link: StreamLink) -> Any:
         raise
 
 
-def _closeStream(proxy: Pyro4.Proxy, workers: Workers, link: StreamLink) -> None:
+def _closeStream(proxy: Any, workers: Workers, link: StreamLink) -> None:
     """Worker thread, on the stream's own proxy: drop the stream on the server, then free
     the proxy. A lost connection took the stream with it (Pyro4's iterator sends nothing
     then either)."""
@@ -381,7 +379,13 @@ class PyroDeferredService:
     :param proxy: any ``Pyro4.Proxy`` (or subclass whose constructor takes just a URI, since
         ``Proxy.__copy__`` calls ``type(proxy)(uri)``). The service never uses it for calls
         itself; it is the template for the workers' copies. A ``PyroPatientProxy`` makes the
-        service wait for a name server or object that is not there yet.
+        service wait for a name server or object that is not there yet. A
+        ``Pyro5.api.Proxy`` works the same way, with Pyro5's errors, ``current_context`` and
+        batch results: Pyro5 proxies belong to one thread, so each worker takes ownership
+        (``_pyroClaimOwnership()``) of the copy it uses, item streams' copies included as
+        they pass between workers, and the stopper thread of those it releases. (Pyro5 has
+        no HMAC key; the workers' reading ahead of :mod:`~pyro.threaded.workerconnection`
+        is Pyro4's only.)
     :param reactor: provides ``callFromThread`` and system event triggers; ``None`` means the
         global reactor, looked up at the first call (so importing installs no reactor).
     :param max_workers: maximum worker threads, hence concurrent calls; connections: one per
@@ -391,12 +395,11 @@ class PyroDeferredService:
 
     # Our own attributes: never forwarded to the proxy nor taken for remote methods.
     _OWN = frozenset({"_wrapped", "_reactor", "_maxWorkers", "_name", "_workers", "_generation",
-                      "_stopping", "_waiters", "_triggerID"})
+                      "_stopping", "_waiters", "_triggerID", "_kind"})
 
-    def __init__(self, proxy: Pyro4.Proxy, reactor: ReactorForService | None = None,
+    def __init__(self, proxy: Any, reactor: ReactorForService | None = None,
                  max_workers: int = DEFAULT_MAX_WORKERS, name: str | None = None) -> None:
-        if not isinstance(proxy, Pyro4.Proxy):
-            raise TypeError(f"expected a Pyro4.Proxy, got {proxy!r}")
+        self._kind: ProxyKind = kind_of(proxy)  # TypeError for anything but a Pyro proxy
         if max_workers < 1:
             raise ValueError("max_workers must be at least 1")
         self._wrapped = proxy
@@ -436,7 +439,7 @@ class PyroDeferredService:
     # -- public API --------------------------------------------------------------------------
 
     @property
-    def proxy(self) -> Pyro4.Proxy:
+    def proxy(self) -> Any:
         """The wrapped proxy (the template of the workers' copies)."""
         return self._wrapped
 
@@ -510,7 +513,7 @@ class PyroDeferredService:
         one, made by the service itself, neither takes nor clears it)."""
         if internal:
             return Call(operation, args, description, {}, None, self._generation)
-        context = Pyro4.current_context
+        context = self._kind.context
         call = Call(operation, args, description, dict(context.annotations),
                      context.correlation_id, self._generation)
         context.annotations = {}  # Pyro4 clears the caller's annotations after each call
@@ -551,8 +554,11 @@ class PyroDeferredService:
         of the proxy lives here, made anew when a ``_pyro*`` setting changed after it was
         made."""
         jobs = workers.pool.jobs
-        proxy: Pyro4.Proxy | None = None
+        proxy: Any = None
         generation = -1
+        kind = self._kind
+        errors = kind.errors
+        owned = kind.owned_by_thread
         drain = lambda: self._drain(workers)  # noqa: E731 - one closure per thread
         while True:
             call = jobs.get()
@@ -560,22 +566,24 @@ class PyroDeferredService:
                 return
             # A cancelled call (or one failed by close()) has fired already: never sent.
             if not (call.deferred.called or workers.closed):
-                context = Pyro4.current_context
+                context = kind.context
                 link = call.link
                 try:
                     if link is not None:  # an item stream's operation, on the stream's copy
                         if not workers.claim(link):
-                            raise Pyro4.errors.ConnectionClosedError(
+                            raise errors.ConnectionClosedError(
                                 f"{self._name} was closed, or the item stream is over")
                         if link.generation < call.generation:
                             self._refreshLink(link, call.generation)
                         target = link.proxy
+                        if owned:  # (the stream's copy moves between the workers)
+                            claim(target)
                     else:
                         if proxy is None or generation < call.generation:
                             proxy, generation = self._copyProxy(workers, proxy,
                                                                 call.generation)
                         if workers.closed:  # closed while we copied: not interrupted
-                            raise Pyro4.errors.ConnectionClosedError(f"{self._name} was closed")
+                            raise errors.ConnectionClosedError(f"{self._name} was closed")
                         target = proxy
                     context.annotations = call.annotations
                     context.correlation_id = call.correlationId
@@ -589,17 +597,15 @@ class PyroDeferredService:
                         context.annotations = {}
                         context.correlation_id = None
                         context.response_annotations = {}
-                    if link is not None and isinstance(call.outcome,
-                                                       Pyro4.core._StreamResultIterator):
+                    if link is not None and isinstance(call.outcome, kind.stream_iterator):
                         # An item that is itself an iterator: the server opened a stream in
                         # the stream. Not supported; drop it at once.
                         nested, call.outcome = call.outcome, None
                         nested.proxy = None
                         sendCloseStream(target, nested.streamId)
-                        raise Pyro4.errors.PyroError(
+                        raise errors.PyroError(
                             "an item stream's item is an iterator: not supported")
-                    if link is None and isinstance(call.outcome,
-                                                   Pyro4.core._StreamResultIterator):
+                    if link is None and isinstance(call.outcome, kind.stream_iterator):
                         # The stream lives on this copy's connection: the copy goes with the
                         # stream, and this thread takes another one for its next call.
                         iterator, call.outcome = call.outcome, None
@@ -623,14 +629,16 @@ class PyroDeferredService:
         without reconnecting are copied over (a handshake or bind setting would only matter
         to a new connection, and the stream cannot move to one)."""
         current = self._generation  # read first: a racing write bumps it again
-        for name in _LIVE_SETTINGS:
+        for name in self._kind.live_settings:
             setattr(link.proxy, name, getattr(self._wrapped, name))
         link.generation = max(current, generation)
 
-    def _copyProxy(self, workers: Workers, old: Pyro4.Proxy | None,
-                   generation: int) -> tuple[Pyro4.Proxy, int]:
+    def _copyProxy(self, workers: Workers, old: Any,
+                   generation: int) -> tuple[Any, int]:
         """Worker thread: a fresh copy of the wrapped proxy (releasing the ``old`` one) and the
-        settings generation it reflects."""
+        settings generation it reflects. A Pyro5 copy belongs to the thread that made it
+        (``copy.copy`` makes it in this worker); a spare one, made by another worker, is
+        claimed."""
         if old is not None:
             with workers.lock:
                 workers.copies = [p for p in workers.copies if p is not old]
@@ -640,9 +648,14 @@ class PyroDeferredService:
         current = self._generation
         spare = workers.takeSpare(max(current, generation))  # an ended stream's connection
         if spare is not None:
+            if self._kind.owned_by_thread:
+                claim(spare[0])
             return spare
         proxy = copy.copy(self._wrapped)
-        proxy._pyroAsync(False)  # the copy of an async-mode proxy would return FutureResults
+        if self._kind.owned_by_thread:
+            claim(proxy)  # (a subclass's __copy__ may not make it in this thread)
+        else:
+            proxy._pyroAsync(False)  # the copy of an async-mode proxy would return Futures
         with workers.lock:
             workers.copies.append(proxy)
         return proxy, max(current, generation)
@@ -680,7 +693,7 @@ class PyroDeferredService:
             _log.debug("{service!r}: dropped the result of {call} (cancelled or closed)",
                        service=self, call=call.description)
             return
-        Pyro4.current_context.response_annotations = call.responseAnnotations
+        self._kind.context.response_annotations = call.responseAnnotations
         if call.failed:
             # A Failure of the original type, with the worker's traceback (and Pyro4's
             # ``_pyroTraceback`` for a remote exception).
@@ -694,7 +707,7 @@ class PyroDeferredService:
         pending, workers.pending = workers.pending, set()
         for call in pending:
             if not call.deferred.called:
-                call.deferred.errback(Pyro4.errors.ConnectionClosedError(
+                call.deferred.errback(self._kind.errors.ConnectionClosedError(
                     f"{self._name} was closed before {call.description} completed"))
         for stream in list(workers.streams):
             stream._serviceClosed()

@@ -29,6 +29,8 @@ from Pyro4 import constants
 from twisted.internet import defer
 from twisted.logger import Logger
 
+from .generations import claim
+
 __all__ = ["Call", "Pool", "ReactorForService", "StreamLink", "Workers", "release", "sendCloseStream"]
 
 _log = Logger(namespace="pyro.proxy")
@@ -274,14 +276,17 @@ class Workers:
             release(proxy)
 
 
-def release(proxy: Pyro4.Proxy) -> None:
+def release(proxy: Any) -> None:
     try:
+        claim(proxy)  # a Pyro5 proxy: this thread takes it over (see generations.claim)
         proxy._pyroRelease()
     except Exception:
         _log.failure("releasing {proxy!r}", proxy=proxy)
 
 
-def sendCloseStream(proxy: Pyro4.Proxy, streamId: str) -> None:
-    """Worker (or stopper) thread: Pyro4's ``close_stream``, oneway, as its iterator sends it."""
+def sendCloseStream(proxy: Any, streamId: str) -> None:
+    """Worker (or stopper) thread: Pyro's ``close_stream``, oneway, as its iterator sends it
+    (FLAGS_ONEWAY is 4 in both generations)."""
+    claim(proxy)
     proxy._pyroInvoke("close_stream", [streamId], {}, flags=Pyro4.message.FLAGS_ONEWAY,
                       objectId=constants.DAEMON_NAME)

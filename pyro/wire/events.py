@@ -17,7 +17,14 @@ __all__ = [
     "REPLY_RESULT",
     "REPLY_STREAM",
     "Request",
+    "SameInBoth",
+    "reply_of",
 ]
+
+# What both generations number alike (Pyro4.message and Pyro5.protocol; the tests check it):
+# the message types, and the flag bits ONEWAY and COMPRESSED.
+MSG_CONNECT, MSG_PING = 1, 6
+FLAGS_COMPRESSED, FLAGS_ONEWAY = 1 << 1, 1 << 2
 
 #: What a codec's ``read_reply`` found in a RESULT message.
 REPLY_RESULT = "result"  #: the call's value
@@ -83,3 +90,50 @@ class Request:
         self.serializer = serializer  #: the serializer the data is in; the reply must match
         self.flags = flags
         self.annotations = annotations
+
+
+def reply_of(value: Any, stream: bool, exception: bool, annotations: Any,
+             errors: Any) -> tuple[str, Any]:
+    """What a RESULT says, once its payload is decoded: ``(REPLY_RESULT, value)``,
+    ``(REPLY_EXCEPTION, exception)`` or ``(REPLY_STREAM, stream id)``, the same rules in
+    both generations (the codec reads its own flag bits for ``stream`` and ``exception``
+    and passes its ``errors`` module). A reply that breaks them (a stream without an id,
+    an "exception" that is not one) comes back as an exception the caller can be given."""
+    if stream:
+        stream_id = bytes(annotations.get("STRM", b"")).decode()
+        if not stream_id:
+            return REPLY_EXCEPTION, errors.ProtocolError(
+                "result of call is an iterator, but the server is not configured to "
+                "allow streaming")
+        return REPLY_STREAM, stream_id
+    if exception:
+        if isinstance(value, BaseException):
+            return REPLY_EXCEPTION, value  # _pyroTraceback came along as an attribute
+        return REPLY_EXCEPTION, errors.ProtocolError(
+            "exception reply is not an exception: %r" % (value,))
+    return REPLY_RESULT, value
+
+
+class SameInBoth:
+    """The codec methods whose answer depends only on what both generations number alike
+    (message types, ONEWAY, COMPRESSED): a base of ``Pyro4Codec`` and ``Pyro5Codec``."""
+
+    @staticmethod
+    def is_connect(msg: Any) -> bool:
+        return msg.type == MSG_CONNECT
+
+    @staticmethod
+    def is_ping(msg: Any) -> bool:
+        return msg.type == MSG_PING
+
+    @staticmethod
+    def is_oneway(msg: Any) -> bool:
+        """The request owes no reply (known from the header, before the payload is read)."""
+        return bool(msg.flags & FLAGS_ONEWAY)
+
+    @staticmethod
+    def may_hold_proxies(msg: Any) -> bool:
+        """Whether a reply's value can contain a proxy (``Pyro4.Proxy``, ``Pyro5.client.
+        Proxy``: autoproxies): every serializer of both names the class, so an uncompressed
+        payload without ``Proxy`` in it holds none."""
+        return bool(msg.flags & FLAGS_COMPRESSED) or b"Proxy" in msg.data

@@ -121,21 +121,27 @@ class WireError(errors.ProtocolError):
         self.message = message
 
 
-def parse_annotations(data: bytes) -> dict[str, bytes]:
-    """Split annotation bytes into a ``{key: value}`` dict, checking every length."""
+def parse_annotations(data: bytes, chunk: struct.Struct = _ANNOTATION_HEADER,
+                      protocol_error: type[Exception] = errors.ProtocolError
+                      ) -> dict[str, bytes]:
+    """Split annotation bytes into a ``{key: value}`` dict, checking every length.
+
+    Pyro4's chunks by default (``!4sH``: key, u16 length); Pyro5's are ``!4sI`` and its
+    errors ``Pyro5.errors.ProtocolError`` (see :mod:`pyro.wire.framing5`)."""
     annotations: dict[str, bytes] = {}
     offset, end = 0, len(data)
+    size = chunk.size
     while offset < end:
-        if end - offset < _ANNOTATION_HEADER.size:
-            raise errors.ProtocolError("truncated annotation chunk")
-        key, length = _ANNOTATION_HEADER.unpack_from(data, offset)
-        offset += _ANNOTATION_HEADER.size
+        if end - offset < size:
+            raise protocol_error("truncated annotation chunk")
+        key, length = chunk.unpack_from(data, offset)
+        offset += size
         if offset + length > end:
-            raise errors.ProtocolError("annotation chunk longer than the annotations")
+            raise protocol_error("annotation chunk longer than the annotations")
         try:
             name = key.decode("ascii")
         except UnicodeDecodeError:
-            raise errors.ProtocolError("annotation key is not ASCII") from None
+            raise protocol_error("annotation key is not ASCII") from None
         annotations[name] = data[offset : offset + length]
         offset += length
     return annotations
@@ -306,8 +312,8 @@ class FrameFormat:
     hmac_key)`` (raising :class:`WireError`; Pyro5 has no HMAC), ``max_message_size()`` (the
     generation's config, read per message), ``too_large(total, limit)`` (the exception for
     an oversize frame, in the generation's words; ``limit`` None: no memory for it) and
-    ``protocol_error(text)`` (the generation's ``ProtocolError``). Plain attributes, not methods of a
-    subclass: the reader binds what it needs once per connection.
+    ``protocol_error(text)`` (the generation's ``ProtocolError``). Plain attributes, not
+    methods of a subclass: one object per generation, shared by every reader.
     """
 
     __slots__ = ("name", "version", "header_size", "parse_header", "parse_annotations",

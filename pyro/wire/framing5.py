@@ -40,6 +40,7 @@ from Pyro5.protocol import (
     ReceivingMessage,
 )
 
+from . import framing
 from .framing import LARGE_PAYLOAD, FrameFormat, WireError
 
 __all__ = [
@@ -111,22 +112,7 @@ def parse_header(header: bytes) -> ReceivingMessage:
 def parse_annotations(data: bytes) -> dict[str, bytes]:
     """Split annotation bytes into a ``{key: value}`` dict, checking every length (values
     are ``bytes``; Pyro5's own reader gives memoryviews, which compare equal)."""
-    annotations: dict[str, bytes] = {}
-    offset, end = 0, len(data)
-    while offset < end:
-        if end - offset < _ANNOTATION_HEADER.size:
-            raise errors.ProtocolError("truncated annotation chunk")
-        key, length = _ANNOTATION_HEADER.unpack_from(data, offset)
-        offset += _ANNOTATION_HEADER.size
-        if offset + length > end:
-            raise errors.ProtocolError("annotation chunk length exceeds remaining data")
-        try:
-            name = key.decode("ascii")
-        except UnicodeDecodeError:
-            raise errors.ProtocolError("annotation key is not ASCII") from None
-        annotations[name] = data[offset : offset + length]
-        offset += length
-    return annotations
+    return framing.parse_annotations(data, _ANNOTATION_HEADER, errors.ProtocolError)
 
 
 def _no_hmac(msg: Any, hmac_key: bytes | None) -> None:

@@ -59,7 +59,8 @@ class Generation(enum.Enum):
 
 def pyro5_codec() -> Any:
     """:data:`pyro.wire.pyro5.PYRO5`, or :class:`GenerationUnavailable` saying what to
-    install."""
+    install, or why Pyro5 cannot be imported (its config refuses environment variables
+    ``PYRO_*`` it does not know, such as Pyro4's ``PYRO_HMAC_KEY``)."""
     try:
         from .pyro5 import PYRO5
     except ImportError as exc:
@@ -67,6 +68,8 @@ def pyro5_codec() -> Any:
             raise
         raise GenerationUnavailable(
             "Pyro5 is not installed: pip install Pyro5 (or twisted-pyro[pyro5])") from exc
+    except ValueError as exc:  # Pyro5's config refuses PYRO_* variables it does not know
+        raise GenerationUnavailable("Pyro5 cannot be imported: %s" % exc) from exc
     return PYRO5
 
 

@@ -39,6 +39,8 @@ from .events import (
     ConnectRequest,
     Invoke,
     Request,
+    SameInBoth,
+    reply_of,
 )
 from .framing import (
     FLAGS_BATCH,
@@ -78,10 +80,11 @@ __all__ = [
 _MARSHAL_ID = util.MarshalSerializer.serializer_id
 
 
-class Pyro4Codec:
+class Pyro4Codec(SameInBoth):
     """Pyro4 4.82's messages (wire protocol 48), both ways, for both roles."""
 
     name = "Pyro4"
+    pyro_version = 4
     version = 48
     header_size = HEADER_SIZE
     frames = PYRO4_FRAMES
@@ -149,25 +152,6 @@ class Pyro4Codec:
     def reader(self, **options: Any) -> MessageReader:
         """A :class:`~pyro.wire.framing.MessageReader` for this generation's frames."""
         return MessageReader(**options)
-
-    @staticmethod
-    def is_connect(msg: Message) -> bool:
-        return msg.type == MSG_CONNECT
-
-    @staticmethod
-    def is_ping(msg: Message) -> bool:
-        return msg.type == MSG_PING
-
-    @staticmethod
-    def is_oneway(msg: Message) -> bool:
-        """The request owes no reply (known from the header, before the payload is read)."""
-        return bool(msg.flags & FLAGS_ONEWAY)
-
-    @staticmethod
-    def may_hold_proxies(msg: Message) -> bool:
-        """Whether a reply's value can contain a ``Pyro4.Proxy`` (autoproxies): every Pyro4
-        serializer names the class, so an uncompressed payload without it holds none."""
-        return bool(msg.flags & FLAGS_COMPRESSED) or b"Proxy" in msg.data
 
     # -- the server's side: reading requests ----------------------------------------------
 
@@ -372,19 +356,8 @@ class Pyro4Codec:
         flags = msg.flags
         data = fastserpent.deserialize_data(serializer, msg.data,
                                             compressed=flags & FLAGS_COMPRESSED)
-        if flags & FLAGS_ITEMSTREAMRESULT:
-            stream_id = bytes(msg.annotations.get("STRM", b"")).decode()
-            if not stream_id:
-                return REPLY_EXCEPTION, errors.ProtocolError(
-                    "result of call is an iterator, but the server is not configured to "
-                    "allow streaming")
-            return REPLY_STREAM, stream_id
-        if flags & FLAGS_EXCEPTION:
-            if isinstance(data, BaseException):
-                return REPLY_EXCEPTION, data  # _pyroTraceback came along as an attribute
-            return REPLY_EXCEPTION, errors.ProtocolError(
-                "exception reply is not an exception: %r" % (data,))
-        return REPLY_RESULT, data
+        return reply_of(data, bool(flags & FLAGS_ITEMSTREAMRESULT),
+                        bool(flags & FLAGS_EXCEPTION), msg.annotations, errors)
 
 
 #: The codec of Pyro4 4.82 (wire protocol 48).

@@ -44,12 +44,12 @@ from Pyro5 import config, errors, serializers
 from . import fastserpent
 from .events import (
     REPLY_EXCEPTION,
-    REPLY_RESULT,
-    REPLY_STREAM,
     ConnectReply,
     ConnectRequest,
     Invoke,
     Request,
+    SameInBoth,
+    reply_of,
 )
 from .framing import Frame, MessageReader
 from .framing5 import (
@@ -116,10 +116,11 @@ def _serializer_by_id(serializer_id: int) -> Any:
         raise errors.SerializeError("unknown serializer id: %d" % serializer_id) from None
 
 
-class Pyro5Codec:
+class Pyro5Codec(SameInBoth):
     """Pyro5 5.x's messages (wire protocol 502), both ways, for both roles."""
 
     name = "Pyro5"
+    pyro_version = 5
     version = PROTOCOL_VERSION
     header_size = HEADER_SIZE
     frames = PYRO5_FRAMES
@@ -189,25 +190,6 @@ class Pyro5Codec:
         ``hmac_key`` option is dropped)."""
         options.pop("hmac_key", None)
         return MessageReader(frames=PYRO5_FRAMES, **options)
-
-    @staticmethod
-    def is_connect(msg: Any) -> bool:
-        return msg.type == MSG_CONNECT
-
-    @staticmethod
-    def is_ping(msg: Any) -> bool:
-        return msg.type == MSG_PING
-
-    @staticmethod
-    def is_oneway(msg: Any) -> bool:
-        """The request owes no reply (known from the header, before the payload is read)."""
-        return bool(msg.flags & FLAGS_ONEWAY)
-
-    @staticmethod
-    def may_hold_proxies(msg: Any) -> bool:
-        """Whether a reply's value can hold a ``Pyro5.client.Proxy``: every serializer names
-        the class (``Pyro5.client.Proxy``), so an uncompressed payload without it holds none."""
-        return bool(msg.flags & FLAGS_COMPRESSED) or b"Proxy" in msg.data
 
     # -- the server's side: reading requests ----------------------------------------------
 
@@ -408,19 +390,8 @@ class Pyro5Codec:
                 "invalid serializer in response: %d" % msg.serializer_id)
         flags = msg.flags
         data = fastserpent.deserialize_data(serializer, _payload(msg))
-        if flags & FLAGS_ITEMSTREAMRESULT:
-            stream_id = bytes(msg.annotations.get("STRM", b"")).decode()
-            if not stream_id:
-                return REPLY_EXCEPTION, errors.ProtocolError(
-                    "result of call is an iterator, but the server is not configured to "
-                    "allow streaming")
-            return REPLY_STREAM, stream_id
-        if flags & FLAGS_EXCEPTION:
-            if isinstance(data, BaseException):
-                return REPLY_EXCEPTION, data  # _pyroTraceback came along as an attribute
-            return REPLY_EXCEPTION, errors.ProtocolError(
-                "exception reply is not an exception: %r" % (data,))
-        return REPLY_RESULT, data
+        return reply_of(data, bool(flags & FLAGS_ITEMSTREAMRESULT),
+                        bool(flags & FLAGS_EXCEPTION), msg.annotations, errors)
 
 
 #: The codec of Pyro5 (wire protocol 502).

@@ -22,17 +22,14 @@ cleanups: start the peer first, then the clients).
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import Pyro5
 import Pyro5.api
 import Pyro5.nameserver
-from twisted.internet import threads
-from twisted.trial.unittest import TestCase as TrialTestCase
 
-from .pyro4_peers import LOOPBACK, free_port
+from .pyro4_peers import LOOPBACK, Pyro4NameServerPeer, Pyro4Peer, _stop_later, free_port
 
 __all__ = [
     "Pyro5NameServerPeer",
@@ -75,86 +72,27 @@ def patch_pyro5_config(testcase: Any, **changes: Any) -> None:
         setattr(config, name, value)
 
 
-class Pyro5Peer:
-    """A ``Pyro5.api.Daemon`` serving its request loop in a background (daemon) thread.
-
-    :ivar daemon: the Pyro5 daemon; ``register`` objects on it at any time.
-    :ivar servertype: ``"thread"`` or ``"multiplex"``.
-    :ivar uris: URIs of the objects a helper registered for you, in order.
-    """
+class Pyro5Peer(Pyro4Peer):
+    """A ``Pyro5.api.Daemon`` serving its request loop in a background (daemon) thread: the
+    same as :class:`~tests.support.pyro4_peers.Pyro4Peer` (``daemon``, ``servertype``,
+    ``uris``, ``location``, ``port``, ``register``, ``stop``, ``with``), Pyro5's daemon inside
+    (``register`` gives a ``Pyro5.api.URI``)."""
 
     def __init__(self, daemon: Pyro5.api.Daemon, servertype: str,
                  name: str = "pyro5-daemon") -> None:
-        self.daemon = daemon
-        self.servertype = servertype
-        self.uris: list[Pyro5.api.URI] = []
-        self._stopped = False
-        self._lock = threading.Lock()
-        # The constructor bound the listening socket: clients may connect at once.
-        self.thread = threading.Thread(target=daemon.requestLoop, name=f"{name}-{servertype}",
-                                       daemon=True)
-        self.thread.start()
-
-    @property
-    def location(self) -> str:
-        """``host:port`` the daemon listens on."""
-        return self.daemon.locationStr
-
-    @property
-    def port(self) -> int:
-        return int(self.location.rsplit(":", 1)[1])
-
-    def register(self, obj: Any, objectId: str | None = None) -> Pyro5.api.URI:
-        """Register a servant (object or class); returns its ``PYRO:`` URI."""
-        return self.daemon.register(obj, objectId)
-
-    def stop(self) -> None:
-        """Shut the daemon down and wait for its loop thread (blocking; idempotent)."""
-        with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
-        self.daemon.shutdown()
-        self.thread.join(timeout=10)
-
-    def __enter__(self) -> Pyro5Peer:
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.stop()
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.servertype} on {self.location}>"
+        super().__init__(daemon, servertype, name)
 
 
-class Pyro5NameServerPeer(Pyro5Peer):
-    """Pyro5's name server (``Pyro5.nameserver.NameServerDaemon``) in a background thread.
-
-    No broadcast responder: clients find it by address (``PYRONAME:name@127.0.0.1:port``).
-
-    :ivar nameserver: the ``Pyro5.nameserver.NameServer`` itself (thread-safe: tests may
-        ``register``/``remove`` on it directly).
-    :ivar uri: the name server's own ``PYRO:`` URI.
-    """
-
-    daemon: Pyro5.nameserver.NameServerDaemon
+class Pyro5NameServerPeer(Pyro4NameServerPeer):
+    """Pyro5's name server (``Pyro5.nameserver.NameServerDaemon``) in a background thread,
+    as :class:`~tests.support.pyro4_peers.Pyro4NameServerPeer` (``nameserver``, ``uri``,
+    ``pyroname``, ``pyrometa``, ``register_name``). No broadcast responder: clients find
+    it by address (``PYRONAME:name@127.0.0.1:port``)."""
 
     def __init__(self, daemon: Pyro5.nameserver.NameServerDaemon, servertype: str) -> None:
         self.nameserver = daemon.nameserver
         self.uri = daemon.uriFor(daemon.nameserver)
-        super().__init__(daemon, servertype, name="pyro5-nameserver")
-
-    def pyroname(self, name: str) -> str:
-        """The ``PYRONAME:`` URI of ``name`` through this name server."""
-        return f"PYRONAME:{name}@{self.location}"
-
-    def pyrometa(self, *metadata: str) -> str:
-        """The ``PYROMETA:`` URI for objects registered with all the given metadata."""
-        return f"PYROMETA:{','.join(metadata)}@{self.location}"
-
-    def register_name(self, name: str, uri: Any, metadata: Iterable[str] | None = None) -> None:
-        """Register ``name`` -> ``uri`` (with optional metadata strings) in this name server."""
-        self.nameserver.register(name, uri, metadata=set(metadata) if metadata else None)
+        Pyro4Peer.__init__(self, daemon, servertype, name="pyro5-nameserver")
 
 
 def _check(servertype: str) -> None:
@@ -204,13 +142,6 @@ def pyro5_nameserver(servertype: str = "thread", **kwargs: Any) -> Iterator[Pyro
         yield peer
     finally:
         peer.stop()
-
-
-def _stop_later(testcase: Any, peer: Pyro5Peer) -> None:
-    if isinstance(testcase, TrialTestCase):
-        testcase.addCleanup(lambda: threads.deferToThread(peer.stop))
-    else:
-        testcase.addCleanup(peer.stop)
 
 
 def serve_pyro5(testcase: Any, servertype: str = "thread", *objects: Any,

@@ -253,7 +253,7 @@ def test_truncated_annotations():
     frame[44:48] = (200).to_bytes(4, "big")  # the chunk claims more than the section holds
     error = _fail(bytes(frame))
     assert type(error.cause) is errors.ProtocolError
-    assert "annotation chunk length exceeds remaining data" in str(error.cause)
+    assert str(error.cause) == "annotation chunk longer than the annotations"
     assert error.message.seq == 2
 
 
@@ -637,3 +637,34 @@ def test_without_pyro5_the_wire_layer_says_what_to_install():
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True).stdout
     assert output.strip() == "Pyro5 is not installed: pip install Pyro5 (or twisted-pyro[pyro5])"
+
+
+def test_what_both_generations_number_alike():
+    """The codecs share the methods that read only these (pyro.wire.events.SameInBoth)."""
+    import Pyro4.message
+
+    from pyro.wire import events
+
+    for name in ("MSG_CONNECT", "MSG_PING", "FLAGS_ONEWAY", "FLAGS_COMPRESSED"):
+        assert getattr(events, name) == getattr(Pyro4.message, name) == getattr(protocol, name)
+    # ... and the bits that differ (the reason for two codecs)
+    assert (Pyro4.message.FLAGS_ITEMSTREAMRESULT, protocol.FLAGS_ITEMSTREAMRESULT) == (32, 16)
+    assert (Pyro4.message.FLAGS_KEEPSERIALIZED, protocol.FLAGS_KEEPSERIALIZED) == (64, 32)
+    assert Pyro4.message.FLAGS_META_ON_CONNECT == protocol.FLAGS_CORR_ID // 4 == 16
+    assert [serializers.serializers[n].serializer_id for n in ("serpent", "marshal", "json")] == [
+        1, 2, 3]
+
+
+def test_a_pyro5_refusing_the_environment_is_one_clear_line():
+    import os
+
+    env = dict(os.environ, PYRO_HMAC_KEY="pyro4 only")  # Pyro5's config refuses it
+    code = ("import pyro.wire\n"
+            "try:\n"
+            "    pyro.wire.pyro5_codec()\n"
+            "except pyro.wire.GenerationUnavailable as e:\n"
+            "    print(e)\n")
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, env=env).stdout
+    assert output.strip() == ("Pyro5 cannot be imported: invalid Pyro environment config "
+                              "variable: PYRO_HMAC_KEY")
