@@ -520,7 +520,7 @@ def _pyro5_missing(problem: Exception) -> str:
     Pyro4's own (``PYRO_HMAC_KEY``, ``PYRO_SERIALIZERS_ACCEPTED``...) among them."""
     if isinstance(problem, ImportError):
         return str(problem)
-    return "Pyro5 cannot be imported in this environment: %s" % problem
+    return "Pyro5 cannot be imported: %s" % problem
 
 
 def _PYRO4_REFUSAL() -> errors.ProtocolError:
