@@ -37,9 +37,6 @@ Left out, and why:
 
 from __future__ import annotations
 
-import threading
-import time
-
 import Pyro5
 import Pyro5.api
 import Pyro5.callcontext
@@ -49,31 +46,24 @@ import Pyro5.protocol
 import Pyro5.serializers
 import Pyro5.server
 import serpent
-from twisted.internet import defer, reactor, task
+from twisted.internet import defer, reactor
 from twisted.internet.defer import DeferredQueue
-from twisted.python.threadable import isInIOThread
 from twisted.python.threadpool import ThreadPool
 from twisted.trial import unittest
 
 from pyro.protocol import Pyro4ProtocolFactory
-from pyro.server.streams import ItemStreams
 
 from ..support.our_server import in_thread, serve
 from ..support.pyro5_peers import patch_pyro5_config
+
+# the port of Pyro4's tests has the same helpers: Pyro4's @expose marks them for Pyro5 too
+from .test_conformance import Gate, RecordingFactory, Resource, _slow, use_stream_clock
 
 config = Pyro5.config
 
 
 class NonserializableError(Exception):
     pass
-
-
-def _slow(delay, value):
-    """Pyro5's servants sleep; in the reactor thread a Twisted servant waits with a Deferred."""
-    if isInIOThread():
-        return task.deferLater(reactor, delay, lambda: value)
-    time.sleep(delay)
-    return value
 
 
 @Pyro5.server.expose
@@ -197,19 +187,6 @@ class NotEverythingExposedClass:
         return "you should not see this"
 
 
-class Resource:
-    # a fictional resource that gets allocated and must be freed again later.
-    def __init__(self, name, collection):
-        self.name = name
-        self.collection = collection
-        self.close_called = False
-
-    def close(self):
-        # Pyro will call this on a tracked resource once the client's connection gets closed!
-        self.collection.discard(self)
-        self.close_called = True
-
-
 @Pyro5.server.expose
 @Pyro5.server.behavior(instance_mode="single")
 class ResourceService:
@@ -232,59 +209,6 @@ class ResourceService:
         return [r.name for r in self.resources]
 
 
-@Pyro5.server.expose
-class Gate:
-    """Not Pyro5's: a servant that waits until the test opens it, instead of sleeping."""
-
-    def __init__(self):
-        self._open = threading.Event()
-        self._waiting: list[defer.Deferred] = []
-        self._entered = DeferredQueue()
-        self._passed = DeferredQueue()
-
-    def wait(self, value=None):
-        reactor.callFromThread(self._entered.put, value)
-        if isInIOThread() and not self._open.is_set():
-            d = defer.Deferred()
-            self._waiting.append(d)
-            return d.addCallback(lambda _: self._pass(value))
-        if not self._open.wait(10):
-            raise RuntimeError("the test never opened the gate")
-        return self._pass(value)
-
-    @Pyro5.server.oneway
-    def oneway_wait(self, value=None):
-        return self.wait(value)
-
-    def multiply(self, x, y):
-        return x * y
-
-    def _pass(self, value):
-        reactor.callFromThread(self._passed.put, value)
-        return value
-
-    def _release(self):
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(None)
-
-    def _unlock(self):
-        self._open.set()
-        reactor.callFromThread(self._release)
-
-
-class RecordingFactory(Pyro4ProtocolFactory):
-    """Our factory, telling the test when a connection is completely gone (hooks run)."""
-
-    def __init__(self, **kwargs):
-        super().__init__(**kwargs)
-        self.gone = DeferredQueue()
-
-    def connectionClosed(self, protocol, reason):
-        super().connectionClosed(protocol, reason)
-        self.gone.put(protocol)
-
-
 def _fresh_context():
     """Pyro5's client side reads ``current_context`` (annotations, correlation id) of its
     thread; the reactor's pool threads run many clients, so each starts clean."""
@@ -301,16 +225,6 @@ def client(function, *args, **kwargs):
             _fresh_context()
 
     return in_thread(run)
-
-
-def use_stream_clock(factory):
-    """Give the factory's item streams a ``task.Clock`` (starting at 1000: 0 means "not
-    lingering" in Pyro's stream layout)."""
-    clock = task.Clock()
-    clock.advance(1000)
-    factory.streams = ItemStreams(lambda: clock)
-    factory.streaming_responses = factory.streams.responses
-    return clock
 
 
 class _ServerTests:

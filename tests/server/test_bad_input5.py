@@ -15,7 +15,6 @@ import Pyro5.errors
 from Pyro5 import serializers
 from twisted.internet import defer, reactor
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
-from twisted.internet.protocol import Protocol
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial import unittest
 
@@ -23,6 +22,7 @@ from pyro.wire import framing5
 from pyro.wire.pyro5 import PYRO5
 
 from ..support.pyro5_peers import patch_pyro5_config
+from . import test_bad_input
 from .test_pyro5 import Calculator5, call5
 
 MARSHAL5 = serializers.MarshalSerializer.serializer_id
@@ -55,35 +55,19 @@ def marshal_load(msg: Any) -> Any:
     return serializers.serializers_by_id[MARSHAL5].loads(msg.data)
 
 
-class RawPeer(Protocol):
-    """Sends scripted bytes; collects the replies; tells when the server closed."""
+class RawPeer(test_bad_input.RawPeer):
+    """Pyro4's raw peer (scripted bytes out, replies in, the close told), reading Pyro5."""
 
     def __init__(self, peer: ScriptedPeer5):
-        self.peer = peer
-        self.replies: list[Any] = []
+        super().__init__(peer)  # type: ignore[arg-type]
         self.received = b""  # every byte, also those no Pyro5 reader can read
-        self.closed: defer.Deferred[None] = defer.Deferred()
-        self._waiting: list[tuple[int, int, defer.Deferred]] = []
 
     def dataReceived(self, data):
         self.received += data
         try:
-            self.replies.extend(self.peer.reader.feed(data))
+            super().dataReceived(data)
         except Exception:
             return  # (not Pyro5 frames: see received)
-        for start, end, waiter in list(self._waiting):
-            if len(self.replies) >= end:
-                self._waiting.remove((start, end, waiter))
-                waiter.callback(self.replies[start:end])
-
-    def connectionLost(self, reason):
-        self.closed.callback(None)
-
-    def replies_after(self, data: bytes, count: int) -> defer.Deferred:
-        waiter: defer.Deferred = defer.Deferred()
-        self._waiting.append((len(self.replies), len(self.replies) + count, waiter))
-        self.transport.write(data)
-        return waiter
 
 
 class BadPyro5InputTest(unittest.TestCase):
