@@ -614,6 +614,27 @@ class Pyro5ClientsTest(unittest.TestCase):
         self.assertEqual((yield call5(self.uri, "add", "x" * 5000, "y")), "x" * 5000 + "y")
 
 
+class SerializerAllowListTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_pyro4s_allow_list_is_for_pyro4_clients(self):
+        """Pyro5 has no SERIALIZERS_ACCEPTED (its serializers cannot run code): Pyro5 clients
+        may use all of them, whatever Pyro4's list (read when the factory is made) says."""
+        from ..support.config import patch_config
+
+        patch_config(self, SERIALIZERS_ACCEPTED={"serpent"})
+        factory = serve(self)
+        uri = factory.register(Calculator5(), "calc")
+        for serializer in SERIALIZERS5:
+            self.assertEqual((yield call5(uri, "add", 1, 2, serializer=serializer)), 3)
+
+        def pyro4_json():
+            with Pyro4.Proxy(uri) as proxy:
+                proxy._pyroSerializer = "json"
+                proxy.add(1, 2)
+
+        yield self.assertFailure(in_thread(pyro4_json), Pyro4.errors.CommunicationError)
+
+
 class HandshakeTest(unittest.TestCase):
     def setUp(self):
         self.factory = serve(self, RecordingFactory())
