@@ -33,6 +33,12 @@ proxy nobody holds close its connections, as a collected ``Pyro4.Proxy`` does.
 
 Everything Pyro4 already does well is reused: its serializers (``Pyro4.util``), ``URI``,
 errors, and ``futures._ExceptionWrapper`` for batches. Call everything from the reactor thread.
+
+Pyro5: ``DeferredProxy(uri, pyro_version=5)`` (or a ``Pyro5.core.URI`` object as ``uri``)
+speaks Pyro5's protocol instead, through the codec :data:`pyro.wire.pyro5.PYRO5` that each
+connection carries (``PyroClientProtocol.codec``), with Pyro5's own serializers, URIs,
+errors, ``current_context``, config and name server (``locate_ns(codec=PYRO5)``). It needs
+the optional Pyro5 package (``pip install twisted-pyro[pyro5]``).
 """
 
 from .naming import locate_ns, resolve

@@ -128,6 +128,8 @@ def parse_annotations(data: bytes, chunk: struct.Struct = _ANNOTATION_HEADER,
 
     Pyro4's chunks by default (``!4sH``: key, u16 length); Pyro5's are ``!4sI`` and its
     errors ``Pyro5.errors.ProtocolError`` (see :mod:`pyro.wire.framing5`)."""
+    if not data:
+        return {}  # most messages: no annotations at all
     annotations: dict[str, bytes] = {}
     offset, end = 0, len(data)
     size = chunk.size
@@ -309,21 +311,21 @@ class FrameFormat:
 
     ``parse_header(bytes) -> message`` (raising :class:`WireError`), ``parse_annotations(
     bytes) -> dict`` (raising the generation's ``ProtocolError``), ``verify(message,
-    hmac_key)`` (raising :class:`WireError`; Pyro5 has no HMAC), ``max_message_size()`` (the
-    generation's config, read per message), ``too_large(total, limit)`` (the exception for
-    an oversize frame, in the generation's words; ``limit`` None: no memory for it) and
-    ``protocol_error(text)`` (the generation's ``ProtocolError``). Plain attributes, not
-    methods of a subclass: one object per generation, shared by every reader.
+    hmac_key)`` (raising :class:`WireError`; Pyro5 has no HMAC), ``config`` (the
+    generation's config: its ``MAX_MESSAGE_SIZE`` is the default limit, read per message),
+    ``too_large(total, limit)`` (the exception for an oversize frame, in the generation's
+    words; ``limit`` None: no memory for it) and ``protocol_error(text)`` (the generation's
+    ``ProtocolError``). One object per generation, shared by every reader.
     """
 
     __slots__ = ("name", "version", "header_size", "parse_header", "parse_annotations",
-                 "verify", "max_message_size", "too_large", "protocol_error")
+                 "verify", "config", "too_large", "protocol_error")
 
     def __init__(self, name: str, version: int, header_size: int,
                  parse_header: Callable[[bytes], Any],
                  parse_annotations: Callable[[bytes], dict[str, bytes]],
                  verify: Callable[[Any, bytes | None], None],
-                 max_message_size: Callable[[], int],
+                 config: Any,
                  too_large: Callable[[int, int | None], Exception],
                  protocol_error: Callable[[str], Exception]):
         self.name = name
@@ -332,7 +334,7 @@ class FrameFormat:
         self.parse_header = parse_header
         self.parse_annotations = parse_annotations
         self.verify = verify
-        self.max_message_size = max_message_size
+        self.config = config
         self.too_large = too_large
         self.protocol_error = protocol_error
 
@@ -340,14 +342,17 @@ class FrameFormat:
         return "<FrameFormat %s (wire %d)>" % (self.name, self.version)
 
 
+def _too_large(total: int, limit: int | None) -> Exception:
+    if limit is None:
+        return errors.MessageTooLargeError("message too large to receive: %d bytes" % total)
+    return errors.MessageTooLargeError(
+        "max message size exceeded (%d where max=%d)" % (total, limit))
+
+
 #: Pyro4 4.82's frames (wire protocol 48): 24-byte header, ``!4sH`` annotation chunks, HMAC.
-PYRO4_FRAMES = FrameFormat(
-    "Pyro4", constants.PROTOCOL_VERSION, HEADER_SIZE, parse_header, parse_annotations,
-    verify_hmac, lambda: config.MAX_MESSAGE_SIZE,
-    lambda total, limit: errors.MessageTooLargeError(
-        "max message size exceeded (%d where max=%d)" % (total, limit) if limit is not None
-        else "message too large to receive: %d bytes" % total),
-    errors.ProtocolError)
+PYRO4_FRAMES = FrameFormat("Pyro4", constants.PROTOCOL_VERSION, HEADER_SIZE, parse_header,
+                           parse_annotations, verify_hmac, config, _too_large,
+                           errors.ProtocolError)
 
 
 def _uninitialized_bytes() -> Callable[[int], tuple[Any, memoryview]] | None:
@@ -442,9 +447,13 @@ class MessageReader:
     payload is buffered.
     """
 
+    # One per connection: small. The frame format's hooks are slots of their own, read into
+    # a local before each call: that costs what calling a global did when this reader knew
+    # Pyro4 only (A/B, 10 alternating runs: 2.30 vs 2.29 us per message, median), where
+    # ``self.frames.parse_header(...)`` or ``self._parse(...)`` cost ~0.1 us more.
     __slots__ = ("_hmac_key", "_max_message_size", "allowed_types", "large_section",
                  "_pending", "_pending_size", "_needed", "_current", "section",
-                 "state", "frames", "_header_size")  # one per connection: small
+                 "state", "frames", "_header_size", "_parse", "_parse_annotations", "_verify")
 
     def __init__(
         self,
@@ -456,6 +465,9 @@ class MessageReader:
     ):
         self.frames = frames
         self._header_size = frames.header_size
+        self._parse = frames.parse_header
+        self._parse_annotations = frames.parse_annotations
+        self._verify = frames.verify
         self._hmac_key = hmac_key
         self._max_message_size = max_message_size
         self.allowed_types = allowed_types
@@ -481,7 +493,7 @@ class MessageReader:
         limit = self._max_message_size
         if callable(limit):
             limit = limit()
-        return self.frames.max_message_size() if limit is None else limit
+        return self.frames.config.MAX_MESSAGE_SIZE if limit is None else limit
 
     @property
     def buffered(self) -> int:
@@ -574,7 +586,8 @@ class MessageReader:
         assert msg is not None
         if self.state is ReadState.ANNOTATIONS:
             try:
-                msg.annotations = self.frames.parse_annotations(chunk)
+                parse = self._parse_annotations
+                msg.annotations = parse(chunk)
             except WireError:
                 raise
             except Exception as exc:  # the generation's ProtocolError
@@ -586,7 +599,8 @@ class MessageReader:
         msg.data = chunk  # (as in _data, inline: the per-message hot path)
         self._current = None
         self.state, self._needed = ReadState.HEADER, self._header_size
-        self.frames.verify(msg, self.hmac_key)
+        verify = self._verify
+        verify(msg, self.hmac_key)
         return msg
 
     def _data(self, data: bytes) -> Any:
@@ -596,7 +610,8 @@ class MessageReader:
         msg.data = data
         self._current = None
         self.state, self._needed = ReadState.HEADER, self._header_size
-        self.frames.verify(msg, self.hmac_key)
+        verify = self._verify
+        verify(msg, self.hmac_key)
         return msg
 
     def _expect(self, state: ReadState, size: int) -> Any:
@@ -614,15 +629,16 @@ class MessageReader:
         self.state, self._needed = ReadState.DATA, _OUT_OF_REACH
 
     def _parse_header(self, header: bytes) -> Any:
-        frames = self.frames
-        msg = frames.parse_header(header)
+        parse = self._parse  # (a slot read, then a call: quicker than a method-style call)
+        msg = parse(header)
         if msg.data_size < 0:
-            raise WireError(frames.protocol_error("invalid message size"), msg)
+            raise WireError(self.frames.protocol_error("invalid message size"), msg)
         limit = self.max_message_size
         total = msg.data_size + msg.annotations_size
         if 0 < limit < total:
-            raise WireError(frames.too_large(total, limit), msg)
+            raise WireError(self.frames.too_large(total, limit), msg)
         if msg.type not in self.allowed_types:
-            raise WireError(frames.protocol_error("invalid msg type %d received" % msg.type),
-                            msg)
+            raise WireError(self.frames.protocol_error(
+                "invalid msg type %d received" % msg.type), msg)
         return msg
+

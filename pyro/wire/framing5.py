@@ -122,7 +122,7 @@ def _no_hmac(msg: Any, hmac_key: bytes | None) -> None:
 #: Pyro5 5.x's frames (wire protocol 502), for :class:`pyro.wire.framing.MessageReader`.
 PYRO5_FRAMES = FrameFormat(
     "Pyro5", PROTOCOL_VERSION, HEADER_SIZE, parse_header, parse_annotations, _no_hmac,
-    lambda: config.MAX_MESSAGE_SIZE, _too_large, errors.ProtocolError)
+    config, _too_large, errors.ProtocolError)
 
 
 def _head(msg_type: int, data_size: int, serializer_id: int, flags: int, seq: int,

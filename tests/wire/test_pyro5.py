@@ -31,7 +31,8 @@ from pyro.wire.pyro5 import PYRO5
 
 from ..support.pyro5_peers import pyro5_config_changed
 
-SERIALIZERS = ["serpent", "marshal", "json"]
+SERIALIZERS = ["serpent", "marshal", "json"] + (
+    ["msgpack"] if "msgpack" in serializers.serializers else [])  # (msgpack: the test extra)
 ACCEPTED = PYRO5.serializer_ids(SERIALIZERS)
 CORR = uuid.UUID("12345678-1234-5678-1234-567812345678")
 
