@@ -31,6 +31,11 @@ Every section starts fresh server processes, and the same workload is applied to
     call); server memory per idle connection from VmRSS before/after. The thread daemon
     needs one OS thread per connection, so it is measured at its pool size instead.
 
+(5) Pyro5 clients (section ``5``): ours against Pyro5's own daemons (``Pyro5.config.SERVERTYPE``
+    "multiplex" and "thread", serving the same servant): small calls from 1 client process (a
+    plain ``Pyro5.api.Proxy``), capacity (raw connections), the 1,000-slow-call burst and
+    10,000 idle connections, the raw clients speaking Pyro5 through ``pyro.wire.pyro5``.
+
 Nothing here talks to anything but 127.0.0.1; every loop is bounded in count and time; all
 child processes are stopped at the end, also on errors (and they exit by themselves when the
 parent disappears).
@@ -64,10 +69,15 @@ import Pyro4  # noqa: E402
 import Pyro4.util  # noqa: E402
 
 from pyro import wire  # noqa: E402 -- sans-IO; imports no Twisted
+from pyro.wire import framing5  # noqa: E402
+from pyro.wire.pyro5 import PYRO5  # noqa: E402
 
 OBJECT_ID = "bench"
 SERVERS = ("ours", "multiplex", "thread")
 LABELS = {"ours": "ours (Twisted epoll)", "multiplex": "Pyro4 multiplex", "thread": "Pyro4 thread"}
+#: section 5: Pyro5 clients, against ours and Pyro5's own daemons
+SERVERS5 = ("ours", "multiplex5", "thread5")
+LABELS.update({"multiplex5": "Pyro5 multiplex", "thread5": "Pyro5 thread"})
 PYRO4_BACKLOG_SOURCE = "Pyro4.socketutil.createSocket: sock.listen(100)"
 
 MAX_SERVER_LIFETIME = 900.0  # a server process exits by itself after this many seconds
@@ -206,6 +216,8 @@ def server_main(kind: str, conn: Any, thread_pool_size: int, profile_path: str |
     raise_nofile()
     if kind == "ours":
         _serve_ours(conn, profile_path)
+    elif kind.endswith("5"):
+        _serve_pyro5(kind[:-1], conn, thread_pool_size)
     else:
         _serve_pyro4(kind, conn, thread_pool_size)
 
@@ -269,6 +281,31 @@ def _serve_pyro4(kind: str, conn: Any, thread_pool_size: int) -> None:
     os._exit(0)
 
 
+def _serve_pyro5(kind: str, conn: Any, thread_pool_size: int) -> None:
+    import Pyro5.api
+
+    Pyro5.config.SERVERTYPE = kind
+    Pyro5.config.THREADPOOL_SIZE = thread_pool_size
+    daemon = Pyro5.api.Daemon(host="127.0.0.1", port=0)
+    uri = daemon.register(PyroBench(), OBJECT_ID)  # (Pyro4's @expose marks it for Pyro5 too)
+    conn.send(("uri", str(uri), os.getpid(), type(daemon.transportServer).__name__))
+    _watch_parent(conn, lambda: os._exit(0))
+    daemon.requestLoop()
+    os._exit(0)
+
+
+def _proxy(uri: str, gen: int = 4) -> Any:
+    """A plain blocking proxy of generation ``gen`` (4: ``Pyro4.Proxy``, 5: Pyro5's)."""
+    if gen == 5:
+        import Pyro5.api
+
+        proxy = Pyro5.api.Proxy(uri)
+    else:
+        proxy = Pyro4.Proxy(uri)
+    proxy._pyroTimeout = 30
+    return proxy
+
+
 class ServerProc:
     """A server subprocess: its URI, pid and a way to stop it."""
 
@@ -315,8 +352,7 @@ def start_servers(ctx: Any, kinds: Any, thread_pool_size: int, registry: list[Se
     for server in servers.values():
         server.wait_ready()
     for server in servers.values():  # everyone answers a real proxy before measuring
-        with Pyro4.Proxy(server.uri) as proxy:
-            proxy._pyroTimeout = 30
+        with _proxy(server.uri, 5 if server.kind.endswith("5") else 4) as proxy:
             assert proxy.add(1, 2) == 3
     return servers
 
@@ -362,9 +398,9 @@ def worker_main(conn: Any) -> None:
                 return
 
 
-def _worker_throughput(conn: Any, uri: str, duration: float, warmup: int) -> None:
-    proxy = Pyro4.Proxy(uri)
-    proxy._pyroTimeout = 30
+def _worker_throughput(conn: Any, uri: str, duration: float, warmup: int,
+                       gen: int = 4) -> None:
+    proxy = _proxy(uri, gen)
     try:
         proxy._pyroBind()
         for _ in range(warmup):
@@ -388,9 +424,9 @@ def _worker_throughput(conn: Any, uri: str, duration: float, warmup: int) -> Non
 
 
 def _worker_hold(conn: Any, host: str, port: int, count: int, max_pending: int,
-                 timeout: float) -> None:
+                 timeout: float, gen: int = 4) -> None:
     held: list[socket.socket] = []
-    stats = raw_clients(host, port, count, None, (), max_pending, timeout, held)
+    stats = raw_clients(host, port, count, None, (), max_pending, timeout, held, gen)
     try:
         conn.send(("held", stats))
         if conn.poll(REPLY_TIMEOUT * 5):
@@ -449,24 +485,44 @@ class Workers:
 class _Raw:
     __slots__ = ("sock", "state", "reader", "out")
 
-    def __init__(self, sock: socket.socket):
+    def __init__(self, sock: socket.socket, gen: int = 4):
         self.sock = sock
         self.state = "connecting"
-        self.reader = wire.MessageReader()
+        self.reader = wire.MessageReader() if gen == 4 else PYRO5.reader()
         self.out = b""
+
+
+class _Pyro5Frames:
+    """What the raw clients send and read when they speak Pyro5 (``pyro.wire.pyro5``, the
+    bytes of a ``Pyro5.api.Proxy``): the CONNECT (always with the object: metadata comes
+    back), one INVOKE, and replies decoded by Pyro5's serpent serializer."""
+
+    def __init__(self) -> None:
+        import Pyro5.serializers
+
+        self.serializer = Pyro5.serializers.serializers["serpent"]
+        self.connect = PYRO5.connect(self.serializer, "hello", OBJECT_ID, {}, None)
+
+    def invoke(self, method: str, args: tuple[Any, ...]) -> bytes:
+        return PYRO5.invoke(PYRO5.request(self.serializer, OBJECT_ID, method, args, {}), 1,
+                            None)
+
+    def deserializeData(self, data: bytes, compressed: int = 0) -> Any:
+        """(the name of the Pyro4 serializer method the raw clients call)"""
+        return self.serializer.loads(data)
 
 
 def raw_clients(host: str, port: int, count: int, method: str | None, args: tuple[Any, ...],
                 max_pending: int, timeout: float,
-                held: list[socket.socket] | None = None) -> dict[str, Any]:
+                held: list[socket.socket] | None = None, gen: int = 4) -> dict[str, Any]:
     """Open ``count`` connections, handshake each; then call ``method(*args)`` once on each,
-    or (``method=None``) keep them open in ``held``.
+    or (``method=None``) keep them open in ``held``. ``gen``: speak Pyro4 or Pyro5.
 
     At most ``max_pending`` connections are unfinished at any moment (not yet answered, or
     not yet handshaken when holding). Returns counts, failures by reason and timings; the
     clock starts at the first connect.
     """
-    serializer = Pyro4.util.get_serializer("serpent")
+    serializer: Any = Pyro4.util.get_serializer("serpent")
     payload, _ = serializer.serializeData({"handshake": "hello", "object": OBJECT_ID}, False)
     connect_msg = wire.encode(wire.MSG_CONNECT, payload, serializer.serializer_id,
                               wire.FLAGS_META_ON_CONNECT, 0)
@@ -474,6 +530,10 @@ def raw_clients(host: str, port: int, count: int, method: str | None, args: tupl
     if method is not None:
         payload, _ = serializer.serializeCall(OBJECT_ID, method, args, {}, False)
         invoke_msg = wire.encode(wire.MSG_INVOKE, payload, serializer.serializer_id, 0, 1)
+    if gen == 5:
+        serializer = pyro5 = _Pyro5Frames()
+        connect_msg = pyro5.connect
+        invoke_msg = pyro5.invoke(method, args) if method is not None else b""
     expected = args[0] if args else None
 
     selector = selectors.DefaultSelector()
@@ -518,7 +578,7 @@ def raw_clients(host: str, port: int, count: int, method: str | None, args: tupl
             pending += 1
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setblocking(False)
-            c = _Raw(sock)
+            c = _Raw(sock, gen)
             err = sock.connect_ex((host, port))
             if err not in (0, errno.EINPROGRESS):
                 pending -= 1
@@ -588,26 +648,31 @@ def raw_clients(host: str, port: int, count: int, method: str | None, args: tupl
     }
 
 
-def raw_capacity(host: str, port: int, connections: int, duration: float) -> dict[str, Any]:
+def raw_capacity(host: str, port: int, connections: int, duration: float,
+                 gen: int = 4) -> dict[str, Any]:
     """Server capacity with a client that costs little: ``connections`` handshaken sockets,
     each with one ``add(1, 2)`` in flight, answered replies counted by their (fixed) length.
     """
     held: list[socket.socket] = []
-    stats = raw_clients(host, port, connections, None, (), connections, 30.0, held)
+    stats = raw_clients(host, port, connections, None, (), connections, 30.0, held, gen)
     if stats["ok"] != connections:
         for sock in held:
             sock.close()
         raise RuntimeError("capacity: handshakes failed: %r" % (stats,))
-    serializer = Pyro4.util.get_serializer("serpent")
+    serializer: Any = Pyro4.util.get_serializer("serpent")
     payload, _ = serializer.serializeCall(OBJECT_ID, "add", (1, 2), {}, False)
     request = wire.encode(wire.MSG_INVOKE, payload, serializer.serializer_id, 0, 1)
+    header_size = wire.HEADER_SIZE
+    if gen == 5:
+        serializer = pyro5 = _Pyro5Frames()
+        request, header_size = pyro5.invoke("add", (1, 2)), framing5.HEADER_SIZE
     selector = selectors.DefaultSelector()
     try:
         first = held[0]  # learn the reply's length from one call
         first.setblocking(True)
         first.settimeout(10.0)
         first.sendall(request)
-        reader, reply = wire.MessageReader(), None
+        reader, reply = _Raw(first, gen).reader, None
         for _ in range(1000):
             replies = list(reader.feed(first.recv(65536)))
             if replies:
@@ -617,7 +682,7 @@ def raw_capacity(host: str, port: int, connections: int, duration: float) -> dic
             raise RuntimeError("capacity: unexpected reply %r" % (reply,))
         if serializer.deserializeData(reply.data) != 3:
             raise RuntimeError("capacity: wrong result")
-        length = wire.HEADER_SIZE + reply.annotations_size + reply.data_size
+        length = header_size + reply.annotations_size + reply.data_size
         first.setblocking(False)
         pending = {}
         for sock in held:
@@ -743,13 +808,12 @@ def measure_b(ctx: Any, workers: Workers, opts: argparse.Namespace, registry: li
         stop_servers(servers, registry)
 
 
-def _probe(uri: str, count: int) -> dict[str, Any]:
-    """Fresh Pyro4.Proxy clients, one after the other: first call and second call in ms."""
+def _probe(uri: str, count: int, gen: int = 4) -> dict[str, Any]:
+    """Fresh proxies (Pyro4's, or Pyro5's), one after the other: first and second call in ms."""
     first, second, failures = [], [], []
     for _ in range(count):
         try:
-            proxy = Pyro4.Proxy(uri)
-            proxy._pyroTimeout = 10
+            proxy = _proxy(uri, gen)
             try:
                 t0 = time.perf_counter()
                 proxy.add(1, 2)
@@ -806,6 +870,133 @@ def measure_c(ctx: Any, workers: Workers, opts: argparse.Namespace, registry: li
         results["c"] = out
     finally:
         stop_servers(servers, registry)
+
+
+def measure_pyro5(ctx: Any, workers: Workers, opts: argparse.Namespace,
+                  registry: list[ServerProc], results: dict[str, Any]) -> None:
+    """Section 5: Pyro5 clients; ours beside Pyro5's multiplex and thread daemons."""
+    print("\n== (5) Pyro5 clients: ours beside Pyro5's own daemons ==", flush=True)
+    servers = start_servers(ctx, SERVERS5, opts.thread_pool, registry)
+    out: dict[str, Any] = {"calls": {}, "capacity": {}, "burst": {}, "idle": {}}
+    try:
+        calls: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+        capacity: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
+        for rnd in range(opts.rounds):
+            for kind in SERVERS5[rnd % 3:] + SERVERS5[:rnd % 3]:  # (order rotated per round)
+                server = servers[kind]
+                workers.conn(0).send(("throughput", server.uri, opts.duration, 20, 5))
+                workers.reply(0)
+                cpu0 = cpu_seconds(server.pid)
+                workers.conn(0).send("go")
+                _, done, elapsed, errs = workers.reply(0, opts.duration + REPLY_TIMEOUT)
+                if errs:
+                    raise RuntimeError("%s: %d wrong results" % (kind, errs))
+                calls[kind].append((done / elapsed,
+                                    (cpu_seconds(server.pid) - cpu0) / max(1, done) * 1e6))
+                cpu0 = cpu_seconds(server.pid)
+                _, got = workers.ask(0, ("capacity", "127.0.0.1", uri_port(server.uri),
+                                         opts.capacity_conns, opts.duration, 5),
+                                     opts.duration + REPLY_TIMEOUT)
+                capacity[kind].append((got["calls"] / got["elapsed"],
+                                       (cpu_seconds(server.pid) - cpu0) / max(1, got["calls"])
+                                       * 1e6))
+                print("  %-22s round %d: 1 client %7.0f calls/s (%5.1f us CPU/call); "
+                      "capacity %7.0f calls/s (%5.1f us CPU/call)" % (
+                          LABELS[kind], rnd + 1, *calls[kind][-1], *capacity[kind][-1]),
+                      flush=True)
+        for name, table in (("calls", calls), ("capacity", capacity)):
+            out[name] = {kind: {"median": statistics.median(r for r, _ in v),
+                                "cpu_us_per_call": statistics.median(c for _, c in v),
+                                "runs": v} for kind, v in table.items()}
+        for kind in SERVERS5:
+            server = servers[kind]
+            n = opts.burst if kind != "multiplex5" else opts.mux_burst
+            timeout = 45.0 if kind != "multiplex5" else n * 0.5 + 20.0
+            _, stats = workers.ask(0, ("burst", "127.0.0.1", uri_port(server.uri), n, "slow",
+                                       (0.5,), n, timeout, None, 5), timeout + REPLY_TIMEOUT)
+            out["burst"][kind] = stats
+            print("  %-22s burst %4d/%-4d ok, wall %s s%s" % (
+                LABELS[kind], stats["ok"], n, _f(stats["wall"], 3),
+                ("; failures: %s" % stats["failures"]) if stats["failures"] else ""),
+                flush=True)
+        for kind in SERVERS5:
+            server = servers[kind]
+            n = opts.idle if kind != "thread5" else opts.thread_idle
+            _probe(server.uri, 3, 5)
+            time.sleep(0.5)
+            before = rss_kib(server.pid)
+            _, stats = workers.ask(0, ("hold", "127.0.0.1", uri_port(server.uri), n, 100, 120.0,
+                                       5), 300.0)
+            try:
+                time.sleep(1.0)
+                after = rss_kib(server.pid)
+                probe = _probe(server.uri, opts.probes, 5)
+            finally:
+                workers.conn(0).send("release")
+                workers.reply(0, 300.0)
+            stats.update(kib_per_conn=(after - before) / max(1, stats["ok"]), target=n,
+                         rss_before_kib=before, rss_after_kib=after, probe=probe)
+            out["idle"][kind] = stats
+            print("  %-22s held %5d/%-5d idle: %.2f KiB/conn; fresh client first call %s ms%s"
+                  % (LABELS[kind], stats["ok"], n, stats["kib_per_conn"],
+                     _f(_median(probe["first"]), 2),
+                     ("; failures: %s %s" % (stats["failures"], probe["failures"]))
+                     if stats["failures"] or probe["failures"] else ""), flush=True)
+            time.sleep(1.0)
+        results["pyro5"] = out
+    finally:
+        stop_servers(servers, registry)
+
+
+def report_pyro5(results: dict[str, Any], opts: argparse.Namespace) -> str:
+    """Section 5's table: ours against Pyro5's daemons, with the Pyro5 targets."""
+    five = results.get("pyro5")
+    if not five:
+        return ""
+    mux, thr = "multiplex5", "thread5"
+    header = ["Pyro5 clients", "ours", "Pyro5 multiplex", "Pyro5 thread", "ours / multiplex",
+              "ours / thread", "target (ours)", "result"]
+    rows: list[list[str]] = []
+
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "MISS"
+
+    for name, label, need in (("calls", "add(1,2) calls/s, 1 client process", 1.0),
+                              ("capacity", "capacity: 1 light raw client, %d conns, calls/s"
+                               % opts.capacity_conns, 1.5)):
+        rate = {k: five[name][k]["median"] for k in SERVERS5}
+        cpu = {k: five[name][k]["cpu_us_per_call"] for k in SERVERS5}
+        rows.append(["(5) " + label, "%.0f" % rate["ours"], "%.0f" % rate[mux],
+                     "%.0f" % rate[thr], _ratio(rate["ours"], rate[mux]),
+                     _ratio(rate["ours"], rate[thr]), ">= %.1fx multiplex" % need,
+                     verdict(rate["ours"] >= need * rate[mux])])
+        rows.append(["(5) server CPU per call (us), " + name, "%.0f" % cpu["ours"],
+                     "%.0f" % cpu[mux], "%.0f" % cpu[thr], _ratio(cpu["ours"], cpu[mux]),
+                     _ratio(cpu["ours"], cpu[thr]), "", ""])
+    b = five["burst"]
+    o = b["ours"]
+    rows.append(["(5) %d concurrent slow(0.5 s) calls: ok / wall (s)" % opts.burst,
+                 "%d/%d, %s" % (o["ok"], o["requested"], _f(o["wall"])),
+                 "%d/%d, %s (capped: serialises)" % (b[mux]["ok"], b[mux]["requested"],
+                                                     _f(b[mux]["wall"])),
+                 "%d/%d, %s" % (b[thr]["ok"], b[thr]["requested"], _f(b[thr]["wall"])),
+                 "", _ratio(o["wall"], b[thr]["wall"]), "all in <= 1.5 s",
+                 verdict(o["ok"] == opts.burst and o["wall"] is not None and o["wall"] <= 1.5)])
+    c = five["idle"]
+    o = c["ours"]
+    rows.append(["(5) idle connections held; server RSS per connection (KiB)",
+                 "%d/%d; %s" % (o["ok"], o["target"], _f(o["kib_per_conn"])),
+                 "%d/%d; %s" % (c[mux]["ok"], c[mux]["target"], _f(c[mux]["kib_per_conn"])),
+                 "%d/%d; %s" % (c[thr]["ok"], c[thr]["target"], _f(c[thr]["kib_per_conn"])),
+                 _ratio(o["kib_per_conn"], c[mux]["kib_per_conn"]),
+                 _ratio(o["kib_per_conn"], c[thr]["kib_per_conn"]),
+                 "all %d, <= 2 KiB" % opts.idle,
+                 verdict(o["ok"] == opts.idle and o["kib_per_conn"] <= 2.0)])
+    rows.append(["(5) fresh Pyro5 proxy with the idle ones: 1st call (ms, median)",
+                 *(_f(_median(c[k]["probe"]["first"])) for k in SERVERS5), "", "", "", ""])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------------------------
@@ -986,7 +1177,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="reduced run for smoke-testing (well under a minute)")
     parser.add_argument("--duration", type=float, default=None,
                         help="seconds per throughput run (default 3, quick 1)")
-    parser.add_argument("--only", default="a,b,c", help="sections to run, e.g. a,c")
+    parser.add_argument("--only", default="a,b,c,5",
+                        help="sections to run, e.g. a,c (5: Pyro5 clients)")
     parser.add_argument("--rounds", type=int, default=None,
                         help="throughput rounds per cell, median reported (default 3, quick 1)")
     parser.add_argument("--json", default=None, help="also write the raw results here")
@@ -995,8 +1187,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "the server's stats to PATH (figures then are not comparable)")
     opts = parser.parse_args(argv)
     opts.sections = {s.strip() for s in opts.only.split(",") if s.strip()}
-    if not opts.sections <= {"a", "b", "c"}:
-        parser.error("--only takes a comma-separated subset of a,b,c")
+    if not opts.sections <= {"a", "b", "c", "5"}:
+        parser.error("--only takes a comma-separated subset of a,b,c,5")
     if opts.duration is None:
         opts.duration = 1.0 if opts.quick else 3.0
     if opts.rounds is None:
@@ -1066,6 +1258,8 @@ def main(argv: list[str] | None = None) -> int:
             measure_b(ctx, workers, opts, registry, results)
         if "c" in opts.sections:
             measure_c(ctx, workers, opts, registry, results)
+        if "5" in opts.sections:
+            measure_pyro5(ctx, workers, opts, registry, results)
         # which reactor ours ran on (ask a fresh server; cheap)
         probe = start_servers(ctx, ["ours"], opts.thread_pool, registry)
         reactor_name = probe["ours"].impl
@@ -1091,6 +1285,11 @@ def main(argv: list[str] | None = None) -> int:
           "processes' load shows up as noise)" % (load_before, load_average()))
     print("- total run time %.0f s\n" % elapsed)
     print(report(results, opts))
+    if "pyro5" in results:
+        import Pyro5
+
+        print("\nPyro5 %s (serializer serpent)\n" % Pyro5.__version__)
+        print(report_pyro5(results, opts))
     if opts.json:
         with open(opts.json, "w") as f:
             json.dump({"options": {k: v for k, v in vars(opts).items() if k != "sections"},

@@ -1,4 +1,4 @@
-"""Pyro4's name server, served from the reactor.
+"""Pyro4's name server, served from the reactor, to Pyro4 and Pyro5 clients from one registry.
 
 Pyro4's ``NameServer`` is an ordinary servant: :func:`register_name_server` puts one on a
 :class:`~pyro.protocol.Pyro4ProtocolFactory` as Pyro4's ``NameServerDaemon`` puts it on its
@@ -6,6 +6,10 @@ daemon (well-known object id ``Pyro.NameServer``, listed in itself). :class:`Bro
 answers the UDP ``GET_NSURI`` queries with which ``Pyro4.locateNS()`` (and
 :func:`pyro.client.locate_ns`) look for a name server when none is at ``NS_HOST``, as Pyro4's
 ``BroadcastServer`` does, but on the reactor instead of in a thread of its own.
+
+Pyro5 clients of the same factory get Pyro5's ``NameServer`` under the same object id, over
+the same storage (see :func:`register_name_server`): a name registered by either generation
+resolves for both, and the broadcast answer suits both.
 
 ``NS_AUTOCLEAN`` (:mod:`pyro.nameserver.autoclean`) removes the registrations whose servers
 are gone, on the reactor's clock, and :func:`keep_registered`
@@ -85,6 +89,11 @@ def register_name_server(factory: Any, storage: Any = None, autoclean: float | N
 
     ``hmac_key`` sets the factory's HMAC key (that of every object it serves; Pyro4's
     ``startNS(hmac=...)``); ``ValueError`` if the factory already has another one.
+
+    Pyro5 clients of the factory (see its ``pyro_versions``) are served Pyro5's own
+    ``Pyro5.nameserver.NameServer`` under the same object id, over the same storage: a name
+    registered by either generation resolves for both, each getting URIs of its own
+    generation (``nameserver.pyro5`` is that object).
     """
     interval = config.NS_AUTOCLEAN if autoclean is None else autoclean
     check_autoclean(interval)  # before anything is registered, as Pyro4 fails
@@ -98,6 +107,7 @@ def register_name_server(factory: Any, storage: Any = None, autoclean: float | N
     uri = factory.register(nameserver, constants.NAMESERVER_NAME)
     nameserver.register(constants.NAMESERVER_NAME, uri,
                         metadata={"class:Pyro4.naming.NameServer"})
+    _serve_to_pyro5(factory, nameserver)
 
     def close_storage() -> None:  # the storage it has then, as Pyro4's close() looks it up
         nameserver.storage.close()
@@ -114,8 +124,30 @@ def register_name_server(factory: Any, storage: Any = None, autoclean: float | N
     return nameserver, uri
 
 
+def _serve_to_pyro5(factory: Any, nameserver: Pyro4.naming.NameServer) -> Any:
+    """Pyro5 clients of ``factory`` get Pyro5's ``NameServer`` under ``Pyro.NameServer``:
+    the same storage and lock as the Pyro4 one, so both generations see one registry, each
+    with its own API (Pyro5's ``list(prefix, regex, return_metadata)``, ``yplookup``) and
+    its own URI class in answers. Nothing (None) when the factory serves no Pyro5 clients
+    or Pyro5 is not installed."""
+    if 5 not in getattr(factory, "pyro_versions", ()):
+        return None
+    try:
+        import Pyro5.nameserver
+    except (ImportError, ValueError):  # (ValueError: Pyro5 refuses Pyro4's PYRO_* variables)
+        return None
+    face = Pyro5.nameserver.NameServer(nameserver.storage)
+    face.lock = nameserver.lock  # one registry: one lock (safe=True means the same to both)
+    factory.pyro5_faces[constants.NAMESERVER_NAME] = face
+    nameserver.pyro5 = face  # type: ignore[attr-defined]
+    return face
+
+
 class BroadcastResponder(DatagramProtocol):
     """Answers ``GET_NSURI`` datagrams with the name server's URI; ignores anything else.
+
+    Pyro5's ``locate_ns()`` asks the same question and reads the answer the same way (a
+    ``PYRO:`` URI as text, which both generations parse): one responder serves both.
 
     As in Pyro4, a URI whose host is ``0.0.0.0`` (a server listening on every interface) is
     answered with the address of the interface that reaches the asking client.

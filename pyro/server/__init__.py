@@ -7,4 +7,6 @@
 - :mod:`~pyro.server.context`, :mod:`~pyro.server.connection`, :mod:`~pyro.server.streams`,
   :mod:`~pyro.server.daemonobject`, :mod:`~pyro.server.tracebacks`,
   :mod:`~pyro.server.placement`: what the dispatcher needs, one job each.
+- :mod:`~pyro.server.pyro5`: what serving Pyro5 clients adds (their ``current_context``,
+  Pyro5's exception classes, Pyro5 autoproxies); imported only when Pyro5 is needed.
 """

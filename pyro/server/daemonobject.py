@@ -13,13 +13,16 @@ change only what a reactor needs:
 
 from __future__ import annotations
 
+import inspect
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
-from Pyro4 import errors
+from Pyro4 import errors, util
 from Pyro4.core import DaemonObject, current_context, expose
 from twisted.internet import defer, threads
 
+from ..wire.messages import PYRO4
 from .context import CallContext
 from .placement import in_reactor
 
@@ -42,7 +45,21 @@ class TwistedDaemonObject(DaemonObject):
 
     @in_reactor
     def get_metadata(self, objectId: str, as_lists: bool = False) -> dict[str, Any]:
-        return super().get_metadata(objectId, as_lists)
+        """The object's metadata, by the rules of the calling client's generation: for a
+        Pyro5 client, of what it is served under that id (the daemon's ``pyro5_faces``
+        first), only what is exposed (Pyro5 has no ``REQUIRE_EXPOSE``)."""
+        codec = getattr(current_context.client, "codec", None)
+        if codec is None or codec.version == PYRO4.version:
+            return super().get_metadata(objectId, as_lists)
+        obj = self.daemon.pyro5_faces.get(objectId) or self.daemon.objectsById.get(objectId)
+        if obj is None:
+            raise errors.DaemonError("unknown object")
+        metadata = util.get_exposed_members(obj, only_exposed=True, as_lists=as_lists)
+        if not metadata["methods"] and not metadata["attrs"]:
+            kind = obj if inspect.isclass(obj) else type(obj)
+            warnings.warn("Class %r doesn't expose any methods or attributes. Did you forget "
+                          "setting @expose on them?" % kind, stacklevel=2)
+        return metadata  # type: ignore[no-any-return]
 
     @in_reactor
     def close_stream(self, streamId: str) -> None:

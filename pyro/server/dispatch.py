@@ -25,15 +25,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Union
 from typing import Protocol as TypingProtocol
 
-from Pyro4 import constants, errors, futures
-from Pyro4.configuration import config
+from Pyro4 import constants, errors
 from Pyro4.core import Daemon
 from twisted.internet import defer, threads
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from .. import wire
-from ..wire.messages import Invoke, Pyro4Codec
+from ..wire.messages import PYRO4, Invoke, Pyro4Codec
 from . import exposure
 from .context import CallContext
 from .placement import Exclusive, runs_in_reactor
@@ -48,12 +47,14 @@ MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]  # noqa: UP007
 Outcome = Union[MaybeDeferredReply, Exclusive]  # noqa: UP007 -- what invoke() returns
 
 log = Logger(namespace="pyro.dispatch")
+_pyro5_parts: Any = None  # pyro.server.pyro5, once imported (see Dispatcher._pyro5)
 
 
 class ServedDaemon(TypingProtocol):
     """What the dispatcher uses of its daemon (:class:`pyro.server.factory.Pyro4ProtocolFactory`)."""
 
-    accepted_serializer_ids: frozenset[int]
+    accepted_serializers: dict[Any, frozenset[int]]
+    pyro5_faces: dict[str, Any]
     objectsById: dict[str, Any]
     threadpool: Any
     streams: Any
@@ -79,6 +80,23 @@ class Dispatcher:
         self.daemon = daemon
 
     # -- shared helpers -------------------------------------------------------------------
+
+    def _context(self, codec: Any) -> type[CallContext]:
+        """The call context class for a generation: Pyro5's fills ``Pyro5.api.
+        current_context`` too (see :mod:`pyro.server.pyro5`)."""
+        if codec is PYRO4:
+            return CallContext
+        return self._pyro5().CallContext5  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _pyro5() -> Any:
+        """The server's Pyro5 parts (imported once a Pyro5 client came: Pyro5 is there)."""
+        global _pyro5_parts
+        if _pyro5_parts is None:
+            from . import pyro5
+
+            _pyro5_parts = pyro5
+        return _pyro5_parts
 
     def _annotations(self, ctx: CallContext | None) -> dict[str, bytes]:
         """The response annotations: the servant's (``current_context``), then the daemon's."""
@@ -113,9 +131,9 @@ class Dispatcher:
     def handshake(self, connection: PyroConnection, msg: wire.Message) -> Any:
         """Answer a CONNECT: ``(reply, accepted)``, or a Deferred of that pair."""
         codec = connection.codec
-        ctx = CallContext.for_message(connection, msg, handshake=True)
+        ctx = self._context(codec).for_message(connection, msg, handshake=True)
         try:
-            serializer = codec.accepted_serializer(msg, self.daemon.accepted_serializer_ids)
+            serializer = codec.accepted_serializer(msg, self.daemon.accepted_serializers[codec])
             request = codec.read_connect(msg, serializer)
             object_id = request.object_id  # None without the client's METADATA
             if isinstance(object_id, str):
@@ -140,7 +158,9 @@ class Dispatcher:
             metadata = None
             if wants_metadata:
                 daemon_object = self.daemon.objectsById[constants.DAEMON_NAME]
-                metadata = daemon_object.get_metadata(connection.objectId, as_lists=True)
+                # (in the call's context: the metadata is that of the client's generation)
+                metadata = ctx.run(daemon_object.get_metadata, connection.objectId,
+                                   as_lists=True)
             reply = connection.codec.connect_ok(msg, serializer, response, metadata,
                                                 self._annotations(ctx), self.daemon.hmacKey())
         except Exception as exc:
@@ -152,8 +172,10 @@ class Dispatcher:
         """A CONNECTFAIL carrying ``str(reason)``, as Pyro4 sends when it refuses a client."""
         log.info("handshake refused for {peer}: {reason}",
                  peer=connection.peer_address, reason=str(reason))
-        return connection.codec.connect_fail(msg, reason, self.daemon.accepted_serializer_ids,
-                                             self._annotations(ctx), self.daemon.hmacKey())
+        codec = connection.codec
+        return codec.connect_fail(msg, reason,
+                                  self.daemon.accepted_serializers.get(codec, frozenset()),
+                                  self._annotations(ctx), self.daemon.hmacKey())
 
     # -- requests -------------------------------------------------------------------------
 
@@ -169,13 +191,17 @@ class Dispatcher:
         time, as in Pyro4's thread server).
         """
         codec = connection.codec
-        ctx = CallContext.for_message(connection, msg)
+        ctx = self._context(codec).for_message(connection, msg)
         if codec.is_ping(msg):
             return codec.pong(msg, self._annotations(ctx), self.daemon.hmacKey())
         try:
-            serializer = codec.accepted_serializer(msg, self.daemon.accepted_serializer_ids)
+            serializer = codec.accepted_serializer(msg, self.daemon.accepted_serializers[codec])
             call = codec.read_invoke(msg, serializer)
-            obj = self.daemon.objectsById.get(call.object_id)
+            obj = None
+            if codec is not PYRO4 and self.daemon.pyro5_faces:
+                obj = self.daemon.pyro5_faces.get(call.object_id)
+            if obj is None:
+                obj = self.daemon.objectsById.get(call.object_id)
             if obj is None:
                 log.debug("unknown object requested: {object_id}", object_id=call.object_id)
                 raise errors.DaemonError("unknown object")
@@ -244,7 +270,7 @@ class Dispatcher:
         if codec.is_oneway(msg):
             log.debug("oneway request failed: {error!r}", error=error)
             return None
-        return self._exception_reply(codec, msg, error, self._traceback(), ctx)
+        return self._exception_reply(codec, msg, error, self._traceback(codec), ctx)
 
     def _instance_failed(self, failure: Failure, codec: Pyro4Codec, msg: wire.Message,
                          ctx: CallContext) -> MaybeDeferredReply:
@@ -262,25 +288,29 @@ class Dispatcher:
         """
         oneway, batch = call.oneway, call.batch
         method, vargs, kwargs = call.method, call.vargs, call.kwargs
+        # Pyro5 has no REQUIRE_EXPOSE (nor ONEWAY_THREADED): it always behaves as Pyro4's
+        # defaults do (True)
+        require_expose = getattr(codec.config, "REQUIRE_EXPOSE", True)
         try:
             if batch:
-                outcome = defer.ensureDeferred(self._batch(obj, vargs, ctx, pool))
+                outcome = defer.ensureDeferred(self._batch(obj, vargs, ctx, pool, codec))
             elif method == "__getattr__":
-                getter = exposure.property_getter(obj, vargs[0], config.REQUIRE_EXPOSE)
+                getter = exposure.property_getter(obj, vargs[0], require_expose)
                 outcome = self.call(getter, (obj,), {}, ctx, pool)
             elif method == "__setattr__":
-                setter = exposure.property_setter(obj, vargs[0], config.REQUIRE_EXPOSE)
+                setter = exposure.property_setter(obj, vargs[0], require_expose)
                 outcome = self.call(setter, (obj, vargs[1]), {}, ctx, pool)
             else:
-                function = exposure.remote_method(obj, method)
+                function = exposure.remote_method(obj, method, require_expose)
                 if oneway:
-                    outcome = self._oneway(function, vargs, kwargs, ctx)
+                    outcome = self._oneway(function, vargs, kwargs, ctx, codec)
                 else:
                     outcome = self.call(function, vargs, kwargs, ctx, pool)
         except Exception:
             return self._request_failed(codec, msg, ctx)
         if oneway:
-            return self._oneway_done(outcome, method, pool)
+            return self._oneway_done(outcome, method, pool,
+                                     getattr(codec.config, "ONEWAY_THREADED", True))
         if isinstance(outcome, defer.Deferred):
             return outcome.addCallbacks(
                 self._result_reply, self._failure_reply,
@@ -289,42 +319,49 @@ class Dispatcher:
         return self._result_reply(outcome, codec, msg, serializer, ctx, batch)
 
     @staticmethod
-    def _traceback() -> list[str]:
+    def _traceback(codec: Any = PYRO4) -> list[str]:
         exc_type, exc_value, tb = sys.exc_info()
         assert exc_type is not None and exc_value is not None
-        return format_remote_traceback(exc_type, exc_value, tb)
+        return format_remote_traceback(exc_type, exc_value, tb,
+                                       codec.config.DETAILED_TRACEBACK)
 
-    async def _batch(self, obj: Any, calls: Any, ctx: CallContext, pool: Any) -> list[Any]:
-        """Run batched calls in order; stop at the first exception, which travels wrapped."""
+    async def _batch(self, obj: Any, calls: Any, ctx: CallContext, pool: Any,
+                     codec: Any = PYRO4) -> list[Any]:
+        """Run batched calls in order; stop at the first exception, which travels wrapped
+        (in the wrapper class of the client's generation)."""
         results: list[Any] = []
+        require_expose = getattr(codec.config, "REQUIRE_EXPOSE", True)
         for method, vargs, kwargs in calls:
-            function = exposure.remote_method(obj, method)  # refused: the whole batch fails
+            # refused: the whole batch fails
+            function = exposure.remote_method(obj, method, require_expose)
             try:
                 result = self.call(function, vargs, kwargs, ctx, pool)
                 if isinstance(result, defer.Deferred):
                     result = await result
             except Exception as exc:
                 log.debug("exception in batched request: {error!r}", error=exc)
-                exc._pyroTraceback = self._traceback()  # type: ignore[attr-defined]
-                results.append(futures._ExceptionWrapper(exc))
+                exc._pyroTraceback = self._traceback(codec)  # type: ignore[attr-defined]
+                results.append(codec.exception_wrapper(exc))
                 break
             results.append(result)
         return results
 
     def _oneway(self, function: Callable[..., Any], vargs: Any, kwargs: Any,
-                ctx: CallContext) -> Any:
+                ctx: CallContext, codec: Any = PYRO4) -> Any:
         """Start a oneway call (Pyro4: ``ONEWAY_THREADED``): its outcome, maybe a Deferred.
 
         With a thread pool, every call runs there (a oneway one too); without one,
-        ``ONEWAY_THREADED`` sends it to the reactor's pool, so that it may block.
+        ``ONEWAY_THREADED`` sends it to the reactor's pool, so that it may block (Pyro5
+        always runs a oneway call in a thread of its own: as ``ONEWAY_THREADED=True``).
         """
         pool = self.daemon.threadpool
-        if pool is None and config.ONEWAY_THREADED:
+        if pool is None and getattr(codec.config, "ONEWAY_THREADED", True):
             pool = self.daemon.reactor.getThreadPool()
         return self.call(function, vargs, kwargs, ctx, pool)
 
     @staticmethod
-    def _oneway_done(outcome: Any, method: str, pool: Any) -> MaybeDeferredReply:
+    def _oneway_done(outcome: Any, method: str, pool: Any,
+                     threaded: bool = True) -> MaybeDeferredReply:
         """Nothing to send for a oneway request (call, batch or attribute access), whose
         failure is only logged; and whether the connection's next request waits for it.
 
@@ -340,7 +377,7 @@ class Dispatcher:
             lambda _: None,
             lambda f: log.debug("oneway call {name} failed: {error!r}", name=method,
                                 error=f.value))
-        if pool is not None and not config.ONEWAY_THREADED:
+        if pool is not None and not threaded:
             return outcome
         return None
 
@@ -349,19 +386,25 @@ class Dispatcher:
         """Serialize a call's result (or open an item stream for an iterator)."""
         try:
             if not batch and is_stream(data):
-                stream_id = self.daemon.streams.open(data, ctx.values["client"])
+                stream_id = self.daemon.streams.open(data, ctx.values["client"], codec.config)
                 return codec.stream_opened(msg, stream_id, self._annotations(ctx),
                                            self.daemon.hmacKey())
+            if codec is not PYRO4:  # (registered objects become Pyro5 proxies)
+                return self._pyro5().result(codec, msg, serializer, data, batch,
+                                            self._annotations(ctx))
             return codec.result(msg, serializer, data, batch, self._annotations(ctx),
                                 self.daemon.hmacKey())
         except Exception:
-            return self._exception_reply(codec, msg, sys.exc_info()[1], self._traceback(), ctx)
+            return self._exception_reply(codec, msg, sys.exc_info()[1], self._traceback(codec),
+                                         ctx)
 
     def _failure_reply(self, failure: Failure, codec: Pyro4Codec, msg: wire.Message,
                        ctx: CallContext) -> wire.Frame:
         if not failure.check(Exception):  # KeyboardInterrupt, SystemExit: not the client's
             return failure  # type: ignore[return-value]
-        return self._exception_reply(codec, msg, failure.value, failure_traceback(failure), ctx)
+        return self._exception_reply(codec, msg, failure.value,
+                                     failure_traceback(failure, codec.config.DETAILED_TRACEBACK),
+                                     ctx)
 
     def _exception_reply(self, codec: Pyro4Codec, msg: wire.Message, exc: Any,
                          tblines: list[str] | None, ctx: CallContext | None) -> wire.Frame:
@@ -370,6 +413,8 @@ class Dispatcher:
         calls can match failures too."""
         if not isinstance(exc, (StopIteration, GeneratorExit)):
             log.debug("exception while handling request: {error!r}", error=exc)
+        if codec is not PYRO4:
+            exc = self._pyro5().for_pyro5(exc)  # Pyro4's errors as Pyro5's, same words
         return codec.exception(msg, exc, tblines, self._annotations(ctx), self.daemon.hmacKey())
 
     def exception_reply(self, connection: PyroConnection, msg: wire.Message,

@@ -165,14 +165,16 @@ def _method_rule(cls: type, name: str) -> int:
     return _EVALUATE_NO_FALLBACK if fallback else _EVALUATE
 
 
-def remote_method(obj: Any, name: Any) -> Any:
+def remote_method(obj: Any, name: Any, require_expose: bool | None = None) -> Any:
     """``util.getAttribute(obj, name)``, except that nothing unexposed is evaluated: what a
-    plain, oneway or batched call named ``name`` may run; else Pyro4's AttributeError."""
+    plain, oneway or batched call named ``name`` may run; else Pyro4's AttributeError.
+    ``require_expose``: the setting to apply (None: ``Pyro4.config.REQUIRE_EXPOSE``, read
+    now; Pyro5's rules are those of ``True``)."""
     if type(name) is not str:
         if not isinstance(name, str):
             return util.getAttribute(obj, name)  # not a name at all: Pyro4's own error
         name = str.__str__(name)  # a str subclass: its plain value, no methods of its own
-    if not config.REQUIRE_EXPOSE:
+    if not (config.REQUIRE_EXPOSE if require_expose is None else require_expose):
         return util.getAttribute(obj, name)  # Pyro4's: everything public is allowed
     rule = _method_rules.get((type(obj), name))
     if rule == _EVALUATE:  # the hot path: an exposed method, decided before

@@ -16,12 +16,12 @@ which servant runs is :class:`~pyro.server.dispatch.Dispatcher`'s job.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from Pyro4 import constants, errors
 from Pyro4.configuration import config
-from Pyro4.core import Daemon
+from Pyro4.core import URI, Daemon
 from twisted.internet import defer, endpoints
 from twisted.internet.protocol import ServerFactory
 from twisted.internet.task import LoopingCall
@@ -31,6 +31,7 @@ from twisted.python.threadpool import ThreadPool
 
 from .. import wire
 from .._reactor import default_reactor
+from ..wire.generations import Generation
 from ..wire.messages import PYRO4
 from .connection import PyroConnection
 from .daemonobject import TwistedDaemonObject
@@ -50,6 +51,15 @@ log = Logger(namespace="pyro.protocol")
 
 class Pyro4ProtocolFactory(ServerFactory):
     """A Pyro4 daemon for Twisted: a registry of objects and a factory of connections.
+
+    It serves Pyro4 and Pyro5 clients alike, on the same ports: each connection's first
+    bytes say which generation it speaks (see ``pyro_versions``), and a registered object is
+    reachable by both under the one URI ``register`` returns. Pyro5 clients get Pyro5's
+    semantics where the generations differ: exposure as with ``REQUIRE_EXPOSE=True``, oneway
+    calls in a thread of their own, ``Pyro5.config``'s ``ITER_STREAMING``, stream lifetime and
+    linger, ``MAX_MESSAGE_SIZE`` and ``DETAILED_TRACEBACK``, ``Pyro5.api.current_context``
+    (filled together with ``Pyro4.current_context``), Pyro5's exception classes, and
+    ``Pyro5.api.Proxy`` autoproxies.
 
     It offers the ``Pyro4.Daemon`` API that servants and tools use (``register``,
     ``unregister``, ``uriFor``, ``proxyFor``, ``objectsById``, ``locationStr``,
@@ -77,7 +87,15 @@ class Pyro4ProtocolFactory(ServerFactory):
         connections stay cheap), so an idle one goes after 1 to 1.25 times ``idle_timeout``.
     :param hmac_key: the shared secret every message must be signed with (Pyro4's
         ``_pyroHmacKey``, which may also be set later, as on a ``Pyro4.Daemon``); ``None``:
-        none.
+        none. Pyro5 has no HMAC: while the factory has a key, Pyro5 clients are refused
+        (their CONNECTFAIL says so), as they could not prove they know it.
+    :param pyro_versions: the Pyro generations served on every port: ``(4, 5)``, ``(4,)``
+        or ``(5,)``. Each connection's first bytes say which one it speaks; nothing else
+        needs choosing. ``None`` (the default) serves both, Pyro5 if its package is
+        installed (else a Pyro5 client's connection is refused, with one log line). A
+        generation left out is refused as the other generation's daemon refuses it: a
+        Pyro5 client gets Pyro4's CONNECTFAIL, a Pyro4 client Pyro5's ("invalid protocol
+        version: 48"). Naming 5 without Pyro5 installed raises ``ImportError`` here.
     """
 
     protocol = Pyro4Protocol  # type: ignore[assignment]
@@ -86,7 +104,8 @@ class Pyro4ProtocolFactory(ServerFactory):
                  max_message_size: int | None = None,
                  interface: Callable[[Any], Any] = TwistedDaemonObject,
                  idle_timeout: float | None = None, hmac_key: bytes | str | None = None,
-                 threads: int | None = None):
+                 threads: int | None = None, pyro_versions: Collection[int] | None = None):
+        self.pyro_versions = _check_versions(pyro_versions)
         if idle_timeout is not None and idle_timeout <= 0:
             raise ValueError("idle_timeout must be positive (or None), not %r" % (idle_timeout,))
         if threads is not None and (threadpool is not None or threads < 1):
@@ -104,11 +123,20 @@ class Pyro4ProtocolFactory(ServerFactory):
         self.dispatcher = Dispatcher(self)
         # every connection's reader asks these (made once here, not once per connection)
         self.reader_options: dict[str, Any] = {
-            "hmac_key": self.hmacKey, "max_message_size": self.maxMessageSize}
+            "hmac_key": self.hmacKey, "max_message_size": self._message_size_limit}
         self.streams = ItemStreams(lambda: self.reactor)
         self.streaming_responses = self.streams.responses  # the name Pyro4's DaemonObject uses
         # Pyro4 reads the accepted serializers once, when a daemon is created:
         self.accepted_serializer_ids = PYRO4.serializer_ids(config.SERIALIZERS_ACCEPTED)
+        #: the accepted serializer ids of each codec served (Pyro5 has no allow-list: all
+        #: of Pyro5's serializers, none of which can run code)
+        self.accepted_serializers: dict[Any, frozenset[int]] = {
+            PYRO4: self.accepted_serializer_ids}
+        if 5 in self.pyro_versions and _PYRO5_REQUIRED in self.pyro_versions:
+            self._served_codec(Generation.PYRO5)  # named explicitly: Pyro5 must be there
+        #: what Pyro5 clients are served instead of the object registered under the same id
+        #: (the name server's Pyro5 face: Pyro5's ``NameServer`` over the same storage)
+        self.pyro5_faces: dict[str, Any] = {}
         self.__pyroHmacKey: bytes | None = wire.hmac_key_bytes(hmac_key)
         self._close_hooks: list[Callable[[], Any]] = []
         self._pyroInstances: dict[type, Any] = {}  # instance_mode="single" servants
@@ -137,6 +165,50 @@ class Pyro4ProtocolFactory(ServerFactory):
         if self.max_message_size is not None:
             return self.max_message_size
         return config.MAX_MESSAGE_SIZE
+
+    def _message_size_limit(self) -> int | None:
+        """The readers' limit: the factory's, else (None) the generation's own config."""
+        return self.max_message_size
+
+    # -- protocol generations -------------------------------------------------------------
+
+    @property
+    def first_generation(self) -> Generation:
+        """The generation whose reader (and refusal) gets bytes that are no Pyro message."""
+        return Generation.PYRO4 if 4 in self.pyro_versions else Generation.PYRO5
+
+    def codec_for(self, generation: Generation) -> Any:
+        """The codec a connection whose first bytes named ``generation`` speaks; else the
+        :class:`~pyro.wire.WireError` that refuses it (its ``codec`` attribute is the codec
+        the refusal is written in, its ``log_text`` says why in the server's log)."""
+        if generation is Generation.PYRO4:
+            if 4 in self.pyro_versions:
+                return PYRO4
+            codec = self._served_codec(Generation.PYRO5)
+            raise _Refusal(codec, codec.errors.ProtocolError("invalid protocol version: 48"),
+                           "a Pyro4 client, and this server serves Pyro5 only")
+        if 5 not in self.pyro_versions:
+            raise _Refusal(PYRO4, _PYRO4_REFUSAL(), "a Pyro5 client, and this server serves "
+                           "Pyro4 only (pyro_versions=(4,))")
+        try:
+            codec = self._served_codec(generation)
+        except (ImportError, ValueError) as missing:  # (GenerationUnavailable is one)
+            raise _Refusal(PYRO4, _PYRO4_REFUSAL(),
+                           "a Pyro5 client: %s" % _pyro5_missing(missing)) from None
+        if self.hmacKey() is not None:
+            raise _Refusal(codec, codec.errors.SecurityError(
+                "this server requires Pyro4's HMAC key, which Pyro5 does not have"),
+                "a Pyro5 client, and the server has an HMAC key (Pyro5 cannot sign)")
+        return codec
+
+    def _served_codec(self, generation: Generation) -> Any:
+        """``generation``'s codec, its accepted serializers noted the first time."""
+        codec = generation.codec
+        if codec not in self.accepted_serializers:  # (only Pyro5's is not there from the start)
+            from .pyro5 import serializer_names
+
+            self.accepted_serializers[codec] = codec.serializer_ids(serializer_names())
+        return codec
 
     # -- address --------------------------------------------------------------------------
 
@@ -191,7 +263,29 @@ class Pyro4ProtocolFactory(ServerFactory):
 
     # -- the Daemon API (Pyro4's own implementations; they only need objectsById & uriFor) --
 
-    register = Daemon.register
+    def register(self, obj_or_class: Any, objectId: str | None = None,
+                 force: bool = False) -> URI:
+        """Pyro4's ``Daemon.register``: the object (or class) is reachable under the URI it
+        returns, by Pyro4 and Pyro5 clients alike (the same text). Returned from a call, it
+        travels as a proxy of the caller's generation (Pyro4: with ``AUTOPROXY``; Pyro5
+        always, as Pyro5's daemon does)."""
+        uri = Daemon.register(self, obj_or_class, objectId, force)
+        if 5 in self.pyro_versions:
+            try:
+                from .pyro5 import register_autoproxy
+            except (ImportError, ValueError):
+                pass  # Pyro5 cannot be imported: no Pyro5 clients either (see codec_for)
+            else:
+                register_autoproxy(obj_or_class)
+        return uri
+
+    def pyro5_proxy_for(self, objectOrId: Any, nat: bool = True) -> Any:
+        """A ``Pyro5.api.Proxy`` of a registered object (what a Pyro5 client receives for
+        it), its metadata filled in as Pyro5's ``Daemon.proxyFor`` fills it."""
+        from .pyro5 import proxy_for
+
+        return proxy_for(self, objectOrId, nat)
+
     unregister = Daemon.unregister
     uriFor = Daemon.uriFor
     proxyFor = Daemon.proxyFor
@@ -402,6 +496,46 @@ class Pyro4ProtocolFactory(ServerFactory):
     # never try to send the daemon itself (it has no meaningful serialized state).
     def __getstate__(self) -> dict[str, Any]:
         return {}
+
+
+_PYRO5_REQUIRED = object()  # in pyro_versions when 5 was named, not defaulted
+
+
+def _check_versions(versions: Collection[int] | None) -> frozenset[Any]:
+    """``pyro_versions`` as a set; 5 named explicitly is marked: it must be importable."""
+    if versions is None:
+        return frozenset({4, 5})
+    if isinstance(versions, (int, str)) or not versions or not set(versions) <= {4, 5}:
+        raise ValueError("pyro_versions must name 4, 5 or both, as in (4, 5); not %r"
+                         % (versions,))
+    chosen: set[Any] = set(versions)
+    if 5 in chosen:
+        chosen.add(_PYRO5_REQUIRED)
+    return frozenset(chosen)
+
+
+def _pyro5_missing(problem: Exception) -> str:
+    """Why Pyro5 cannot be used here, in one line. Besides not being installed: Pyro5 reads
+    every ``PYRO_*`` environment variable when imported and refuses those it does not know,
+    Pyro4's own (``PYRO_HMAC_KEY``, ``PYRO_SERIALIZERS_ACCEPTED``...) among them."""
+    if isinstance(problem, ImportError):
+        return str(problem)
+    return "Pyro5 cannot be imported: %s" % problem
+
+
+def _PYRO4_REFUSAL() -> errors.ProtocolError:
+    """What a Pyro4 daemon tells a client of another protocol version (its exact words)."""
+    return errors.ProtocolError("invalid data or unsupported protocol version")
+
+
+class _Refusal(wire.WireError):
+    """A generation the factory does not serve: ``cause`` goes to the client in ``codec``'s
+    CONNECTFAIL; ``log_text`` is the server log's reason."""
+
+    def __init__(self, codec: Any, cause: Exception, log_text: str):
+        super().__init__(cause)
+        self.codec = codec
+        self.log_text = log_text
 
 
 class _DaemonThreadPool(ThreadPool):

@@ -28,7 +28,6 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 import Pyro4
-from Pyro4 import errors
 from twisted.internet import defer, tcp
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
@@ -36,6 +35,7 @@ from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from .. import _transport, wire
+from ..wire import generations
 from .connection import PyroConnection
 from .placement import Exclusive
 
@@ -57,6 +57,9 @@ class ServingFactory(TypingProtocol):
     dispatcher: Any
     reader_options: dict[str, Any]
     idle_timeout: float | None
+    first_generation: Any  # (a pyro.wire.generations.Generation)
+
+    def codec_for(self, generation: Any) -> Any: ...
 
     @property
     def reactor(self) -> Any: ...
@@ -105,6 +108,37 @@ def _direct_socket(transport: Any) -> Any:
     transport.dataBuffer = transport.dataBuffer
     transport.offset = transport.offset
     return transport.socket
+
+
+class _FirstBytes:
+    """The reader of a connection before its first bytes say which generation it speaks.
+
+    It keeps what arrived until :data:`pyro.wire.generations.PREFIX_SIZE` bytes are there
+    (``b"PYRO"`` and the protocol version), has the protocol choose its codec from them
+    (:meth:`Pyro4Protocol._speak`), and feeds everything to that codec's reader, which
+    replaces it. Bytes that are no Pyro message at all go to the reader of the factory's
+    first generation, whose own error (and refusal) they get, as from that daemon.
+    """
+
+    __slots__ = ("protocol", "pending")
+    section = None
+    state = wire.ReadState.HEADER
+
+    def __init__(self, protocol: Pyro4Protocol):
+        self.protocol = protocol
+        self.pending = b""
+
+    def feed(self, data: bytes) -> Any:
+        data = self.pending + data if self.pending else data
+        try:
+            generation = generations.generation_of(data)
+        except generations.UnknownGeneration:
+            generation = self.protocol.factory.first_generation
+        if generation is None:  # (a prefix of b"PYRO" and its version: more is needed)
+            self.pending = data
+            return ()
+        self.pending = b""
+        return self.protocol._speak(generation).feed(data)
 
 
 class _Request:
@@ -177,9 +211,9 @@ class Pyro4Protocol(PyroConnection, Protocol):
 
     def connectionMade(self) -> None:
         factory = self.factory
-        codec = self.codec
-        self.reader = codec.reader(allowed_types=codec.server_handshake_types,
-                                   **factory.reader_options)
+        # The generation is not known until the first bytes arrive: _FirstBytes reads them,
+        # then hands over to the reader of the codec they chose (see _speak).
+        self.reader = _FirstBytes(self)  # type: ignore[assignment]
         self.transport.registerProducer(self, True)  # tell us when replies pile up unread
         self._direct_socket = _direct_socket(self.transport)
         if factory.idle_timeout:
@@ -218,6 +252,25 @@ class Pyro4Protocol(PyroConnection, Protocol):
         if msg is not None:  # (else the reader is still in DATA: no transition)
             self._take(msg)
             self._serve_queue()
+
+    def _speak(self, generation: Any) -> wire.MessageReader:
+        """The first bytes chose the protocol generation: this connection's codec and reader
+        from now on. A generation the factory does not serve raises the
+        :class:`~pyro.wire.WireError` its clients get (see :meth:`Pyro4ProtocolFactory.codec_for
+        <pyro.server.factory.Pyro4ProtocolFactory.codec_for>`); the connection then answers
+        in the codec that refusal is worded for."""
+        try:
+            codec = self.factory.codec_for(generation)
+        except wire.WireError as refusal:
+            codec = getattr(refusal, "codec", None)
+            if codec is not None and codec is not self.codec:
+                self.codec = codec
+            raise
+        if codec is not self.codec:
+            self.codec = codec  # (a class attribute otherwise: Pyro4 connections pay nothing)
+        self.reader = codec.reader(allowed_types=codec.server_handshake_types,
+                                   **self.factory.reader_options)
+        return self.reader
 
     def _take(self, msg: wire.Message) -> None:
         """A message read: queue it; after the first (the CONNECT) only requests are read."""
@@ -470,14 +523,15 @@ class Pyro4Protocol(PyroConnection, Protocol):
         closes; we first answer a too-large message with Pyro4's ``MessageTooLargeError``
         (its header told us the sequence number), unless earlier requests still owe replies.
         """
-        log.info("closing connection from {peer}: {error}",
-                 peer=self.peer_address, error=str(error))
+        log.info("closing connection from {peer}: {error}", peer=self.peer_address,
+                 error=getattr(error, "log_text", None) or str(error))
         if self.closing:
             return
         dispatcher = self.factory.dispatcher
         if not self.handshaken and not self._serving:
             self._buffered_write(dispatcher.connect_fail(self, error.message, error.cause))
-        elif (isinstance(error.cause, errors.MessageTooLargeError) and error.message is not None
+        elif (isinstance(error.cause, self.codec.errors.MessageTooLargeError)
+              and error.message is not None
               and not self._serving and not self._queue):
             self._buffered_write(dispatcher.exception_reply(self, error.message, error.cause))
         self._hang_up()

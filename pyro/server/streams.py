@@ -35,11 +35,19 @@ class ItemStreams:
     def __init__(self, clock: Any):
         self._clock = clock
         self.responses: dict[str, tuple[Any, float, float, Any]] = {}
+        # the settings of streams opened for a generation other than Pyro4 (Pyro5's
+        # ``ITER_STREAM_LIFETIME`` and ``ITER_STREAM_LINGER``): stream id -> its config
+        self._configs: dict[str, Any] = {}
         self._housekeeper: LoopingCall | None = None
 
-    def open(self, iterator: Any, client: Any) -> str | None:
-        """Register ``iterator`` for ``client``; the stream id, or None when streaming is off."""
-        if not config.ITER_STREAMING:
+    def open(self, iterator: Any, client: Any, settings: Any = None) -> str | None:
+        """Register ``iterator`` for ``client``; the stream id, or None when streaming is off.
+
+        ``settings``: the config of the client's generation (``Pyro5.config`` for a Pyro5
+        client), whose ``ITER_STREAMING`` is read now and whose lifetime and linger time
+        apply to this stream; None: ``Pyro4.config``."""
+        settings = config if settings is None else settings
+        if not settings.ITER_STREAMING:
             return None
         if type(iterator) in _LAZY_DICT_ITERATORS:
             raise errors.PyroError(
@@ -47,16 +55,17 @@ class ItemStreams:
             )
         stream_id = str(uuid.uuid4())
         self.responses[stream_id] = (client, self._clock().seconds(), 0, iterator)
+        if settings is not config:
+            self._configs[stream_id] = settings
         self._start_housekeeping()
         return stream_id
 
     def client_gone(self, client: Any) -> None:
         """The client disconnected: let its streams linger, or drop them now."""
-        linger = config.ITER_STREAM_LINGER > 0
         now = self._clock().seconds()
         for stream_id, (owner, created, _, iterator) in list(self.responses.items()):
             if owner is client:
-                if linger:
+                if self._configs.get(stream_id, config).ITER_STREAM_LINGER > 0:
                     self.responses[stream_id] = (None, created, now, iterator)
                 else:
                     del self.responses[stream_id]
@@ -64,17 +73,22 @@ class ItemStreams:
     def expire(self) -> None:
         """Drop streams past their lifetime or linger time (Pyro4's housekeeping rules)."""
         now = self._clock().seconds()
-        lifetime, linger = config.ITER_STREAM_LIFETIME, config.ITER_STREAM_LINGER
+        for stale in [key for key in self._configs if key not in self.responses]:
+            del self._configs[stale]  # (ended by the Pyro.Daemon object)
         for stream_id, (_, created, linger_since, _) in list(self.responses.items()):
+            settings = self._configs.get(stream_id, config)
+            lifetime, linger = settings.ITER_STREAM_LIFETIME, settings.ITER_STREAM_LINGER
             too_old = 0 < lifetime < now - created
             lingered = linger > 0 and linger_since and now - linger_since > linger
             if too_old or lingered:
                 del self.responses[stream_id]
         if not self.responses:
+            self._configs.clear()
             self.stop()
 
     def clear(self) -> None:
         self.responses.clear()
+        self._configs.clear()
         self.stop()
 
     def stop(self) -> None:

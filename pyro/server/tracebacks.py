@@ -41,18 +41,24 @@ def _servant_frames(tb: Any) -> Any:
 
 
 def format_remote_traceback(
-    exc_type: type[BaseException], exc_value: BaseException, tb: TracebackType | Any | None
+    exc_type: type[BaseException], exc_value: BaseException, tb: TracebackType | Any | None,
+    detailed: bool | None = None,
 ) -> list[str]:
-    """Lines for ``_pyroTraceback``, honouring ``Pyro4.config.DETAILED_TRACEBACK``."""
+    """Lines for ``_pyroTraceback``, honouring ``DETAILED_TRACEBACK`` (``detailed``: the
+    client generation's setting; None: ``Pyro4.config``'s, read now). Pyro5's
+    ``errors.format_traceback`` writes the same lines as Pyro4's: one formatter serves both."""
     if tb is not None:
         tb = _servant_frames(tb)
+    if detailed is None:
+        detailed = config.DETAILED_TRACEBACK
     try:
-        return util.formatTraceback(exc_type, exc_value, tb, detailed=config.DETAILED_TRACEBACK)
+        return util.formatTraceback(exc_type, exc_value, tb, detailed=detailed)
     except Exception:
         # a cleaned Failure's stand-in traceback may not satisfy every formatter
         return traceback.format_exception_only(exc_type, exc_value)
 
 
-def failure_traceback(failure: Failure) -> list[str]:
+def failure_traceback(failure: Failure, detailed: bool | None = None) -> list[str]:
     """Remote traceback lines for a Twisted ``Failure``."""
-    return format_remote_traceback(failure.type, failure.value, failure.getTracebackObject())
+    return format_remote_traceback(failure.type, failure.value, failure.getTracebackObject(),
+                                   detailed)
