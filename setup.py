@@ -35,6 +35,8 @@ setup(
             "cryptography",
             "msgpack",
             "dill",
+            # tests/test_packaging.py runs setup.py itself; venv gives no setuptools from 3.12 on
+            "setuptools>=61",
         ],
         "lint": ["ruff", "mypy", "mypy-zope"],
         "docs": ["sphinx"],
@@ -43,5 +45,10 @@ setup(
     classifiers=[
         "Framework :: Twisted",
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
     ],
 )

@@ -229,10 +229,23 @@ def _property_rule(cls: type, name: str, only_exposed: bool, setting: bool) -> A
     return _UNEXPOSED_PROPERTY % name
 
 
+def _not_a_name(name: Any) -> TypeError:
+    """The TypeError Pyro4's ``getattr(obj.__class__, name)`` meets for a name that is no string.
+
+    Python words it differently from version to version (3.10: "getattr(): attribute name must
+    be string"), so it is asked: builtin ``object`` runs no lookup, let alone user code.
+    """
+    try:
+        getattr(object, name)
+    except TypeError as exc:
+        return exc
+    return TypeError("attribute name must be string, not '%s'" % type(name).__name__)
+
+
 def _property_accessor(obj: Any, name: Any, only_exposed: bool, setting: bool) -> Any:
     if type(name) is not str:
         if not isinstance(name, str):
-            raise TypeError("attribute name must be string, not '%s'" % type(name).__name__)
+            raise _not_a_name(name)
         name = str.__str__(name)  # a str subclass: its plain value, no methods of its own
     if util.is_private_attribute(name):
         raise AttributeError(_UNEXPOSED_PROPERTY % name)  # also with REQUIRE_EXPOSE off
