@@ -115,7 +115,7 @@ def test_readme_python_blocks_are_all_covered():
     example must come with a test."""
     covered = [SERVER_MARKER, REGISTER_MARKER, ORIGINAL_MARKER, SERVICE_MARKER,
                STREAM_BATCH_MARKER, NATIVE_MARKER, NAMESERVER_MARKER, KEEP_MARKER,
-               TAC_MARKER]
+               TAC_MARKER, PYRO5_MARKER]
     blocks = [(line, code) for line, language, code
               in fenced_blocks(README.read_text(encoding="utf-8")) if language == "python"]
     uncovered = [line for line, code in blocks if not any(m in code for m in covered)]
@@ -644,6 +644,20 @@ def test_native_client_example(run_example, nameserver, daemon):
     assert thing.value == 5
     assert thing.log_arrived.wait(STEP_TIMEOUT)
     assert thing.logged == ["fire and forget"]
+
+
+# ------------------------------------------------------------------------------------------
+# "Pyro5: both generations on one port": one factory, one URI, Pyro4 and Pyro5 clients
+
+PYRO5_MARKER = 'pyro.client.DeferredProxy(uri, pyro_version=5)'
+
+
+def test_pyro5_example_serves_both_generations(run_example):
+    """The example serves one object and calls it with an unmodified ``Pyro4.Proxy``, an
+    unmodified ``Pyro5.api.Proxy`` and the native client speaking Pyro5, by the same URI."""
+    example = run_example(python_block(PYRO5_MARKER), example_environment())
+    assert example.finish() == ("hello, Pyro4.Proxy\nhello, Pyro5.api.Proxy\n"
+                                "hello, DeferredProxy\n")
 
 
 # ------------------------------------------------------------------------------------------
