@@ -614,6 +614,37 @@ class Pyro5ClientsTest(unittest.TestCase):
         self.assertEqual((yield call5(self.uri, "add", "x" * 5000, "y")), "x" * 5000 + "y")
 
 
+class StreamContext5:
+    """A generator servant that reads Pyro5's current_context while producing items."""
+
+    @Pyro5.api.expose
+    def contexts(self, n):
+        for _ in range(n):
+            ctx = Pyro5.api.current_context
+            yield [str(ctx.correlation_id), ctx.client is not None]
+
+
+class ThreadPoolStreamContextTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_stream_items_see_pyro5s_context_in_the_thread_pool(self):
+        """With a thread pool, the items of a Pyro5 client's stream are produced in the
+        pool, with ``Pyro5.api.current_context`` filled for the call that reads them, as
+        Pyro5's daemon has it (it was empty there: only Pyro4's context was installed)."""
+        factory = serve(self, threads=2)
+        uri = factory.register(StreamContext5(), "streams")
+        corr = uuid.uuid4()
+
+        def read():
+            Pyro5.api.current_context.correlation_id = corr
+            try:
+                with proxy5(uri) as proxy:
+                    return list(proxy.contexts(2))
+            finally:
+                Pyro5.api.current_context.correlation_id = None
+
+        self.assertEqual((yield in_thread(read)), [[str(corr), True]] * 2)
+
+
 class SerializerAllowListTest(unittest.TestCase):
     @defer.inlineCallbacks
     def test_pyro4s_allow_list_is_for_pyro4_clients(self):
