@@ -896,3 +896,55 @@ class MixedGenerationsTest(unittest.TestCase):
 
         self.assertEqual((yield in_thread(both)), ["Pyro4", "Pyro5"])
 
+
+
+@Pyro5.api.expose
+class RaisesPyro5Errors:
+    """A servant moved to Pyro5's API, still called by Pyro4 clients."""
+
+    def lookup(self, name):
+        raise Pyro5.errors.NamingError("unknown name: " + name)
+
+    def add(self, a, b):
+        return a + b
+
+
+class Pyro5ErrorsForPyro4ClientsTest(unittest.TestCase):
+    """A Pyro4 client cannot rebuild a ``Pyro5.errors`` class (its serializers refuse any
+    ``Pyro5.*`` class: it got a SerializeError instead of the error): they travel to it as
+    the ``Pyro4.errors`` exception of the same name and words, as Pyro4's travel to Pyro5
+    clients as Pyro5's."""
+
+    def setUp(self):
+        self.factory = serve(self)
+        self.uri = self.factory.register(RaisesPyro5Errors(), "servant")
+
+    @defer.inlineCallbacks
+    def test_a_call(self):
+        def lookup():
+            with Pyro4.Proxy(self.uri) as proxy:
+                proxy.lookup("nothing")
+
+        exc = yield self.assertFailure(in_thread(lookup), Pyro4.errors.NamingError)
+        self.assertEqual(str(exc), "unknown name: nothing")
+        self.assertIn("NamingError: unknown name: nothing",
+                      "".join(exc._pyroTraceback))
+
+    @defer.inlineCallbacks
+    def test_a_batch(self):
+        def batch():
+            with Pyro4.Proxy(self.uri) as proxy:
+                calls = Pyro4.batch(proxy)
+                calls.add(1, 2)
+                calls.lookup("nothing")
+                results = calls()
+                first = next(results)
+                try:
+                    next(results)
+                except Exception as exc:
+                    return first, exc
+
+        first, exc = yield in_thread(batch)
+        self.assertEqual(first, 3)
+        self.assertIsInstance(exc, Pyro4.errors.NamingError)
+        self.assertEqual(str(exc), "unknown name: nothing")
