@@ -82,9 +82,20 @@ class TwistedDaemonObject(DaemonObject):
         pool = self.daemon.threadpool
         if pool is None:
             return self._next(streamId, stream)
-        context = CallContext(current_context.to_global())
+        context = self._context_class()(current_context.to_global())
         return threads.deferToThreadPool(self.daemon.reactor, pool, context.run,
                                          self._next, streamId, stream)
+
+    @staticmethod
+    def _context_class() -> type[CallContext]:
+        """The context class of the calling client's generation: a Pyro5 client's stream
+        items are produced with ``Pyro5.api.current_context`` filled too, as in Pyro5."""
+        codec = getattr(current_context.client, "codec", None)
+        if codec is None or codec.version == PYRO4.version:
+            return CallContext
+        from .pyro5 import CallContext5
+
+        return CallContext5
 
     def _next(self, streamId: str, stream: Any) -> Any:
         try:

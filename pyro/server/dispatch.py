@@ -98,6 +98,15 @@ class Dispatcher:
             _pyro5_parts = pyro5
         return _pyro5_parts
 
+    def _for_generation(self, codec: Any, exc: Any) -> Any:
+        """``exc`` as the client's generation can rebuild it: Pyro4's errors as Pyro5's for
+        a Pyro5 client, Pyro5's as Pyro4's for a Pyro4 client (same names and words)."""
+        if codec is not PYRO4:
+            return self._pyro5().for_pyro5(exc)
+        if type(exc).__module__ == "Pyro5.errors":  # (then Pyro5 is imported already)
+            return self._pyro5().for_pyro4(exc)
+        return exc
+
     def _annotations(self, ctx: CallContext | None) -> dict[str, bytes]:
         """The response annotations: the servant's (``current_context``), then the daemon's."""
         if ctx is None:
@@ -341,7 +350,7 @@ class Dispatcher:
             except Exception as exc:
                 log.debug("exception in batched request: {error!r}", error=exc)
                 exc._pyroTraceback = self._traceback(codec)  # type: ignore[attr-defined]
-                results.append(codec.exception_wrapper(exc))
+                results.append(codec.exception_wrapper(self._for_generation(codec, exc)))
                 break
             results.append(result)
         return results
@@ -413,8 +422,7 @@ class Dispatcher:
         calls can match failures too."""
         if not isinstance(exc, (StopIteration, GeneratorExit)):
             log.debug("exception while handling request: {error!r}", error=exc)
-        if codec is not PYRO4:
-            exc = self._pyro5().for_pyro5(exc)  # Pyro4's errors as Pyro5's, same words
+        exc = self._for_generation(codec, exc)
         return codec.exception(msg, exc, tblines, self._annotations(ctx), self.daemon.hmacKey())
 
     def exception_reply(self, connection: PyroConnection, msg: wire.Message,

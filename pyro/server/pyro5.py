@@ -39,7 +39,7 @@ from Pyro5.callcontext import current_context as current_context5
 from .context import CallContext
 from .context import current_context as current_context4
 
-__all__ = ["CallContext5", "for_pyro5", "proxy_for", "register_autoproxy", "result",
+__all__ = ["CallContext5", "for_pyro4", "for_pyro5", "proxy_for", "register_autoproxy", "result",
            "serializer_names"]
 
 
@@ -94,15 +94,27 @@ def for_pyro5(exc: BaseException) -> BaseException:
     """``exc`` as a Pyro5 client can receive it: a ``Pyro4.errors`` exception becomes the
     ``Pyro5.errors`` one of the same name (else ``PyroError``), with the same arguments and
     attributes (``_pyroTraceback`` included); anything else is left as it is."""
+    return _translated(exc, Pyro4.errors, Pyro5.errors)
+
+
+def for_pyro4(exc: BaseException) -> BaseException:
+    """The other way round: a ``Pyro5.errors`` exception (raised by a servant written for
+    Pyro5) as the ``Pyro4.errors`` one of the same name, which a Pyro4 client can rebuild."""
+    return _translated(exc, Pyro5.errors, Pyro4.errors)
+
+
+def _translated(exc: BaseException, source: Any, target: Any) -> BaseException:
+    """An exception of module ``source`` as ``target``'s class of the nearest name in its
+    MRO (else ``target.PyroError``), same arguments and attributes; others as they are."""
     kind = type(exc)
-    if kind.__module__ != Pyro4.errors.__name__:
+    if kind.__module__ != source.__name__:
         return exc
     for klass in kind.__mro__:
-        counterpart = getattr(Pyro5.errors, klass.__name__, None)
-        if isinstance(counterpart, type) and issubclass(counterpart, Pyro5.errors.PyroError):
+        counterpart = getattr(target, klass.__name__, None)
+        if isinstance(counterpart, type) and issubclass(counterpart, target.PyroError):
             break
     else:
-        counterpart = Pyro5.errors.PyroError
+        counterpart = target.PyroError
     translated = counterpart(*exc.args)
     translated.__dict__.update(vars(exc))
     return translated  # type: ignore[no-any-return]

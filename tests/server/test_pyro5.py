@@ -614,6 +614,37 @@ class Pyro5ClientsTest(unittest.TestCase):
         self.assertEqual((yield call5(self.uri, "add", "x" * 5000, "y")), "x" * 5000 + "y")
 
 
+class StreamContext5:
+    """A generator servant that reads Pyro5's current_context while producing items."""
+
+    @Pyro5.api.expose
+    def contexts(self, n):
+        for _ in range(n):
+            ctx = Pyro5.api.current_context
+            yield [str(ctx.correlation_id), ctx.client is not None]
+
+
+class ThreadPoolStreamContextTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_stream_items_see_pyro5s_context_in_the_thread_pool(self):
+        """With a thread pool, the items of a Pyro5 client's stream are produced in the
+        pool, with ``Pyro5.api.current_context`` filled for the call that reads them, as
+        Pyro5's daemon has it (it was empty there: only Pyro4's context was installed)."""
+        factory = serve(self, threads=2)
+        uri = factory.register(StreamContext5(), "streams")
+        corr = uuid.uuid4()
+
+        def read():
+            Pyro5.api.current_context.correlation_id = corr
+            try:
+                with proxy5(uri) as proxy:
+                    return list(proxy.contexts(2))
+            finally:
+                Pyro5.api.current_context.correlation_id = None
+
+        self.assertEqual((yield in_thread(read)), [[str(corr), True]] * 2)
+
+
 class SerializerAllowListTest(unittest.TestCase):
     @defer.inlineCallbacks
     def test_pyro4s_allow_list_is_for_pyro4_clients(self):
@@ -865,3 +896,55 @@ class MixedGenerationsTest(unittest.TestCase):
 
         self.assertEqual((yield in_thread(both)), ["Pyro4", "Pyro5"])
 
+
+
+@Pyro5.api.expose
+class RaisesPyro5Errors:
+    """A servant moved to Pyro5's API, still called by Pyro4 clients."""
+
+    def lookup(self, name):
+        raise Pyro5.errors.NamingError("unknown name: " + name)
+
+    def add(self, a, b):
+        return a + b
+
+
+class Pyro5ErrorsForPyro4ClientsTest(unittest.TestCase):
+    """A Pyro4 client cannot rebuild a ``Pyro5.errors`` class (its serializers refuse any
+    ``Pyro5.*`` class: it got a SerializeError instead of the error): they travel to it as
+    the ``Pyro4.errors`` exception of the same name and words, as Pyro4's travel to Pyro5
+    clients as Pyro5's."""
+
+    def setUp(self):
+        self.factory = serve(self)
+        self.uri = self.factory.register(RaisesPyro5Errors(), "servant")
+
+    @defer.inlineCallbacks
+    def test_a_call(self):
+        def lookup():
+            with Pyro4.Proxy(self.uri) as proxy:
+                proxy.lookup("nothing")
+
+        exc = yield self.assertFailure(in_thread(lookup), Pyro4.errors.NamingError)
+        self.assertEqual(str(exc), "unknown name: nothing")
+        self.assertIn("NamingError: unknown name: nothing",
+                      "".join(exc._pyroTraceback))
+
+    @defer.inlineCallbacks
+    def test_a_batch(self):
+        def batch():
+            with Pyro4.Proxy(self.uri) as proxy:
+                calls = Pyro4.batch(proxy)
+                calls.add(1, 2)
+                calls.lookup("nothing")
+                results = calls()
+                first = next(results)
+                try:
+                    next(results)
+                except Exception as exc:
+                    return first, exc
+
+        first, exc = yield in_thread(batch)
+        self.assertEqual(first, 3)
+        self.assertIsInstance(exc, Pyro4.errors.NamingError)
+        self.assertEqual(str(exc), "unknown name: nothing")
