@@ -9,4 +9,7 @@
   :mod:`~pyro.server.placement`: what the dispatcher needs, one job each.
 - :mod:`~pyro.server.pyro5`: what serving Pyro5 clients adds (their ``current_context``,
   Pyro5's exception classes, Pyro5 autoproxies); imported only when Pyro5 is needed.
+- :mod:`~pyro.server.references`: a URI or proxy of either generation that a servant returns
+  reaches each client as its own generation's (same text, same metadata), in every
+  serializer; installed with :mod:`~pyro.server.pyro5`.
 """

@@ -11,10 +11,17 @@ transports as you like::
 
 Every connection is a :class:`~pyro.server.protocol.Pyro4Protocol`; what a request means and
 which servant runs is :class:`~pyro.server.dispatch.Dispatcher`'s job.
+
+Pyro4 and Pyro5 clients share the ports. What a servant returns reaches each as its own
+generation's classes: a registered object as a proxy of the client's generation, a URI of
+either generation (``uriFor``'s are Pyro4's) as the client's URI of the same text, a proxy
+the servant holds to another server as the client's proxy for that URI
+(:mod:`pyro.server.references`, which says what carries over and what cannot).
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Collection
 from typing import Any
@@ -277,6 +284,10 @@ class Pyro4ProtocolFactory(ServerFactory):
                 pass  # Pyro5 cannot be imported: no Pyro5 clients either (see codec_for)
             else:
                 register_autoproxy(obj_or_class)
+        elif "Pyro5.core" in sys.modules:  # a Pyro4-only server whose servants may hold
+            from .references import install  # Pyro5 URIs or proxies, for Pyro4 clients
+
+            install()
         return uri
 
     def pyro5_proxy_for(self, objectOrId: Any, nat: bool = True) -> Any:

@@ -15,13 +15,14 @@ generations with the same code. What is left is here, imported only once Pyro5 i
   a ``Pyro4.Proxy`` as before. Serpent keeps one class registry for both generations, so
   its hook looks at who is serializing: Pyro5's serializers or Pyro4's (the nearest of
   their frames on the stack; the reply of either codec, and a client's call arguments).
+  Other URIs and proxies of either generation (``uriFor``'s, a proxy to another server)
+  reach each client as its own generation's: :mod:`pyro.server.references`, installed
+  with this module.
 """
 
 from __future__ import annotations
 
 import inspect
-import os
-import sys
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -36,8 +37,10 @@ from Pyro4 import util
 from Pyro5 import serializers
 from Pyro5.callcontext import current_context as current_context5
 
+from . import references
 from .context import CallContext
 from .context import current_context as current_context4
+from .references import serializing_generation
 
 __all__ = ["CallContext5", "for_pyro4", "for_pyro5", "proxy_for", "register_autoproxy", "result",
            "serializer_names"]
@@ -133,22 +136,10 @@ def result(codec: Any, msg: Any, serializer: Any, value: Any, batch: bool,
     return codec.result(msg, serializer, value, batch, annotations, None)
 
 
-_PYRO5_FILES = os.path.dirname(os.path.abspath(Pyro5.core.__file__)) + os.sep
-_PYRO4_FILES = os.path.dirname(os.path.abspath(Pyro4.core.__file__)) + os.sep
-
-
 def _serializing_for_pyro5() -> bool:
-    """Whether the serpent serialization under way is Pyro5's (its serializer's frame is
-    nearer on the stack than one of Pyro4's). Serpent's own frames, and ours, are neither."""
-    frame = sys._getframe(2)
-    while frame is not None:
-        filename = frame.f_code.co_filename
-        if filename.startswith(_PYRO5_FILES):
-            return True
-        if filename.startswith(_PYRO4_FILES):
-            return False
-        frame = frame.f_back  # type: ignore[assignment]
-    return False
+    """Whether the serpent serialization under way is Pyro5's (else Pyro4's, or neither's:
+    serpent used directly, whose autoproxies stay Pyro4's as before)."""
+    return serializing_generation() == 5
 
 
 def proxy_for(daemon: Any, objectOrId: Any, nat: bool = True) -> Pyro5.client.Proxy:
@@ -219,3 +210,6 @@ def register_autoproxy(obj_or_class: Any) -> None:
         serializers.SerializerBase.register_class_to_dict(kind, _class_to_dict(previous),
                                                           serpent_too=False)
     serpent.register_class(kind, _serpent_hook)
+
+
+references.install()  # URIs and proxies of either generation, to both generations' clients
