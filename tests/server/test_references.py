@@ -215,3 +215,33 @@ class Pyro4OnlyServerTest(unittest.TestCase):
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              check=True, timeout=60).stdout.split()
         self.assertEqual(out, ["Pyro4.core", "False"])
+
+
+class CounterpartTest(unittest.TestCase):
+    """What carries over to the other generation's proxy, and what cannot."""
+
+    def test_pyro4_proxy_as_pyro5(self):
+        from pyro.server.references import to_pyro5
+
+        proxy = Pyro4.Proxy(NAMED)
+        proxy._pyroSerializer, proxy._pyroHandshake = "pickle", {"token": 1}
+        proxy._pyroHmacKey = b"secret"
+        proxy._pyroMethods = {"ping"}
+        converted = to_pyro5(proxy)
+        self.assertIs(type(converted), Pyro5.client.Proxy)
+        self.assertEqual(converted.__getstate__(),
+                         (NAMED, (), ("ping",), (), {"token": 1}, None))  # Pyro5 has no pickle
+        proxy._pyroSerializer = "msgpack"
+        self.assertEqual(to_pyro5(proxy)._pyroSerializer, "msgpack")
+
+    def test_pyro5_proxy_as_pyro4(self):
+        from pyro.server.references import to_pyro4
+
+        proxy = Pyro5.api.Proxy(UNIX)
+        proxy._pyroSerializer, proxy._pyroOneway = "json", {"fire"}
+        converted = to_pyro4(proxy)
+        self.assertIs(type(converted), Pyro4.core.Proxy)
+        self.assertEqual((str(converted._pyroUri), converted._pyroOneway,
+                          converted._pyroSerializer, converted._pyroHmacKey),
+                         (UNIX, {"fire"}, "json", None))
+        self.assertEqual(to_pyro4(42), 42)
