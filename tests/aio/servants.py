@@ -129,3 +129,41 @@ class Session:
         await asyncio.sleep(0.001)
         self.count += 1
         return self.count
+
+
+@Pyro4.expose
+class Plain:
+    """A servant written for Pyro4 (nothing asynchronous), for any daemon."""
+
+    def __init__(self) -> None:
+        self._value = 1
+
+    def add(self, a: Any, b: Any) -> Any:
+        return a + b
+
+    def fail(self, message: str) -> None:
+        raise ValueError(message)
+
+    def slow(self, seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    def numbers(self, count: int) -> Any:
+        yield from range(count)
+
+    def close(self) -> str:
+        return "a remote method called close"
+
+    def child(self) -> Plain:
+        """A new servant, registered: it travels as a proxy (Pyro4's autoproxy)."""
+        child = Plain()
+        self._pyroDaemon.register(child)  # type: ignore[attr-defined]
+        return child
+
+    @property
+    def value(self) -> int:
+        return self._value
+
+    @value.setter
+    def value(self, value: int) -> None:
+        self._value = value
