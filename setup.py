@@ -33,6 +33,9 @@ setup(
             "cryptography",
             "msgpack",
             "dill",
+            # the asyncio tests run on uvloop's loop too, where it has wheels (skipped without)
+            "uvloop; sys_platform != 'win32' and platform_python_implementation == 'CPython'"
+            " and python_version < '3.14'",
         ],
         "lint": ["ruff", "mypy", "mypy-zope"],
     },

@@ -96,7 +96,10 @@ def _for_asyncio(result: Any) -> Any:
 
 async def shutdown() -> None:
     """Shut the reactor down now rather than when ``asyncio.run`` ends (a program that runs
-    its loop by other means, ``loop.run_until_complete(main())``, calls this last)."""
+    its loop by other means, ``loop.run_until_complete(main())``, calls this last). pyro.aio
+    cannot be used after it: the reactor does not start twice."""
+    global _ready_loop
+    _ready_loop = None  # the next use finds out, and says so
     await _reactor.shutdown_adopted()
 
 

@@ -112,7 +112,7 @@ def test_readme_python_blocks_are_all_covered():
     example must come with a test."""
     covered = [SERVER_MARKER, REGISTER_MARKER, ORIGINAL_MARKER, SERVICE_MARKER,
                STREAM_BATCH_MARKER, NATIVE_MARKER, NAMESERVER_MARKER, KEEP_MARKER,
-               TAC_MARKER]
+               TAC_MARKER, AIO_MARKER]
     blocks = [(line, code) for line, language, code
               in fenced_blocks(README.read_text(encoding="utf-8")) if language == "python"]
     uncovered = [line for line, code in blocks if not any(m in code for m in covered)]
@@ -601,6 +601,20 @@ def test_native_client_example(run_example, nameserver, daemon):
     assert thing.value == 5
     assert thing.log_arrived.wait(STEP_TIMEOUT)
     assert thing.logged == ["fire and forget"]
+
+
+# ------------------------------------------------------------------------------------------
+# "asyncio programs": a plain asyncio.run(main()) program, server and clients in one
+
+AIO_MARKER = "async with pyro.aio.Proxy(uri) as greeter:"
+
+
+def test_asyncio_example(run_example):
+    """Its own process, as every example here: it installs Twisted's asyncio reactor."""
+    example = run_example(python_block(AIO_MARKER), example_environment())
+    # gather of two greetings; a Pyro4.Proxy's call; the countdown stream; the cancelled call
+    assert example.finish() == ("['hello, asyncio', 'hello, Pyro']\nhello, Pyro4\n"
+                                "[3, 2, 1]\ncancelled after 0.01 s\n")
 
 
 # ------------------------------------------------------------------------------------------
