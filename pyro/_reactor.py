@@ -129,6 +129,8 @@ async def _keep(reactor: Any) -> None:
         await asyncio.get_running_loop().create_future()
     except asyncio.CancelledError:
         me = asyncio.current_task()
+        if _keeper is not me:
+            raise  # shutdown_adopted() was called: it is done already
         while True:
             others = [task for task in asyncio.all_tasks() if task is not me]
             if not others:
@@ -151,9 +153,14 @@ async def shutdown_adopted(reactor: Any = None) -> None:
     """
     from twisted.internet.base import ReactorBase
 
+    global _keeper
     reactor = default_reactor(reactor)
     if reactor is not _adopted or not reactor._started:
         return  # not ours to stop (a program that calls reactor.run() stops it itself)
+    keeper, _keeper = _keeper, None
+    if keeper is not None and keeper is not asyncio.current_task():
+        keeper.cancel()  # called by the program: the keeper has nothing left to do
+        await asyncio.wait([keeper])
     event = reactor._eventTriggers.get("shutdown")
     if event is not None:
         crash = reactor.crash
