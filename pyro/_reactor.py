@@ -104,6 +104,11 @@ def adopt_running_loop() -> Any:
             "install the reactor on the running loop (do not install it before asyncio.run)"
             % (reactor_loop, loop))
     if not reactor._started:
+        if reactor._startedBefore:
+            raise ReactorMismatch(
+                "Twisted's reactor on this loop was shut down already (pyro.aio.shutdown(), or "
+                "the end of asyncio.run), and a reactor does not start twice: use pyro.aio "
+                "before shutting it down")
         _start_adopted(reactor, loop)
     return reactor
 

@@ -25,16 +25,12 @@ DIRT = ("ResourceWarning", "unclosed", "Task was destroyed", "never retrieved",
 UVLOOP = "import asyncio, uvloop\nasyncio.set_event_loop_policy(uvloop.EventLoopPolicy())\n"
 
 
+
 def run_program(source: str, *, prelude: str = "", timeout: float = 120,
                 check_clean: bool = True) -> tuple[str, str]:
     """Run ``source`` (dedented) in ``python -X dev``; its (stdout, stderr). It must exit 0
     and, with ``check_clean``, leave no dirt (see :data:`DIRT`) on stderr."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.pop("PYRO_TEST_REACTOR", None)  # the program chooses (pyro.aio installs its own)
-    program = prelude + textwrap.dedent(source)
-    done = subprocess.run([sys.executable, "-X", "dev", "-c", program], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    done = _run(prelude + textwrap.dedent(source), timeout)
     report = "exit %s\n--- stdout\n%s--- stderr\n%s" % (done.returncode, done.stdout, done.stderr)
     assert done.returncode == 0, report
     if check_clean:
@@ -45,9 +41,13 @@ def run_program(source: str, *, prelude: str = "", timeout: float = 120,
 
 def run_failing(source: str, *, timeout: float = 120) -> tuple[int, str, str]:
     """Run ``source`` expecting it to fail: (exit status, stdout, stderr)."""
+    done = _run(textwrap.dedent(source), timeout)
+    return done.returncode, done.stdout, done.stderr
+
+
+def _run(program: str, timeout: float) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.pop("PYRO_TEST_REACTOR", None)
-    done = subprocess.run([sys.executable, "-X", "dev", "-c", textwrap.dedent(source)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-    return done.returncode, done.stdout, done.stderr
+    env.pop("PYRO_TEST_REACTOR", None)  # the program chooses (pyro.aio installs its own)
+    return subprocess.run([sys.executable, "-X", "dev", "-c", program], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import ast
 
-import pytest
-
-from .programs import UVLOOP, run_failing, run_program
+from .programs import run_failing, run_program
 
 #: What is left once ``asyncio.run`` returned: printed last by the programs below.
 LEFT_OVER = """
@@ -66,11 +64,8 @@ asyncio.run(main())
 """ + LEFT_OVER
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_a_tidy_program_ends_with_nothing_left(loop: str) -> None:
-    if loop == "uvloop":
-        pytest.importorskip("uvloop", reason="uvloop has no wheel for this platform")
-    stdout, _ = run_program(TIDY_PROGRAM, prelude=UVLOOP if loop == "uvloop" else "")
+def test_a_tidy_program_ends_with_nothing_left(loop_prelude: str) -> None:
+    stdout, _ = run_program(TIDY_PROGRAM, prelude=loop_prelude)
     out = [ast.literal_eval(line) for line in stdout.splitlines()]
     assert out[:3] == [[1, ["deferred", "task", "fired"]], 0.01, 2]
     assert out[3] == NOTHING_LEFT
@@ -180,7 +175,8 @@ def test_a_second_asyncio_run_is_refused() -> None:
 
 
 #: The reactor installed by the program on its own loop, which it runs itself: adopted; the
-#: program shuts it down with pyro.aio.shutdown() before closing the loop: no task is left.
+#: program shuts it down with pyro.aio.shutdown() before closing the loop: no task is left
+#: (and pyro.aio used after that says why it cannot be).
 OWN_LOOP_PROGRAM = """
 import asyncio
 
@@ -202,6 +198,10 @@ async def main():
 loop.run_until_complete(main())
 loop.run_until_complete(pyro.aio.shutdown())
 print(repr(asyncio.all_tasks(loop)))
+try:
+    loop.run_until_complete(main())
+except pyro.aio.ReactorMismatch as exc:
+    print(repr(str(exc).startswith("Twisted's reactor on this loop was shut down already")))
 loop.close()
 """ + LEFT_OVER
 
@@ -209,7 +209,7 @@ loop.close()
 def test_a_program_running_its_own_loop() -> None:
     stdout, _ = run_program(OWN_LOOP_PROGRAM)
     out = [ast.literal_eval(line) for line in stdout.splitlines()]
-    assert out == [0.01, set(), NOTHING_LEFT]
+    assert out == [0.01, set(), True, NOTHING_LEFT]  # used again after shutdown: refused
 
 
 #: A Twisted program on the asyncio reactor (reactor.run()) with asyncio code inside: the

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import ast
 
-import pytest
-
-from .programs import UVLOOP, run_program
+from .programs import run_program
 
 #: Every kind of use of the proxy; the program prints the outcomes, one repr per server.
 PROXY_PROGRAM = """
@@ -107,11 +105,8 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_proxy_against_pyro4_daemons_and_our_server(loop: str) -> None:
-    if loop == "uvloop":
-        pytest.importorskip("uvloop", reason="uvloop has no wheel for this platform")
-    stdout, _ = run_program(PROXY_PROGRAM, prelude=UVLOOP if loop == "uvloop" else "")
+def test_proxy_against_pyro4_daemons_and_our_server(loop_prelude: str) -> None:
+    stdout, _ = run_program(PROXY_PROGRAM, prelude=loop_prelude)
     results = [ast.literal_eval(line) for line in stdout.splitlines()]
     assert results == [EXPECTED] * 3  # Pyro4's thread and multiplex daemons, our server
 
