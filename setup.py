@@ -37,6 +37,9 @@ setup(
             "dill",
             # tests/test_packaging.py runs setup.py itself; venv gives no setuptools from 3.12 on
             "setuptools>=61",
+            # the asyncio tests run on uvloop's loop too, where it has wheels (skipped without)
+            "uvloop; sys_platform != 'win32' and platform_python_implementation == 'CPython'"
+            " and python_version < '3.14'",
         ],
         "lint": ["ruff", "mypy", "mypy-zope"],
         "docs": ["sphinx"],

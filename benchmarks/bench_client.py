@@ -8,6 +8,7 @@ Usage::
                                       [--burst-connections N] [--slow S] [--json PATH]
                                       [--small-burst N] [--profile VARIANT]
                                       [--pyro5-servers thread,multiplex]
+                                      [--reactors epoll,asyncio,uvloop]
 
 Servers are the ones ``bench_server.py`` starts (imported from it, not copied): Pyro4's
 multiplex daemon (``SERVERTYPE="multiplex"``) and ours (``pyro.protocol.Pyro4ProtocolFactory``
@@ -77,6 +78,12 @@ installed, so thread counts and CPU times belong to that client alone.
     daemon; the targets are the Pyro4 side's (DeferredProxy >= 3x the blocking loop on the
     multiplex daemon).
 
+With ``--reactors``, (1) and (2) also run the native client on Twisted's asyncio reactor
+(asyncio's own loop, or uvloop's) beside epoll: ``DeferredProxy`` driven by the reactor as
+above (``dp@asyncio``...), and ``pyro.aio.Proxy`` in a plain ``asyncio.run(main())`` program,
+``WINDOW`` coroutines each awaiting one call after the other (``aio@asyncio``...), with a
+burst of its own (the calls gathered at once, cold then warm). The servers stay as above.
+
 Only 127.0.0.1 is used; every loop is bounded in count and time; every child process is
 stopped at the end, also on errors, and exits by itself when its parent disappears.
 """
@@ -109,12 +116,14 @@ if HERE not in sys.path:
 import Pyro4  # noqa: E402
 from bench_server import (  # noqa: E402 -- the server benchmark's helpers, shared
     OBJECT_ID,
+    REACTORS,
     REPLY_TIMEOUT,
     ServerProc,
     _f,
     _ratio,
     _watch_parent,
     cpu_seconds,
+    install_reactor,
     listen_overflows,
     load_average,
     machine_facts,
@@ -453,6 +462,19 @@ async def run_dp(reactor: Any, uri: str, server_pid: int, duration: float,
         await proxy.close()
 
 
+def burst_result(meter: Meter, times: list[float], errors: int, issued: float,
+                 peak: dict[str, int], open_before: int) -> dict[str, Any]:
+    """What a burst phase reports: ``times`` are the replies' arrival after the first call."""
+    result = meter.result(len(times), time.perf_counter() - meter.t0, errors)
+    result.update(
+        ok=len(times) - errors, wall=max(times) if times else None,
+        first=min(times) if times else None,
+        median=statistics.median(times) if times else None, issued_s=issued,
+        peak_in_flight=peak["in_flight"], peak_connections=peak["connections"],
+        open_before=open_before, client_cpu_s=result["client_us"] * max(1, result["calls"]) / 1e6)
+    return result
+
+
 async def burst_phase(reactor: Any, proxy: Any, server_pid: int, count: int, slow: float,
                       timeout: float) -> dict[str, Any]:
     """``count`` concurrent ``slow(slow)`` calls issued at once; sampled every 50 ms."""
@@ -498,14 +520,7 @@ async def burst_phase(reactor: Any, proxy: Any, server_pid: int, count: int, slo
     finally:
         sampler.stop()
     sample()
-    result = meter.result(len(times), time.perf_counter() - t0, errors)
-    result.update(
-        ok=len(times) - errors, wall=max(times) if times else None,
-        first=min(times) if times else None,
-        median=statistics.median(times) if times else None, issued_s=issued,
-        peak_in_flight=peak["in_flight"], peak_connections=peak["connections"],
-        open_before=open_before, client_cpu_s=result["client_us"] * max(1, result["calls"]) / 1e6)
-    return result
+    return burst_result(meter, times, errors, issued, peak, open_before)
 
 
 async def run_burst(reactor: Any, uri: str, server_pid: int, duration: float,
@@ -593,10 +608,136 @@ async def run_small_burst(reactor: Any, uri: str, server_pid: int, duration: flo
             if hasattr(proxy, "_pool") else proxy._max_connections}
 
 
+def _asyncio_run(spec: dict[str, Any], main: Any) -> Any:
+    """``asyncio.run(main())`` on the spec's loop (uvloop's for ``reactor="uvloop"``)."""
+    import asyncio
+
+    if spec.get("reactor") == "uvloop":
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return asyncio.run(main())
+
+
+async def aio_window(proxy: Any, seconds: float, meter: Meter | None) -> tuple[int, int]:
+    """WINDOW coroutines, each awaiting one ``add(1, 2)`` after the other, for ``seconds``."""
+    import asyncio
+
+    deadline = time.perf_counter() + seconds
+    state = {"calls": 0, "errors": 0}
+
+    async def lane() -> None:
+        while time.perf_counter() < deadline and state["calls"] < 10_000_000:
+            try:
+                value = await proxy.add(1, 2)
+                if value != 3:
+                    state["errors"] += 1
+            except Exception as exc:
+                state["errors"] += 1
+                if meter is not None:
+                    meter.error(str(exc))
+            state["calls"] += 1
+            if meter is not None and state["calls"] % 256 == 0:
+                meter.sample_threads()
+
+    await asyncio.gather(*(lane() for _ in range(WINDOW)))
+    return state["calls"], state["errors"]
+
+
+def run_aio(uri: str, server_pid: int, duration: float, spec: dict[str, Any]) -> Any:
+    """``pyro.aio.Proxy`` in a plain asyncio program: WINDOW calls in flight."""
+    import pyro.aio
+
+    async def main() -> Any:
+        async with pyro.aio.Proxy(uri, max_connections=spec["connections"],
+                                  max_in_flight=WINDOW, timeout=CALL_TIMEOUT) as proxy:
+            await proxy.connect()
+            await aio_window(proxy, WARMUP_SECONDS, None)
+            meter = Meter(server_pid)
+            meter.start()
+            calls, errors = await aio_window(proxy, duration, meter)
+            result = meter.result(calls, duration, errors)
+            result["connections"] = len(proxy._proxy._connections)
+            return result
+
+    return _asyncio_run(spec, main)
+
+
+async def aio_burst_phase(proxy: Any, server_pid: int, count: int, slow: float,
+                          timeout: float) -> dict[str, Any]:
+    """``count`` concurrent ``slow(slow)`` calls of a ``pyro.aio.Proxy``, gathered at once."""
+    import asyncio
+
+    native = proxy._proxy
+    meter = Meter(server_pid)
+    peak = {"in_flight": 0, "connections": 0}
+    open_before = len(native._ready)
+
+    def sample() -> None:
+        meter.sample_threads()
+        peak["in_flight"] = max(peak["in_flight"], native._in_flight)
+        peak["connections"] = max(peak["connections"], len(native._ready))
+
+    async def sampler() -> None:
+        while True:
+            sample()
+            await asyncio.sleep(0.05)
+
+    times: list[float] = []
+    errors = 0
+    meter.start()
+    t0 = meter.t0
+
+    def done(future: Any) -> None:
+        nonlocal errors
+        times.append(time.perf_counter() - t0)
+        if future.cancelled() or future.exception() is not None or future.result() != slow:
+            errors += 1
+            meter.error(repr(future))
+
+    calls = []
+    for i in range(count):
+        call = proxy.slow(slow)
+        call.add_done_callback(done)
+        calls.append(call)
+        if i % 1000 == 999:
+            sample()
+    issued = time.perf_counter() - t0
+    sampling = asyncio.ensure_future(sampler())
+    try:
+        await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), timeout + 30)
+    finally:
+        sampling.cancel()
+    sample()
+    return burst_result(meter, times, errors, issued, peak, open_before)
+
+
+def run_aio_burst(uri: str, server_pid: int, duration: float, spec: dict[str, Any]) -> Any:
+    """The burst of (2), cold then warm, from a ``pyro.aio.Proxy`` in an asyncio program."""
+    import pyro.aio
+
+    async def main() -> Any:
+        out: dict[str, Any] = {"count": spec["count"], "slow": spec["slow"]}
+        async with pyro.aio.Proxy(uri, max_connections=spec["connections"],
+                                  max_in_flight=spec["in_flight"],
+                                  timeout=spec["timeout"]) as proxy:
+            await proxy.connect()
+            assert await proxy.add(1, 2) == 3
+            for phase in ("cold", "warm"):
+                out[phase] = await aio_burst_phase(proxy, server_pid, spec["count"],
+                                                   spec["slow"], spec["timeout"])
+        return out
+
+    return _asyncio_run(spec, main)
+
+
 BURST_PHASES = ("cold", "warm", "prestarted")
-SYNC_RUNNERS = {"blocking": run_blocking, "async": run_async,
+SYNC_RUNNERS = {"blocking": run_blocking, "async": run_async, "aio": run_aio,
+                "aio_burst": run_aio_burst,
                 "blocking5": lambda uri, pid, duration, spec: run_blocking(
                     uri, pid, duration, {**spec, "pyro_version": 5})}
+#: Runners that make their own asyncio program (pyro.aio installs the reactor there).
+AIO_RUNNERS = ("aio", "aio_burst")
 REACTOR_RUNNERS = {"pds": run_pds, "dp": run_dp, "burst": run_burst,
                    "small_burst": run_small_burst}
 
@@ -615,12 +756,9 @@ def client_main(conn: Any, spec: dict[str, Any], uri: str, server_pid: int, dura
     signal.alarm(int(duration + 2 * CELL_LIMIT))
     profiler = cProfile.Profile() if profile_path else None
     try:
-        from twisted.internet import epollreactor
-
-        epollreactor.install()
-        from twisted.internet import reactor as installed
-
-        reactor: Any = installed
+        reactor: Any = None
+        if spec["kind"] not in AIO_RUNNERS:
+            reactor = install_reactor(spec.get("reactor", "epoll"))
         if profiler is not None:
             profiler.enable()
         if spec["kind"] in SYNC_RUNNERS:
@@ -631,7 +769,9 @@ def client_main(conn: Any, spec: dict[str, Any], uri: str, server_pid: int, dura
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile_path)
-        result["reactor"] = "%s.%s" % (type(reactor).__module__, type(reactor).__name__)
+        from twisted.internet import reactor as installed  # (pyro.aio's, for AIO_RUNNERS)
+
+        result["reactor"] = "%s.%s" % (type(installed).__module__, type(installed).__name__)
         conn.send(("result", result))
     except BaseException:
         conn.send(("error", traceback.format_exc()))
@@ -707,13 +847,13 @@ def measure_throughput(ctx: Any, opts: argparse.Namespace, registry: list[Server
     servers = start_servers(ctx, opts.servers, 16, registry)
     runs: dict[str, list[dict[str, Any]]] = {}
     try:
-        names = list(VARIANTS)
+        names = list(opts.variants)
         for rnd in range(opts.rounds):
             order = names[rnd % len(names):] + names[:rnd % len(names)]
             for kind in opts.servers:
                 for name in order:
                     before = listen_overflows()
-                    got = run_client(ctx, VARIANTS[name], servers[kind], opts.duration)
+                    got = run_client(ctx, opts.variants[name], servers[kind], opts.duration)
                     after = listen_overflows()
                     got["listen_overflows"] = (after - before if None not in (before, after)
                                                else None)
@@ -721,7 +861,7 @@ def measure_throughput(ctx: Any, opts: argparse.Namespace, registry: list[Server
                     print("  %-22s %-50s round %d: %8.0f calls/s  client %4.0f us/call "
                           "(user %3.0f, sys %3.0f, %4.1f switches)  server %4.0f us/call  "
                           "threads %3d (kernel %3d)%s%s" % (
-                              SERVER_LABELS[kind], VARIANTS[name]["label"], rnd + 1,
+                              SERVER_LABELS[kind], opts.variants[name]["label"], rnd + 1,
                               got["rate"], got["client_us"], got["client_user_us"],
                               got["client_sys_us"], got["switches_per_call"],
                               got["server_us"], got["threads"], got["kernel_threads"],
@@ -823,10 +963,25 @@ def measure_burst(ctx: Any, opts: argparse.Namespace, registry: list[ServerProc]
     spec = {"kind": "burst", "count": opts.burst, "slow": opts.slow,
             "connections": opts.burst_connections, "in_flight": opts.burst,
             "timeout": 60.0 + opts.burst * opts.slow / opts.burst_connections}
+    extra: dict[str, dict[str, Any]] = {}
     try:
         got = run_client(ctx, spec, servers["ours"], spec["timeout"] * 2 + 60)
+        for reactor in opts.reactors[1:]:
+            for kind, name in (("burst", "dp@" + reactor), ("aio_burst", "aio@" + reactor)):
+                extra[name] = run_client(ctx, dict(spec, kind=kind, reactor=reactor),
+                                         servers["ours"], spec["timeout"] * 2 + 60)
     finally:
         stop_servers(servers, registry)
+    for name, other in extra.items():
+        for phase in ("cold", "warm"):
+            r = other[phase]
+            print("  %s, %s: %d/%d ok in %s s (first reply %s s, median %s s); threads %d "
+                  "Python, %d kernel (max); client CPU %.2f s%s" % (
+                      name, phase, r["ok"], opts.burst, _f(r["wall"], 3), _f(r["first"], 3),
+                      _f(r["median"], 3), r["threads"], r["kernel_threads"], r["client_cpu_s"],
+                      ("; errors %d %s" % (r["errors"], r["error_samples"]))
+                      if r["errors"] else ""), flush=True)
+    results["burst_reactors"] = extra
     for phase in BURST_PHASES:
         r = got[phase]
         print("  %s (%d connections open before): %d/%d ok in %s s (first reply %s s, median "
@@ -970,7 +1125,7 @@ def report(results: dict[str, Any], opts: argparse.Namespace) -> str:
             return cell["rate"] if cell else None
 
         targets = {"pds4": ("async", 5.0), "pds8": ("async", 5.0), "dp": ("blocking", 3.0)}
-        for name, spec in VARIANTS.items():
+        for name, spec in opts.variants.items():
             base, need = targets.get(name, ("blocking", None))
             ratios, oks = [], []
             for kind in kinds:
@@ -985,7 +1140,7 @@ def report(results: dict[str, Any], opts: argparse.Namespace) -> str:
                          [_f(rate(k, name), 0) for k in kinds] + ratios +
                          [">= %.0fx %s" % (need, base) if need else "",
                           "; ".join(oks)])
-        order = " / ".join(spec["short"] for spec in VARIANTS.values())
+        order = " / ".join(spec["short"] for spec in opts.variants.values())
         def user_sys(cell: dict[str, Any]) -> str:
             return "%.0f+%.0f" % (cell["client_user_us"], cell["client_sys_us"])
 
@@ -996,8 +1151,8 @@ def report(results: dict[str, Any], opts: argparse.Namespace) -> str:
                 ("client threads, max (threading)", lambda c: str(c["threads"]))):
             rows.append(["(1) %s: %s" % (what, order)] + [
                 " / ".join(show(tp["%s/%s" % (k, n)]) if "%s/%s" % (k, n) in tp else "-"
-                           for n in VARIANTS) for k in kinds] + [""] * len(kinds) + ["", ""])
-        errors = {k: sum(tp["%s/%s" % (k, n)]["errors"] for n in VARIANTS
+                           for n in opts.variants) for k in kinds] + [""] * len(kinds) + ["", ""])
+        errors = {k: sum(tp["%s/%s" % (k, n)]["errors"] for n in opts.variants
                          if "%s/%s" % (k, n) in tp) for k in kinds}
         rows.append(["(1) failed calls, all variants"] + [str(errors[k]) for k in kinds] +
                      [""] * len(kinds) + ["0", verdict(not any(errors.values()))])
@@ -1034,6 +1189,15 @@ def report(results: dict[str, Any], opts: argparse.Namespace) -> str:
                           verdict(r["threads"] == 1 and r["kernel_threads"] == 1)])
             rows.append(["(2) %s: client CPU for the burst (s); per call (us)" % phase] +
                          cells("%.2f; %.0f" % (r["client_cpu_s"], r["client_us"])) + ["", ""])
+        for name, other in results.get("burst_reactors", {}).items():
+            for phase in ("cold", "warm"):
+                r = other[phase]
+                rows.append(["(2) %s, %s: succeeded; wall (s); client CPU per call (us); "
+                             "threads" % (name, phase)]
+                            + cells("%d/%d; %s; %.0f; %d / %d" % (
+                                r["ok"], n, _f(r["wall"], 2), r["client_us"], r["threads"],
+                                r["kernel_threads"]))
+                            + ["all %d" % n, verdict(r["ok"] == n and not r["errors"])])
     return markdown_table(header, rows)
 
 
@@ -1063,6 +1227,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--small-burst", type=int, default=50,
                         help="concurrent calls from a default proxy in (3) (default 50)")
     parser.add_argument("--json", default=None, help="also write the raw results here")
+    parser.add_argument("--reactors", default="epoll",
+                        help="client reactors for (1) and (2), side by side: epoll and any of "
+                             "asyncio, uvloop (default epoll)")
     parser.add_argument("--profile", default=None, metavar="VARIANT",
                         help="run one client variant (%s, or burst) under cProfile against "
                              "the first server (burst: ours) and print the client's profile "
@@ -1077,6 +1244,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--pyro5-servers takes multiplex, thread or both")
     if not 1 <= opts.small_burst <= 500:
         parser.error("--small-burst must be 1..500")
+    opts.reactors = tuple(r.strip() for r in opts.reactors.split(",") if r.strip())
+    if not opts.reactors or opts.reactors[0] != "epoll" or not set(opts.reactors) <= set(
+            REACTORS):
+        parser.error("--reactors takes epoll first, then any of asyncio, uvloop")
+    opts.variants = dict(VARIANTS)
+    for reactor in opts.reactors[1:]:
+        opts.variants["dp@" + reactor] = dict(
+            VARIANTS["dp"], reactor=reactor, short="DP@" + reactor,
+            label="DeferredProxy on the %s reactor, %d in flight" % (reactor, WINDOW))
+        opts.variants["aio@" + reactor] = {
+            "kind": "aio", "connections": 4, "reactor": reactor, "short": "aio@" + reactor,
+            "label": "pyro.aio.Proxy in asyncio.run (%s), %d in flight" % (reactor, WINDOW)}
     opts.servers = tuple(s.strip() for s in opts.servers.split(",") if s.strip())
     if not opts.servers or not set(opts.servers) <= set(SERVER_KINDS):
         parser.error("--servers takes multiplex, ours or both")
@@ -1134,8 +1313,10 @@ def main(argv: list[str] | None = None) -> int:
     for fact in machine_facts(reactor_name + " (clients and our server)"):
         print("- " + fact)
     print("- every client measurement in a fresh process (spawn) with the epoll reactor "
-          "installed; servers in their own processes (Pyro4 multiplex daemon; ours on epoll); "
-          "all on 127.0.0.1")
+          "installed (%s); servers in their own processes (Pyro4 multiplex daemon; ours on "
+          "epoll); all on 127.0.0.1" % (
+              "the @asyncio/@uvloop variants: Twisted's asyncio reactor; aio@: installed by "
+              "pyro.aio in asyncio.run" if len(opts.reactors) > 1 else "only"))
     print("- (1) %s s per run after a %.1f s warm-up, %d round(s) per cell, median; %d calls "
           "in flight for the concurrent clients; every proxy with a %.0f s call timeout" % (
               opts.duration, WARMUP_SECONDS, opts.rounds, WINDOW, CALL_TIMEOUT))

@@ -5,6 +5,7 @@ Usage::
 
     python benchmarks/bench_server.py [--quick] [--duration S] [--only a,b,c]
                                       [--rounds N] [--json PATH] [--profile PATH]
+                                      [--reactors epoll,asyncio,uvloop]
 
 Three servers, each in its own process (``multiprocessing`` with the *spawn* start method),
 bound to 127.0.0.1 port 0, reporting their URI back to the parent:
@@ -13,7 +14,13 @@ bound to 127.0.0.1 port 0, reporting their URI back to the parent:
                    listening with ``backlog=pyro.protocol.DEFAULT_BACKLOG``;
 * ``multiplex`` -- ``Pyro4.Daemon`` with ``SERVERTYPE="multiplex"`` (one thread, selectors);
 * ``thread``    -- ``Pyro4.Daemon`` with ``SERVERTYPE="thread"`` (one worker thread per
-                   connection, ``THREADPOOL_SIZE`` raised so the bursts below fit).
+                   connection, ``THREADPOOL_SIZE`` raised so the bursts below fit);
+* with ``--reactors``: ``ours-asyncio`` and ``ours-uvloop``, the same factory on Twisted's
+                   asyncio reactor (over asyncio's own loop, or uvloop's), measured in (a) and
+                   (b) beside the others; (b) then also bursts the coroutine servants, which
+                   run as asyncio tasks there: ``aslow`` (awaits a Deferred) everywhere and
+                   ``asleep`` (awaits ``asyncio.sleep``) on the asyncio reactors. A second
+                   table compares the reactors.
 
 Every section starts fresh server processes, and the same workload is applied to every server.
 
@@ -74,7 +81,10 @@ from pyro.wire.pyro5 import PYRO5  # noqa: E402
 
 OBJECT_ID = "bench"
 SERVERS = ("ours", "multiplex", "thread")
-LABELS = {"ours": "ours (Twisted epoll)", "multiplex": "Pyro4 multiplex", "thread": "Pyro4 thread"}
+LABELS = {"ours": "ours (Twisted epoll)", "multiplex": "Pyro4 multiplex", "thread": "Pyro4 thread",
+          "ours-asyncio": "ours (asyncio reactor)", "ours-uvloop": "ours (asyncio on uvloop)"}
+#: The reactors ours can run on (``--reactors``): epoll is "ours", the others "ours-NAME".
+REACTORS = ("epoll", "asyncio", "uvloop")
 #: section 5: Pyro5 clients, against ours and Pyro5's own daemons
 SERVERS5 = ("ours", "multiplex5", "thread5")
 LABELS.update({"multiplex5": "Pyro5 multiplex", "thread5": "Pyro5 thread"})
@@ -182,7 +192,7 @@ class PyroBench:
         time.sleep(seconds)
         return seconds
 
-    aslow = slow  # (ours has an ``async def`` of that name; Pyro4's daemons cannot await)
+    aslow = asleep = slow  # (ours has ``async def``s of those names; Pyro4's cannot await)
 
 
 @Pyro4.expose
@@ -207,15 +217,55 @@ class TwistedBench:
         await task.deferLater(reactor, seconds, lambda: None)
         return seconds
 
+    async def asleep(self, seconds: float) -> float:
+        """``slow`` as an asyncio coroutine (only on the asyncio reactor: an asyncio task)."""
+        import asyncio
+
+        await asyncio.sleep(seconds)
+        return seconds
+
 
 # --------------------------------------------------------------------------------------------
 # server processes
 
 
+def install_reactor(name: str) -> Any:
+    """Install Twisted's ``name`` reactor (one of :data:`REACTORS`) in this process."""
+    if name == "epoll":
+        from twisted.internet import epollreactor
+
+        epollreactor.install()
+    else:
+        import asyncio
+
+        from twisted.internet import asyncioreactor
+
+        if name == "uvloop":
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        asyncioreactor.install(loop)
+    from twisted.internet import reactor
+
+    return reactor
+
+
+def server_reactor(kind: str) -> str | None:
+    """The reactor of one of our server kinds (``ours``, ``ours-asyncio``...); None: Pyro4's."""
+    if kind == "ours":
+        return "epoll"
+    if kind.startswith("ours-"):
+        return kind[len("ours-"):]
+    return None
+
+
 def server_main(kind: str, conn: Any, thread_pool_size: int, profile_path: str | None) -> None:
     raise_nofile()
-    if kind == "ours":
-        _serve_ours(conn, profile_path)
+    reactor_name = server_reactor(kind)
+    if reactor_name is not None:
+        _serve_ours(conn, profile_path, reactor_name)
     elif kind.endswith("5"):
         _serve_pyro5(kind[:-1], conn, thread_pool_size)
     else:
@@ -239,15 +289,10 @@ def _watch_parent(conn: Any, on_stop: Any) -> None:
     threading.Thread(target=watch, name="bench-watchdog", daemon=True).start()
 
 
-def _serve_ours(conn: Any, profile_path: str | None) -> None:
-    from twisted.internet import epollreactor
-
-    epollreactor.install()
-    from twisted.internet import reactor as installed
+def _serve_ours(conn: Any, profile_path: str | None, reactor_name: str = "epoll") -> None:
+    reactor: Any = install_reactor(reactor_name)
 
     import pyro.protocol
-
-    reactor: Any = installed
 
     factory = pyro.protocol.Pyro4ProtocolFactory()
     port = reactor.listenTCP(0, factory, interface="127.0.0.1",
@@ -719,14 +764,15 @@ def measure_a(ctx: Any, workers: Workers, opts: argparse.Namespace, registry: li
               results: dict[str, Any]) -> None:
     print("\n== (a) small-call throughput: add(1, 2), %s s per run, %d round(s), median ==" %
           (opts.duration, opts.rounds), flush=True)
-    servers = start_servers(ctx, SERVERS, opts.thread_pool, registry)
+    kinds = opts.servers
+    servers = start_servers(ctx, kinds, opts.thread_pool, registry)
     try:
         runs: dict[tuple[str, int], list[float]] = collections.defaultdict(list)
         errors: dict[tuple[str, int], int] = collections.Counter()
         cpu_per_call: dict[tuple[str, int], list[float]] = collections.defaultdict(list)
         for n in opts.clients:
             for rnd in range(opts.rounds):
-                order = SERVERS[rnd % 3:] + SERVERS[:rnd % 3]
+                order = kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]
                 for kind in order:
                     uri = servers[kind].uri
                     for i in range(n):
@@ -755,7 +801,7 @@ def measure_a(ctx: Any, workers: Workers, opts: argparse.Namespace, registry: li
         }
         capacity: dict[str, list[tuple[float, float]]] = collections.defaultdict(list)
         for rnd in range(opts.rounds):
-            for kind in SERVERS[rnd % 3:] + SERVERS[:rnd % 3]:
+            for kind in kinds[rnd % len(kinds):] + kinds[:rnd % len(kinds)]:
                 server = servers[kind]
                 cpu0 = cpu_seconds(server.pid)
                 _, got = workers.ask(0, ("capacity", "127.0.0.1", uri_port(server.uri),
@@ -779,26 +825,30 @@ def measure_a(ctx: Any, workers: Workers, opts: argparse.Namespace, registry: li
 def measure_b(ctx: Any, workers: Workers, opts: argparse.Namespace, registry: list[ServerProc],
               results: dict[str, Any]) -> None:
     print("\n== (b) burst: %d concurrent calls to slow(0.5) ==" % opts.burst, flush=True)
-    servers = start_servers(ctx, SERVERS, opts.thread_pool, registry)
+    servers = start_servers(ctx, opts.servers, opts.thread_pool, registry)
     try:
         out: dict[str, Any] = {}
-        for kind in SERVERS:
+        bursts = [(kind, "slow") for kind in opts.servers]
+        if len(opts.reactors) > 1:  # the coroutine servants, where the reactors differ
+            bursts += [(kind, method) for kind in opts.servers if server_reactor(kind)
+                       for method in ("aslow", "asleep") if method == "aslow" or kind != "ours"]
+        for kind, method in bursts:
             server = servers[kind]
             n = opts.burst if kind != "multiplex" else opts.mux_burst
             port = uri_port(server.uri)
             backlog = listen_backlog(port)
             timeout = 45.0 if kind != "multiplex" else n * 0.5 + 20.0
             overflows = listen_overflows()
-            _, stats = workers.ask(0, ("burst", "127.0.0.1", port, n, "slow", (0.5,), n,
+            _, stats = workers.ask(0, ("burst", "127.0.0.1", port, n, method, (0.5,), n,
                                        timeout), timeout + REPLY_TIMEOUT)
             after = listen_overflows()
             stats["backlog"] = backlog
             stats["listen_overflows"] = (
                 after - overflows if after is not None and overflows is not None else None)
-            out[kind] = stats
-            print("  %-22s %4d/%-4d ok, wall %s s, all handshaken at %s s, backlog %s, "
+            out[kind if method == "slow" else "%s/%s" % (kind, method)] = stats
+            print("  %-22s %-6s %4d/%-4d ok, wall %s s, all handshaken at %s s, backlog %s, "
                   "listen overflows %s, client CPU %.2f s%s" % (
-                      LABELS[kind], stats["ok"], n, _f(stats["wall"], 3),
+                      LABELS[kind], method, stats["ok"], n, _f(stats["wall"], 3),
                       _f(stats["handshaken_all"], 3), backlog, stats["listen_overflows"],
                       stats["client_cpu"],
                       ("; failures: %s" % stats["failures"]) if stats["failures"] else ""),
@@ -1168,6 +1218,55 @@ def report(results: dict[str, Any], opts: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
+def reactors_report(results: dict[str, Any], opts: argparse.Namespace) -> str:
+    """Ours on each reactor beside Pyro4's multiplex daemon (the one to beat), with ratios:
+    on the multiplex daemon, and on ours under epoll."""
+    ours = [k for k in opts.servers if server_reactor(k)]
+    extra = [k for k in ours if k != "ours"]
+    header = (["measurement"] + [LABELS[k] for k in ours] + ["Pyro4 multiplex"]
+              + ["%s / multiplex" % LABELS[k] for k in ours]
+              + ["%s / epoll" % LABELS[k] for k in extra])
+
+    def row(what: str, values: dict[str, float | None], digits: int = 0) -> list[str]:
+        return ([what] + [_f(values.get(k), digits) for k in ours + ["multiplex"]]
+                + [_ratio(values.get(k), values.get("multiplex")) for k in ours]
+                + [_ratio(values.get(k), values.get("ours")) for k in extra])
+
+    rows: list[list[str]] = []
+    a = results.get("a")
+    if a:
+        for n in opts.clients:
+            rows.append(row("(a) add(1,2) calls/s, %d client process%s" % (
+                n, "es" if n > 1 else ""), {k: a["%s/%d" % (k, n)]["median"]
+                                            for k in ours + ["multiplex"]}))
+        for n in opts.clients:
+            rows.append(row("(a) server CPU per call (us), %d client%s" % (
+                n, "s" if n > 1 else ""), {k: a["%s/%d" % (k, n)]["cpu_us_per_call"]
+                                           for k in ours + ["multiplex"]}))
+    cap = results.get("a_capacity")
+    if cap:
+        rows.append(row("(a) capacity, 1 raw client, %d conns: calls/s" % opts.capacity_conns,
+                        {k: cap[k]["median"] for k in ours + ["multiplex"]}))
+        rows.append(row("(a) server CPU per call at capacity (us)",
+                        {k: cap[k]["cpu_us_per_call"] for k in ours + ["multiplex"]}))
+    b = results.get("b")
+    if b:
+        for method, what in (("slow", "slow(0.5), a Deferred"),
+                             ("aslow", "aslow(0.5), async def awaiting a Deferred"),
+                             ("asleep", "asleep(0.5), async def awaiting asyncio.sleep")):
+            key = {k: (k if method == "slow" else "%s/%s" % (k, method)) for k in ours}
+            if not any(key[k] in b for k in ours):
+                continue
+            walls = {k: b[key[k]]["wall"] for k in ours if key[k] in b}
+            oks = ", ".join("%d/%d" % (b[key[k]]["ok"], b[key[k]]["requested"]) if key[k] in b
+                            else "-" for k in ours)
+            rows.append(row("(b) %d concurrent %s: wall (s); ok %s" % (opts.burst, what, oks),
+                            walls, 2))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 
 
@@ -1182,6 +1281,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=None,
                         help="throughput rounds per cell, median reported (default 3, quick 1)")
     parser.add_argument("--json", default=None, help="also write the raw results here")
+    parser.add_argument("--reactors", default="epoll",
+                        help="reactors to run ours on, side by side: any of %s (default "
+                             "epoll)" % ", ".join(REACTORS))
     parser.add_argument("--profile", default=None, metavar="PATH",
                         help="run only (a) with 4 clients against ours under cProfile and dump "
                              "the server's stats to PATH (figures then are not comparable)")
@@ -1189,6 +1291,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     opts.sections = {s.strip() for s in opts.only.split(",") if s.strip()}
     if not opts.sections <= {"a", "b", "c", "5"}:
         parser.error("--only takes a comma-separated subset of a,b,c,5")
+    opts.reactors = tuple(r.strip() for r in opts.reactors.split(",") if r.strip())
+    if "epoll" not in opts.reactors or not set(opts.reactors) <= set(REACTORS):
+        parser.error("--reactors takes epoll and any of asyncio, uvloop")
+    opts.servers = ("ours",) + tuple("ours-" + r for r in opts.reactors if r != "epoll") + (
+        "multiplex", "thread")
     if opts.duration is None:
         opts.duration = 1.0 if opts.quick else 3.0
     if opts.rounds is None:
@@ -1285,6 +1392,9 @@ def main(argv: list[str] | None = None) -> int:
           "processes' load shows up as noise)" % (load_before, load_average()))
     print("- total run time %.0f s\n" % elapsed)
     print(report(results, opts))
+    if len(opts.reactors) > 1:
+        print()
+        print(reactors_report(results, opts))
     if "pyro5" in results:
         import Pyro5
 

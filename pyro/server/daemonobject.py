@@ -20,10 +20,11 @@ from typing import Any
 
 from Pyro4 import errors, util
 from Pyro4.core import DaemonObject, current_context, expose
-from twisted.internet import defer, threads
+from twisted.internet import threads
 
 from ..wire.messages import PYRO4
 from .context import CallContext
+from .coroutines import run_coroutine
 from .placement import in_reactor
 
 
@@ -65,7 +66,7 @@ class TwistedDaemonObject(DaemonObject):
     def close_stream(self, streamId: str) -> None:
         stream = self.daemon.streaming_responses.pop(streamId, (None,) * 4)[3]
         if isinstance(stream, AsyncIterator) and hasattr(stream, "aclose"):
-            defer.ensureDeferred(stream.aclose()).addErrback(lambda _: None)
+            run_coroutine(stream.aclose(), None, self.daemon.reactor).addErrback(lambda _: None)
 
     @in_reactor
     def get_next_stream_item(self, streamId: str) -> Any:
@@ -77,8 +78,8 @@ class TwistedDaemonObject(DaemonObject):
         if client is None:  # its client reconnected after a disconnect: no longer lingering
             streams[streamId] = (current_context.client, created, 0, stream)
         if isinstance(stream, AsyncIterator):
-            return defer.ensureDeferred(self._next_async(streamId, stream)).addCallback(
-                self._item_or_end)
+            return run_coroutine(self._next_async(streamId, stream), None,
+                                 self.daemon.reactor).addCallback(self._item_or_end)
         pool = self.daemon.threadpool
         if pool is None:
             return self._next(streamId, stream)

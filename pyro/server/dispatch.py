@@ -35,6 +35,7 @@ from .. import wire
 from ..wire.messages import PYRO4, Invoke, Pyro4Codec
 from . import exposure
 from .context import CallContext
+from .coroutines import run_coroutine
 from .placement import Exclusive, runs_in_reactor
 from .streams import is_stream
 from .tracebacks import failure_traceback, format_remote_traceback
@@ -116,9 +117,10 @@ class Dispatcher:
         return annotations
 
     def _settle(self, result: Any, ctx: CallContext) -> Any:
-        """A coroutine becomes a Deferred that keeps its call context across ``await``."""
+        """A coroutine becomes a Deferred that keeps its call context across ``await`` (an
+        asyncio task under the asyncio reactor: see :mod:`.coroutines`)."""
         if inspect.iscoroutine(result):
-            return defer.ensureDeferred(ctx.drive(result))
+            return run_coroutine(result, ctx, self.daemon.reactor)
         return result
 
     def call(self, function: Callable[..., Any], args: Any, kwargs: Any, ctx: CallContext,

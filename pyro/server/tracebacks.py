@@ -8,6 +8,7 @@ the user's bug, so they are cut from the front of the traceback.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import traceback
 from types import TracebackType
@@ -23,6 +24,8 @@ _FRAMEWORK_PREFIXES = (
     os.path.dirname(os.path.abspath(twisted.__file__)) + os.sep,
     os.path.join(_PACKAGE_DIR, "dispatch.py"),
     os.path.join(_PACKAGE_DIR, "context.py"),
+    os.path.join(_PACKAGE_DIR, "coroutines.py"),
+    os.path.dirname(os.path.abspath(asyncio.__file__)) + os.sep,
     os.path.join(_PACKAGE_DIR, "protocol.py"),
 )
 

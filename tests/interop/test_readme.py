@@ -115,7 +115,7 @@ def test_readme_python_blocks_are_all_covered():
     example must come with a test."""
     covered = [SERVER_MARKER, REGISTER_MARKER, ORIGINAL_MARKER, SERVICE_MARKER,
                STREAM_BATCH_MARKER, NATIVE_MARKER, NAMESERVER_MARKER, KEEP_MARKER,
-               TAC_MARKER, PYRO5_MARKER]
+               TAC_MARKER, PYRO5_MARKER, AIO_MARKER]
     blocks = [(line, code) for line, language, code
               in fenced_blocks(README.read_text(encoding="utf-8")) if language == "python"]
     uncovered = [line for line, code in blocks if not any(m in code for m in covered)]
@@ -658,6 +658,20 @@ def test_pyro5_example_serves_both_generations(run_example):
     example = run_example(python_block(PYRO5_MARKER), example_environment())
     assert example.finish() == ("hello, Pyro4.Proxy\nhello, Pyro5.api.Proxy\n"
                                 "hello, DeferredProxy\n")
+
+
+# ------------------------------------------------------------------------------------------
+# "asyncio programs": a plain asyncio.run(main()) program, server and clients in one
+
+AIO_MARKER = "async with pyro.aio.Proxy(uri) as greeter:"
+
+
+def test_asyncio_example(run_example):
+    """Its own process, as every example here: it installs Twisted's asyncio reactor."""
+    example = run_example(python_block(AIO_MARKER), example_environment())
+    # gather of two greetings; a Pyro4.Proxy's call; the countdown stream; the cancelled call
+    assert example.finish() == ("['hello, asyncio', 'hello, Pyro']\nhello, Pyro4\n"
+                                "[3, 2, 1]\ncancelled after 0.01 s\n")
 
 
 # ------------------------------------------------------------------------------------------
