@@ -1,5 +1,7 @@
-"""The reactor the test session runs on: ``PYRO_TEST_REACTOR=asyncio`` (or ``--reactor=asyncio``)
-runs the whole suite on Twisted's asyncio reactor instead of the platform default.
+"""The reactor the test session runs on: ``TWISTED_PYRO_TEST_REACTOR=asyncio`` (or
+``--reactor=asyncio``) runs the whole suite on Twisted's asyncio reactor instead of the
+platform default. (Not a ``PYRO_`` name: Pyro5 refuses to import when the environment holds a
+``PYRO_*`` variable it does not know.)
 
 A reactor can be installed once per process, before anything imports
 ``twisted.internet.reactor``: pytest imports this file before any test module, so this is the
@@ -25,7 +27,7 @@ def _chosen(argv: list[str]) -> str:
             return arg.split("=", 1)[1]
         if arg == "--reactor" and index + 1 < len(argv):
             return argv[index + 1]
-    return os.environ.get("PYRO_TEST_REACTOR", "default") or "default"
+    return os.environ.get("TWISTED_PYRO_TEST_REACTOR", "default") or "default"
 
 
 def _install(name: str) -> None:
@@ -52,7 +54,7 @@ _install(_REACTOR)
 
 def pytest_addoption(parser: Any) -> None:
     parser.addoption("--reactor", default=_REACTOR, choices=REACTORS,
-                     help="the Twisted reactor the tests run on (also: PYRO_TEST_REACTOR)")
+                     help="the Twisted reactor the tests run on (also: TWISTED_PYRO_TEST_REACTOR)")
 
 
 def pytest_report_header(config: Any) -> str:

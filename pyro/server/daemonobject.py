@@ -66,7 +66,8 @@ class TwistedDaemonObject(DaemonObject):
     def close_stream(self, streamId: str) -> None:
         stream = self.daemon.streaming_responses.pop(streamId, (None,) * 4)[3]
         if isinstance(stream, AsyncIterator) and hasattr(stream, "aclose"):
-            run_coroutine(stream.aclose(), None, self.daemon.reactor).addErrback(lambda _: None)
+            run_coroutine(stream.aclose(), self._caller_context(),
+                          self.daemon.reactor).addErrback(lambda _: None)
 
     @in_reactor
     def get_next_stream_item(self, streamId: str) -> Any:
@@ -78,14 +79,20 @@ class TwistedDaemonObject(DaemonObject):
         if client is None:  # its client reconnected after a disconnect: no longer lingering
             streams[streamId] = (current_context.client, created, 0, stream)
         if isinstance(stream, AsyncIterator):
-            return run_coroutine(self._next_async(streamId, stream), None,
+            return run_coroutine(self._next_async(streamId, stream), self._caller_context(),
                                  self.daemon.reactor).addCallback(self._item_or_end)
         pool = self.daemon.threadpool
         if pool is None:
             return self._next(streamId, stream)
-        context = self._context_class()(current_context.to_global())
+        context = self._caller_context()
         return threads.deferToThreadPool(self.daemon.reactor, pool, context.run,
                                          self._next, streamId, stream)
+
+    @classmethod
+    def _caller_context(cls) -> CallContext:
+        """The calling client's facts, to install at every step of an item's production (in
+        a pool thread, or across the awaits of an async generator, on any reactor)."""
+        return cls._context_class()(current_context.to_global())
 
     @staticmethod
     def _context_class() -> type[CallContext]:

@@ -48,6 +48,6 @@ def run_failing(source: str, *, timeout: float = 120) -> tuple[int, str, str]:
 def _run(program: str, timeout: float) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    env.pop("PYRO_TEST_REACTOR", None)  # the program chooses (pyro.aio installs its own)
+    env.pop("TWISTED_PYRO_TEST_REACTOR", None)  # the program chooses (pyro.aio installs its own)
     return subprocess.run([sys.executable, "-X", "dev", "-c", program], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)

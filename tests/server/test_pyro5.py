@@ -645,6 +645,47 @@ class ThreadPoolStreamContextTest(unittest.TestCase):
         self.assertEqual((yield in_thread(read)), [[str(corr), True]] * 2)
 
 
+class AsyncStreamContext:
+    """An async generator servant that reads both generations' current_context after an
+    await, while other calls run in the reactor meanwhile."""
+
+    @Pyro4.expose
+    async def contexts(self, n):
+        for _ in range(n):
+            await task.deferLater(reactor, 0.01, lambda: None)
+            yield [str(Pyro4.current_context.correlation_id),
+                   str(Pyro5.api.current_context.correlation_id)]
+
+
+class AsyncStreamContextTest(unittest.TestCase):
+    @defer.inlineCallbacks
+    def test_async_stream_items_see_their_callers_context_after_an_await(self):
+        """Each item of an async generator is produced with the reading call's context
+        installed at every step, on any reactor (it was the context of whichever call ran
+        last in the reactor thread): a Pyro4 and a Pyro5 client read at the same time."""
+        uri = serve(self).register(AsyncStreamContext(), "streams")
+        corr4, corr5 = uuid.uuid4(), uuid.uuid4()
+
+        def read4():
+            Pyro4.current_context.correlation_id = corr4
+            try:
+                with Pyro4.Proxy(uri) as proxy:
+                    return [item[0] for item in proxy.contexts(5)]
+            finally:
+                Pyro4.current_context.correlation_id = None
+
+        def read5():
+            Pyro5.api.current_context.correlation_id = corr5
+            try:
+                with proxy5(uri) as proxy:
+                    return [item[1] for item in proxy.contexts(5)]
+            finally:
+                Pyro5.api.current_context.correlation_id = None
+
+        got4, got5 = yield defer.gatherResults([in_thread(read4), in_thread(read5)])
+        self.assertEqual((got4, got5), ([str(corr4)] * 5, [str(corr5)] * 5))
+
+
 class SerializerAllowListTest(unittest.TestCase):
     @defer.inlineCallbacks
     def test_pyro4s_allow_list_is_for_pyro4_clients(self):
