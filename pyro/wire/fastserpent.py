@@ -78,6 +78,38 @@ def loads(data: bytes) -> Any:
         return NOT_FAST
 
 
+# The envelope serpent writes around most calls: ('object','method',<vargs>,{}), names that
+# are plain string tokens (the same rule as _TOKENS' strings) and no keyword arguments.
+_CALL_ENVELOPE = re.compile(
+    r"""\('([^'\\\x00-\x1f\x7f]*)','([^'\\\x00-\x1f\x7f]*)',(.*),\{\}\)""", re.DOTALL)
+
+
+def _loads_call(data: bytes) -> Any:
+    """:func:`loads` for a call's payload: the usual envelope is matched at once, and only
+    the arguments between go through the tokenizer (~2 us less for ``add(1, 2)``).
+
+    The same value as ``loads`` (or NOT_FAST): a Python tuple display with three fixed
+    elements and ``<vargs>`` in between, where ``<vargs>`` must decode as one value by
+    itself (else the whole text takes the general path).
+    """
+    if not data.startswith(HEADER):
+        return NOT_FAST
+    try:
+        text = data[len(HEADER):].decode("utf-8")
+    except UnicodeDecodeError:
+        return NOT_FAST
+    envelope = _CALL_ENVELOPE.fullmatch(text)
+    if envelope is not None:
+        vargs_text = envelope[3]
+        tokens = _TOKENS.findall(vargs_text)
+        if sum(map(len, tokens)) == len(vargs_text):
+            try:
+                return envelope[1], envelope[2], _build(tokens), {}
+            except (_NotFast, TypeError, ValueError):
+                pass
+    return loads(data)
+
+
 def register_serpent_serializer(cls: type) -> None:
     """Let the fast path decode for ``cls``, a serializer class whose ``loads`` is
     ``recreate_classes(serpent.loads(data))`` and ``loadsCall`` the same for a 4-tuple
@@ -96,7 +128,7 @@ def deserialize_call(serializer: Any, data: bytes, compressed: bool = False) -> 
     if compressed:
         data = zlib.decompress(data)
     if type(serializer) in _FAST_TYPES:
-        value = loads(data)
+        value = _loads_call(data)
         if type(value) is tuple and len(value) == 4:
             object_id, method, vargs, kwargs = value
             if has_class_dicts(vargs) or has_class_dicts(kwargs):

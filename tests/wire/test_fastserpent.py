@@ -218,3 +218,20 @@ def test_scalar_fast_path_only_for_the_registered_serpent_classes() -> None:
 
     assert fastserpent.serialize_scalar(MySerpent(), 1) is None
     assert fastserpent.serialize_scalar(Pyro4.util.get_serializer("json"), 1) is None
+
+
+@pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")
+@settings(max_examples=2000)
+@given(grammar_soup, st.sampled_from(["('o','m',%s,{})", "('o','m',%s,{}),{})", "('o','m',%s)",
+                                       "('o','m',%s,{'k':1})", "('é','',%s,{})"]))
+def test_call_envelopes_decode_as_serpent_or_fall_back(vargs: str, envelope: str) -> None:
+    """The call envelope's shortcut (the arguments alone through the tokenizer) decodes
+    exactly what serpent does, or leaves the payload to the general path."""
+    data = HEADER + (envelope % vargs).encode("utf-8")
+    fast = fastserpent._loads_call(data)
+    if fast is NOT_FAST:
+        assert check(data) is NOT_FAST
+        return
+    slow = serpent.loads(data)
+    assert same(fast, slow), f"{data!r}: fast {fast!r} != serpent {slow!r}"
