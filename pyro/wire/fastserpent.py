@@ -62,12 +62,22 @@ class _NotFast(Exception):
 
 def loads(data: bytes) -> Any:
     """Decode serpent bytes like ``serpent.loads``, or return :data:`NOT_FAST`."""
+    text = _text(data)
+    return NOT_FAST if text is None else _decode(text)
+
+
+def _text(data: bytes) -> str | None:
+    """The text after serpent's header (None: another header, or no UTF-8)."""
     if not data.startswith(HEADER):
-        return NOT_FAST
+        return None
     try:
-        text = data[len(HEADER):].decode("utf-8")
+        return data[len(HEADER):].decode("utf-8")
     except UnicodeDecodeError:
-        return NOT_FAST
+        return None
+
+
+def _decode(text: str) -> Any:
+    """One value of the fast subset, or NOT_FAST."""
     tokens = _TOKENS.findall(text)
     if sum(map(len, tokens)) != len(text):
         return NOT_FAST  # a character no token matches: outside the subset
@@ -86,28 +96,21 @@ _CALL_ENVELOPE = re.compile(
 
 def _loads_call(data: bytes) -> Any:
     """:func:`loads` for a call's payload: the usual envelope is matched at once, and only
-    the arguments between go through the tokenizer (~2 us less for ``add(1, 2)``).
+    the arguments between go through the tokenizer (~4 us less for ``add(1, 2)``).
 
     The same value as ``loads`` (or NOT_FAST): a Python tuple display with three fixed
     elements and ``<vargs>`` in between, where ``<vargs>`` must decode as one value by
     itself (else the whole text takes the general path).
     """
-    if not data.startswith(HEADER):
-        return NOT_FAST
-    try:
-        text = data[len(HEADER):].decode("utf-8")
-    except UnicodeDecodeError:
+    text = _text(data)
+    if text is None:
         return NOT_FAST
     envelope = _CALL_ENVELOPE.fullmatch(text)
     if envelope is not None:
-        vargs_text = envelope[3]
-        tokens = _TOKENS.findall(vargs_text)
-        if sum(map(len, tokens)) == len(vargs_text):
-            try:
-                return envelope[1], envelope[2], _build(tokens), {}
-            except (_NotFast, TypeError, ValueError):
-                pass
-    return loads(data)
+        vargs = _decode(envelope[3])
+        if vargs is not NOT_FAST:
+            return envelope[1], envelope[2], vargs, {}
+    return _decode(text)
 
 
 def register_serpent_serializer(cls: type) -> None:
