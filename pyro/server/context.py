@@ -53,9 +53,12 @@ class CallContext:
         What a client in this thread had set there (annotations, correlation id) and the
         response annotations of its last call are kept for :meth:`capture` to put back.
         """
-        self._saved = (current_context.annotations, current_context.correlation_id,
-                       current_context.response_annotations)
-        current_context.from_global(self.values)
+        facts = current_context.__dict__  # (this thread's: it is a threading.local)
+        self._saved = (facts["annotations"], facts["correlation_id"],
+                       facts["response_annotations"])
+        # what ``current_context.from_global(self.values)`` does (it sets exactly these
+        # keys), in one C call rather than eight attribute stores: ~0.3 us a call
+        facts.update(self.values)
 
     @property
     def response_annotations(self) -> dict[str, bytes]:
@@ -74,11 +77,10 @@ class CallContext:
         (Pyro4's servers leave the served call's facts in place: their threads run nothing
         else.) The connection is dropped too; the rest are plain numbers.
         """
-        self.values["response_annotations"] = current_context.response_annotations
-        (current_context.annotations, current_context.correlation_id,
-         current_context.response_annotations) = self._saved
-        current_context.client = None
-        current_context.client_sock_addr = None
+        facts = current_context.__dict__
+        self.values["response_annotations"] = facts["response_annotations"]
+        facts["annotations"], facts["correlation_id"], facts["response_annotations"] = self._saved
+        facts["client"] = facts["client_sock_addr"] = None
 
     def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Call ``function`` with these facts installed (in whatever thread this runs)."""

@@ -75,19 +75,19 @@ class CallContext5(CallContext):
 
     def install(self) -> None:
         super().install()
-        self._saved5 = (current_context5.annotations, current_context5.correlation_id,
-                        current_context5.response_annotations)
-        current_context5.from_global(self.values)
+        facts = current_context5.__dict__  # (as CallContext.install: from_global, faster)
+        self._saved5 = (facts["annotations"], facts["correlation_id"],
+                        facts["response_annotations"])
+        facts.update(self.values)
 
     def capture(self) -> None:
-        given = self.values["response_annotations"]
-        replaced = current_context5.response_annotations
-        if replaced is not given:
+        facts = current_context5.__dict__
+        replaced = facts["response_annotations"]
+        if replaced is not self.values["response_annotations"]:
             current_context4.response_annotations = replaced  # what super() takes back
-        (current_context5.annotations, current_context5.correlation_id,
-         current_context5.response_annotations) = self._saved5
-        current_context5.client = None
-        current_context5.client_sock_addr = None
+        facts["annotations"], facts["correlation_id"], facts["response_annotations"] = (
+            self._saved5)
+        facts["client"] = facts["client_sock_addr"] = None
         super().capture()
 
 

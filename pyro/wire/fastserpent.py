@@ -25,7 +25,7 @@ from typing import Any, Final
 from Pyro4.util import SerpentSerializer
 
 __all__ = ["HEADER", "NOT_FAST", "deserialize_call", "deserialize_data", "loads",
-           "register_serpent_serializer"]
+           "register_serpent_serializer", "serialize_scalar"]
 
 #: The header Python's serpent writes (``# serpent utf-8 python3.2`` and a newline).
 HEADER: Final = b"# serpent utf-8 python3.2\n"
@@ -62,12 +62,22 @@ class _NotFast(Exception):
 
 def loads(data: bytes) -> Any:
     """Decode serpent bytes like ``serpent.loads``, or return :data:`NOT_FAST`."""
+    text = _text(data)
+    return NOT_FAST if text is None else _decode(text)
+
+
+def _text(data: bytes) -> str | None:
+    """The text after serpent's header (None: another header, or no UTF-8)."""
     if not data.startswith(HEADER):
-        return NOT_FAST
+        return None
     try:
-        text = data[len(HEADER):].decode("utf-8")
+        return data[len(HEADER):].decode("utf-8")
     except UnicodeDecodeError:
-        return NOT_FAST
+        return None
+
+
+def _decode(text: str) -> Any:
+    """One value of the fast subset, or NOT_FAST."""
     tokens = _TOKENS.findall(text)
     if sum(map(len, tokens)) != len(text):
         return NOT_FAST  # a character no token matches: outside the subset
@@ -76,6 +86,31 @@ def loads(data: bytes) -> Any:
     except (_NotFast, TypeError, ValueError):
         # TypeError: an unhashable dict key; serpent raises its own error for that
         return NOT_FAST
+
+
+# The envelope serpent writes around most calls: ('object','method',<vargs>,{}), names that
+# are plain string tokens (the same rule as _TOKENS' strings) and no keyword arguments.
+_CALL_ENVELOPE = re.compile(
+    r"""\('([^'\\\x00-\x1f\x7f]*)','([^'\\\x00-\x1f\x7f]*)',(.*),\{\}\)""", re.DOTALL)
+
+
+def _loads_call(data: bytes) -> Any:
+    """:func:`loads` for a call's payload: the usual envelope is matched at once, and only
+    the arguments between go through the tokenizer (~4 us less for ``add(1, 2)``).
+
+    The same value as ``loads`` (or NOT_FAST): a Python tuple display with three fixed
+    elements and ``<vargs>`` in between, where ``<vargs>`` must decode as one value by
+    itself (else the whole text takes the general path).
+    """
+    text = _text(data)
+    if text is None:
+        return NOT_FAST
+    envelope = _CALL_ENVELOPE.fullmatch(text)
+    if envelope is not None:
+        vargs = _decode(envelope[3])
+        if vargs is not NOT_FAST:
+            return envelope[1], envelope[2], vargs, {}
+    return _decode(text)
 
 
 def register_serpent_serializer(cls: type) -> None:
@@ -96,7 +131,7 @@ def deserialize_call(serializer: Any, data: bytes, compressed: bool = False) -> 
     if compressed:
         data = zlib.decompress(data)
     if type(serializer) in _FAST_TYPES:
-        value = loads(data)
+        value = _loads_call(data)
         if type(value) is tuple and len(value) == 4:
             object_id, method, vargs, kwargs = value
             if has_class_dicts(vargs) or has_class_dicts(kwargs):
@@ -115,6 +150,25 @@ def deserialize_data(serializer: Any, data: bytes, compressed: bool = False) -> 
         if value is not NOT_FAST:
             return serializer.recreate_classes(value) if has_class_dicts(value) else value
     return serializer.loads(data)
+
+
+#: The types serpent writes as ``repr(value)`` before it looks at anything else (its
+#: ``_repr_types``; no class registration applies to them), only these exact types.
+_REPR_TYPES: Final = frozenset({str, int, bool, type(None)})
+
+
+def serialize_scalar(serializer: Any, value: Any) -> bytes | None:
+    """What ``serializer.dumps(value)`` returns, for a value serpent writes as ``repr()``;
+    else None (the caller serializes as usual).
+
+    A servant's result is most often a number, a string, a bool or None, for which serpent
+    writes its header and ``repr(value)``, but only after copying its class registry and
+    setting up a serializer object (~1.5 us of a small call's ~35). Only for the serpent
+    serializer classes registered here (not their subclasses).
+    """
+    if type(value) in _REPR_TYPES and type(serializer) in _FAST_TYPES:
+        return HEADER + repr(value).encode("utf-8")
+    return None
 
 
 def has_class_dicts(value: Any) -> bool:

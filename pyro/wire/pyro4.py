@@ -218,7 +218,10 @@ class Pyro4Codec(SameInBoth):
                annotations: Mapping[str, bytes], hmac_key: bytes | None) -> Frame:
         """RESULT carrying a call's value (a batch's list of values when ``batch``); a large
         payload comes as ``(head, payload)`` (see :func:`~pyro.wire.framing.encode_frame`)."""
-        data, compressed = serializer.serializeData(value, compress=config.COMPRESSION)
+        data = None if config.COMPRESSION else fastserpent.serialize_scalar(serializer, value)
+        compressed = False
+        if data is None:
+            data, compressed = serializer.serializeData(value, compress=config.COMPRESSION)
         flags = (FLAGS_COMPRESSED if compressed else 0) | (FLAGS_BATCH if batch else 0)
         return encode_frame(MSG_RESULT, data, serializer.serializer_id, flags, msg.seq,
                             annotations, hmac_key)

@@ -188,3 +188,50 @@ def test_garbage_call_data_raises_like_serpent() -> None:
     with pytest.raises(Exception) as slow:
         SERPENT.deserializeCall(HEADER + b"(1,")
     assert type(fast.value) is type(slow.value)
+
+
+def _pyro5_serpent() -> Any:
+    pytest.importorskip("Pyro5")
+    from Pyro5 import serializers
+
+    import pyro.wire.pyro5  # noqa: F401 - registers Pyro5's serpent serializer class
+
+    return serializers.serializers["serpent"]
+
+
+@settings(max_examples=300)
+@given(st.none() | st.booleans() | st.integers() | st.text() | st.floats() | st.binary(max_size=8)
+       | st.lists(st.integers(), max_size=3))
+def test_scalar_results_are_written_as_serpent_writes_them(value: Any) -> None:
+    for serializer in (SERPENT, _pyro5_serpent()):
+        fast = fastserpent.serialize_scalar(serializer, value)
+        if type(value) in (type(None), bool, int, str):
+            assert fast == serializer.dumps(value)
+        else:
+            assert fast is None  # (floats, bytes, containers: serpent's own code)
+
+
+def test_scalar_fast_path_only_for_the_registered_serpent_classes() -> None:
+    class MySerpent(Pyro4.util.SerpentSerializer):
+        def dumps(self, data: Any) -> bytes:
+            return b"my own"
+
+    assert fastserpent.serialize_scalar(MySerpent(), 1) is None
+    assert fastserpent.serialize_scalar(Pyro4.util.get_serializer("json"), 1) is None
+
+
+@pytest.mark.filterwarnings("ignore:invalid escape sequence:DeprecationWarning")
+@pytest.mark.filterwarnings("ignore::SyntaxWarning")
+@settings(max_examples=2000)
+@given(grammar_soup, st.sampled_from(["('o','m',%s,{})", "('o','m',%s,{}),{})", "('o','m',%s)",
+                                       "('o','m',%s,{'k':1})", "('é','',%s,{})"]))
+def test_call_envelopes_decode_as_serpent_or_fall_back(vargs: str, envelope: str) -> None:
+    """The call envelope's shortcut (the arguments alone through the tokenizer) decodes
+    exactly what serpent does, or leaves the payload to the general path."""
+    data = HEADER + (envelope % vargs).encode("utf-8")
+    fast = fastserpent._loads_call(data)
+    if fast is NOT_FAST:
+        assert check(data) is NOT_FAST
+        return
+    slow = serpent.loads(data)
+    assert same(fast, slow), f"{data!r}: fast {fast!r} != serpent {slow!r}"
