@@ -33,7 +33,7 @@ from twisted.python.failure import Failure
 from .._reactor import default_reactor
 from .protocol import ClientState, PyroClientProtocol, _Call
 
-__all__ = ["ConnectionPool", "PoolOwner"]
+__all__ = ["ConnectionPool", "PoolOwner", "wait_only"]
 
 log = Logger(namespace="pyro.client.proxy")  # the namespace these events always had
 
@@ -64,6 +64,19 @@ class PoolOwner(TypingProtocol):
 
 def _fire(_: Any, waiter: defer.Deferred[None]) -> None:
     waiter.callback(None)
+
+
+def wait_only(closing: defer.Deferred[None]) -> defer.Deferred[None]:
+    """A Deferred that fires as ``closing`` does; cancelling it fails it alone.
+
+    Why: a close goes on when its caller stops waiting (a cancelled coroutine in its
+    ``finally``). Cancelling a ``gatherResults`` of the connections' waits would cancel each
+    of them, leave their ``CancelledError`` unhandled (logged when collected), fail the
+    caller with ``FirstError`` rather than ``CancelledError``, and leave the pool closing.
+    """
+    waiter: defer.Deferred[None] = defer.Deferred()  # no canceller: a later result is ignored
+    closing.chainDeferred(waiter)
+    return waiter
 
 
 class _ProtocolFactory(Factory):
@@ -248,7 +261,7 @@ class ConnectionPool:
     def close(self, reason: BaseException) -> defer.Deferred[None]:
         """Close every connection; fires when they are gone. Queued and in-flight calls fail
         with ``reason``; a later call opens a new connection (as after Pyro4's
-        ``_pyroRelease``)."""
+        ``_pyroRelease``). Cancelling the Deferred stops the waiting, not the closing."""
         self.closing = True
         self._in_use = False
         if self._retry_call is not None:
@@ -274,7 +287,7 @@ class ConnectionPool:
             self.closing = False
             self._failures, self._next_attempt = 0, 0.0
 
-        return defer.gatherResults(waits).addCallback(closed_now)
+        return wait_only(defer.gatherResults(waits).addCallback(closed_now))
 
     def abandon(self) -> None:
         """The proxy was garbage collected: close the connections it left, open no more

@@ -34,7 +34,7 @@ from . import naming
 from .endpoints import default_endpoint
 from .lifetime import Hooks, abandoned
 from .naming import default_backoff, resolve
-from .pool import ConnectionPool
+from .pool import ConnectionPool, wait_only
 from .protocol import PyroClientProtocol, _Call
 
 __all__ = ["Batch", "DeferredProxy", "default_endpoint"]
@@ -568,13 +568,14 @@ class DeferredProxy:
 
         Queued and in-flight calls fail with ``ConnectionClosedError``. Like Pyro4's
         ``_pyroRelease``, a later call opens a new connection. The proxies this one made for
-        autoproxies in its results (``wrap_proxies``) are closed too.
+        autoproxies in its results (``wrap_proxies``) are closed too. Cancelling the Deferred
+        (a cancelled coroutine closing in its ``finally``) stops the waiting, not the closing.
         """
         children = [child.close() for child in list(self._children)]
         released = self._release()
         if not children:
             return released
-        return defer.gatherResults([released, *children]).addCallback(lambda _: None)
+        return wait_only(defer.gatherResults([released, *children]).addCallback(lambda _: None))
 
     def _release(self) -> defer.Deferred[None]:
         """Close this proxy's own connections (see :meth:`close`)."""

@@ -21,6 +21,7 @@ from twisted.internet import defer
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import capturedLogs
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -890,13 +891,38 @@ class ClientUnitTests(TestCase):
         self.failureResultOf(proxy.add(1, 1), errors.ConnectionClosedError)  # closing
         peer.lose()
         self.successResultOf(closed)
-        # like Pyro4's _pyroRelease: the proxy may be used again, on a new connection
+        self.assert_usable_again(proxy)
+
+    def assert_usable_again(self, proxy: DeferredProxy) -> None:
+        """Like Pyro4's _pyroRelease: a closed proxy may be used again, on a new connection."""
         again = proxy.add(2, 2)
         fresh = self.connected(proxy)
         (call,) = fresh.received()
         fresh.reply(call, 4)
         self.assertEqual(self.successResultOf(again), 4)
         self.close(proxy, fresh)
+
+    def test_a_cancelled_close_stops_the_waiting_not_the_closing(self) -> None:
+        # (a coroutine cancelled while it awaits close() in a finally: KeptRegistration.stop)
+        for wrap_proxies in (False, True):  # (True: close() waits for its children too)
+            proxy = self.proxy(wrap_proxies=wrap_proxies)
+            child = self.proxy()  # (held: the proxy holds its children weakly)
+            if wrap_proxies:
+                proxy._children.add(child)
+            d = proxy.add(1, 2)
+            peer = self.connected(proxy)
+            with capturedLogs() as events:
+                closed = proxy.close()
+                closed.cancel()
+                self.failureResultOf(closed, defer.CancelledError)  # not FirstError
+                self.failureResultOf(d, errors.ConnectionClosedError)
+                self.assertTrue(peer.transport.disconnecting)
+                peer.lose()
+                del closed, d
+                gc.collect()  # a Deferred left with a Failure logs it when collected
+            self.assertEqual([event["log_failure"].getTraceback() for event in events
+                              if event.get("log_failure") is not None], [])
+            self.assert_usable_again(proxy)  # the close went on: the pool is not closing
 
     def test_handshake_timeout(self) -> None:
         proxy = self.proxy(connect_timeout=30)
