@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 __all__ = ["ReactorMismatch", "adopt_running_loop", "asyncio_loop", "default_reactor",
-           "shutdown_adopted", "with_timeout"]
+           "ending", "shutdown_adopted", "with_timeout"]
 
 _T = TypeVar("_T")
 
@@ -146,7 +146,20 @@ async def _keep(reactor: Any) -> None:
             if not others:
                 break
             await asyncio.wait(others)
+        global _ending
+        _ending = True
         await shutdown_adopted(reactor)
+
+
+#: ``asyncio.run`` is ending: its tasks are done, and the reactor is being shut down.
+_ending = False
+
+
+def ending() -> bool:
+    """True once ``asyncio.run`` ended the program's tasks and the reactor shuts down: what
+    is still under way then was left by the program, and nobody waits for it (see
+    :func:`pyro.aio._future`)."""
+    return _ending
 
 
 async def shutdown_adopted(reactor: Any = None) -> None:

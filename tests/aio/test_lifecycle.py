@@ -106,6 +106,45 @@ def test_an_untidy_program_ends_with_nothing_left_either() -> None:
     assert ast.literal_eval(out[3]) == NOTHING_LEFT
 
 
+#: A program whose main() fails while calls it never awaited (futures, not tasks: nothing
+#: of asyncio.run's cancels them) are under way: they are cancelled when asyncio.run ends,
+#: as its tasks are, rather than failed by the reactor's shutdown with an exception nobody
+#: will retrieve (asyncio would print it, with a traceback, at exit).
+FAILING_MAIN_PROGRAM = """
+import asyncio
+
+import pyro.aio
+from tests.aio.servants import Waiter
+
+kept = []
+
+async def main():
+    server = pyro.aio.Server()
+    await server.listen("tcp:0:interface=127.0.0.1")
+    proxy = pyro.aio.Proxy(server.register(Waiter()))
+    kept.extend([proxy, server, asyncio.ensure_future(proxy.hang("deferred")),
+                 asyncio.ensure_future(proxy.hang("asyncio"))])
+    await asyncio.sleep(0.2)
+    raise RuntimeError("main failed")
+
+try:
+    asyncio.run(main())
+except RuntimeError as exc:
+    print(repr(str(exc)))
+print(repr([call.cancelled() for call in kept[2:]]))
+del kept[:]
+""" + LEFT_OVER
+
+
+def test_calls_left_under_way_by_a_failing_main_end_cancelled() -> None:
+    stdout, _ = run_program(FAILING_MAIN_PROGRAM)
+    out = stdout.splitlines()
+    assert sorted(out[:2]) == ["servant cancelled while awaiting asyncio",
+                               "servant cancelled while awaiting deferred"]
+    assert out[2:4] == ["'main failed'", "[True, True]"]
+    assert ast.literal_eval(out[4]) == NOTHING_LEFT
+
+
 def test_another_reactor_installed_is_refused_with_what_to_do() -> None:
     status, _, stderr = run_failing("""
         import asyncio
