@@ -101,6 +101,11 @@ def adopt_running_loop() -> Any:
             "asyncio reactor (use it before anything imports the reactor), or install it "
             "yourself first: twisted.internet.asyncioreactor.install()"
             % (type(reactor).__module__, type(reactor).__name__))
+    if reactor_loop is not loop and reactor is _adopted:
+        raise ReactorMismatch(
+            "pyro.aio's reactor ran on the loop of an earlier asyncio.run, and was shut down "
+            "when it ended; a process has one reactor, on one loop, started once: run the "
+            "whole program in one asyncio.run(main())")
     if reactor_loop is not loop:
         raise ReactorMismatch(
             "Twisted's asyncio reactor is installed on another asyncio event loop (%r) than "
