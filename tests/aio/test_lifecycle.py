@@ -289,3 +289,32 @@ reactor.run()
 def test_a_twisted_program_on_the_asyncio_reactor() -> None:
     stdout, _ = run_program(TWISTED_PROGRAM)
     assert stdout == "5\n"
+
+
+#: A tidy program that gave up on a call running in the server's thread pool: the servant
+#: finishes after the server was closed and the loop with it; its result, which nobody
+#: awaits, must not be reported as an unhandled error ("Event loop is closed").
+POOL_CALL_OUTLIVES_THE_LOOP = """
+import asyncio
+
+import pyro.aio
+from tests.aio.servants import Waiter
+
+
+async def main():
+    async with pyro.aio.Server(threads=2) as server:
+        await server.listen("tcp:0:interface=127.0.0.1")
+        async with pyro.aio.Proxy(server.register(Waiter())) as proxy:
+            try:
+                await asyncio.wait_for(proxy.blocking(0.5), 0.1)
+            except asyncio.TimeoutError:
+                print(repr("gave up"))
+
+asyncio.run(main())
+""" + LEFT_OVER  # (which waits for the pool's thread: the servant ends after the loop)
+
+
+def test_a_pool_call_that_outlives_the_loop_ends_quietly() -> None:
+    stdout, _ = run_program(POOL_CALL_OUTLIVES_THE_LOOP)
+    out = [ast.literal_eval(line) for line in stdout.splitlines()]
+    assert out == ["gave up", NOTHING_LEFT]
