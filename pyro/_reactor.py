@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.python.failure import Failure
 
 __all__ = ["ReactorMismatch", "adopt_running_loop", "asyncio_loop", "default_reactor",
-           "shutdown_adopted", "with_timeout"]
+           "ending", "shutdown_adopted", "with_timeout"]
 
 _T = TypeVar("_T")
 
@@ -101,6 +101,11 @@ def adopt_running_loop() -> Any:
             "asyncio reactor (use it before anything imports the reactor), or install it "
             "yourself first: twisted.internet.asyncioreactor.install()"
             % (type(reactor).__module__, type(reactor).__name__))
+    if reactor_loop is not loop and reactor is _adopted:
+        raise ReactorMismatch(
+            "pyro.aio's reactor ran on the loop of an earlier asyncio.run, and was shut down "
+            "when it ended; a process has one reactor, on one loop, started once: run the "
+            "whole program in one asyncio.run(main())")
     if reactor_loop is not loop:
         raise ReactorMismatch(
             "Twisted's asyncio reactor is installed on another asyncio event loop (%r) than "
@@ -146,7 +151,20 @@ async def _keep(reactor: Any) -> None:
             if not others:
                 break
             await asyncio.wait(others)
+        global _ending
+        _ending = True
         await shutdown_adopted(reactor)
+
+
+#: ``asyncio.run`` is ending: its tasks are done, and the reactor is being shut down.
+_ending = False
+
+
+def ending() -> bool:
+    """True once ``asyncio.run`` ended the program's tasks and the reactor shuts down: what
+    is still under way then was left by the program, and nobody waits for it (see
+    :func:`pyro.aio._future`)."""
+    return _ending
 
 
 async def shutdown_adopted(reactor: Any = None) -> None:

@@ -40,6 +40,7 @@ from typing import Any
 import Pyro4
 from Pyro4.core import URI
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from . import _reactor
 from .client import Batch as DeferredBatch
@@ -76,9 +77,34 @@ def _future(start: Callable[..., defer.Deferred[Any]], /, *args: Any,
             **kwargs: Any) -> asyncio.Future[Any]:
     """``start(*args, **kwargs)``'s Deferred as a future of the running loop (cancelling it
     cancels the Deferred), with the Deferred-world results made asyncio ones. The reactor is
-    found (or installed) first: ``start`` may be the first to ask for it."""
+    found (or installed) first: ``start`` may be the first to ask for it.
+
+    (``Deferred.asFuture``, except for one case: a call still under way when ``asyncio.run``
+    ends (a future, which ``asyncio.run`` does not cancel as it cancels tasks) fails when
+    the reactor's shutdown closes its connection; nobody awaits it any more, and asyncio
+    would print the error at exit as never retrieved. It is cancelled instead, as the
+    tasks were.)"""
     loop = _loop()
-    return start(*args, **kwargs).addCallback(_for_asyncio).asFuture(loop)
+    d = start(*args, **kwargs).addCallback(_for_asyncio)
+    future = loop.create_future()
+
+    def fired(result: Any) -> None:
+        if future.cancelled():
+            return
+        if not isinstance(result, Failure):
+            future.set_result(result)
+        elif _reactor.ending():
+            future.cancel()
+        else:
+            future.set_exception(result.value)
+
+    def done(_: asyncio.Future[Any]) -> None:
+        if future.cancelled():
+            d.cancel()
+
+    d.addBoth(fired)
+    future.add_done_callback(done)
+    return future
 
 
 def _timeout(timeout: Any) -> dict[str, Any]:

@@ -351,7 +351,7 @@ class ConnectionPool:
                     and (pinned is None or self.queue[0].ticket < pinned.ticket)):
                 protocol, load = self._spare.least_loaded()
                 if protocol is None or load > 0:
-                    self._maybe_open()  # no idle connection: one more would serve a call now
+                    self._maybe_open(all_busy=True)  # no idle one: another would serve now
                     if protocol is None or self._attempts:
                         # Every connection is full, or one is being opened: the calls wait
                         # for it rather than queueing behind a busy one. (Item stream
@@ -460,11 +460,14 @@ class ConnectionPool:
 
     # -- opening and losing connections ---------------------------------------------------
 
-    def _maybe_open(self) -> None:
+    def _maybe_open(self, all_busy: bool = False) -> None:
         """Start the connection attempts the calls waiting or in flight could use.
 
         One connection per such call is wanted (within ``max_in_flight`` and
-        ``max_connections``, attempts under way included). Several attempts run at once
+        ``max_connections``, attempts under way included); with ``all_busy`` (every ready
+        connection owes a reply) one more than are up: ``in_flight`` no longer counts calls
+        that timed out or were cancelled, but their connections owe their late replies, and
+        a call pipelined behind one would wait for it (the server answers in order). Several attempts run at once
         (``max_attempts``) only while at least one connection is up and the last attempt
         did not fail: the server then accepts connections, and a burst should not wait for
         its connections one after the other. Otherwise there is one attempt at a time, as
@@ -473,6 +476,8 @@ class ConnectionPool:
         if self.closing or self._abandoned:
             return
         busy = min(self.in_flight + len(self.queue), self.max_in_flight)
+        if all_busy and self.queue:
+            busy = max(busy, len(self.ready) + 1)
         wanted = (min(self.max_connections, max(busy, 1, self.min_connections))
                   - len(self.ready) - len(self._attempts))
         parallel = self.max_attempts if self.ready and not self._failures else 1

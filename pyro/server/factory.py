@@ -550,10 +550,31 @@ class _Refusal(wire.WireError):
 
 
 class _DaemonThreadPool(ThreadPool):
-    """A thread pool whose threads do not keep the process alive."""
+    """A thread pool whose threads do not keep the process alive.
+
+    The factory stops it when it closes without waiting for the calls still running (see
+    ``_stop_own_pool``); their results are for connections that are gone. Handing one to a
+    reactor that has stopped can fail (the asyncio reactor's loop is closed once
+    ``asyncio.run`` returned: ``RuntimeError``), which the pool would log as an unhandled
+    error: once the pool is stopped, such a failure is dropped.
+    """
 
     threadFactory = staticmethod(  # type: ignore[assignment]
         lambda *args, **kwargs: threading.Thread(*args, daemon=True, **kwargs))
+
+    def callInThreadWithCallback(self, onResult: Any, func: Any, *args: Any,
+                                 **kw: Any) -> None:
+        if onResult is None:
+            return super().callInThreadWithCallback(onResult, func, *args, **kw)
+
+        def deliver(ok: bool, result: Any) -> None:
+            try:
+                onResult(ok, result)
+            except RuntimeError:
+                if not self.joined:
+                    raise
+
+        super().callInThreadWithCallback(deliver, func, *args, **kw)
 
 
 #: The original twisted-pyro's names for the same class.

@@ -106,6 +106,45 @@ def test_an_untidy_program_ends_with_nothing_left_either() -> None:
     assert ast.literal_eval(out[3]) == NOTHING_LEFT
 
 
+#: A program whose main() fails while calls it never awaited (futures, not tasks: nothing
+#: of asyncio.run's cancels them) are under way: they are cancelled when asyncio.run ends,
+#: as its tasks are, rather than failed by the reactor's shutdown with an exception nobody
+#: will retrieve (asyncio would print it, with a traceback, at exit).
+FAILING_MAIN_PROGRAM = """
+import asyncio
+
+import pyro.aio
+from tests.aio.servants import Waiter
+
+kept = []
+
+async def main():
+    server = pyro.aio.Server()
+    await server.listen("tcp:0:interface=127.0.0.1")
+    proxy = pyro.aio.Proxy(server.register(Waiter()))
+    kept.extend([proxy, server, asyncio.ensure_future(proxy.hang("deferred")),
+                 asyncio.ensure_future(proxy.hang("asyncio"))])
+    await asyncio.sleep(0.2)
+    raise RuntimeError("main failed")
+
+try:
+    asyncio.run(main())
+except RuntimeError as exc:
+    print(repr(str(exc)))
+print(repr([call.cancelled() for call in kept[2:]]))
+del kept[:]
+""" + LEFT_OVER
+
+
+def test_calls_left_under_way_by_a_failing_main_end_cancelled() -> None:
+    stdout, _ = run_program(FAILING_MAIN_PROGRAM)
+    out = stdout.splitlines()
+    assert sorted(out[:2]) == ["servant cancelled while awaiting asyncio",
+                               "servant cancelled while awaiting deferred"]
+    assert out[2:4] == ["'main failed'", "[True, True]"]
+    assert ast.literal_eval(out[4]) == NOTHING_LEFT
+
+
 def test_another_reactor_installed_is_refused_with_what_to_do() -> None:
     status, _, stderr = run_failing("""
         import asyncio
@@ -171,7 +210,10 @@ def test_a_second_asyncio_run_is_refused() -> None:
         asyncio.run(main())
         """)
     assert (status, stdout) == (1, "3\n")
-    assert "Twisted's asyncio reactor is installed on another asyncio event loop" in stderr
+    assert stderr.splitlines()[-1] == (  # not "installed on another loop... do not install it"
+        "pyro._reactor.ReactorMismatch: pyro.aio's reactor ran on the loop of an earlier "
+        "asyncio.run, and was shut down when it ended; a process has one reactor, on one "
+        "loop, started once: run the whole program in one asyncio.run(main())")
 
 
 #: The reactor installed by the program on its own loop, which it runs itself: adopted; the
@@ -247,3 +289,32 @@ reactor.run()
 def test_a_twisted_program_on_the_asyncio_reactor() -> None:
     stdout, _ = run_program(TWISTED_PROGRAM)
     assert stdout == "5\n"
+
+
+#: A tidy program that gave up on a call running in the server's thread pool: the servant
+#: finishes after the server was closed and the loop with it; its result, which nobody
+#: awaits, must not be reported as an unhandled error ("Event loop is closed").
+POOL_CALL_OUTLIVES_THE_LOOP = """
+import asyncio
+
+import pyro.aio
+from tests.aio.servants import Waiter
+
+
+async def main():
+    async with pyro.aio.Server(threads=2) as server:
+        await server.listen("tcp:0:interface=127.0.0.1")
+        async with pyro.aio.Proxy(server.register(Waiter())) as proxy:
+            try:
+                await asyncio.wait_for(proxy.blocking(0.5), 0.1)
+            except asyncio.TimeoutError:
+                print(repr("gave up"))
+
+asyncio.run(main())
+""" + LEFT_OVER  # (which waits for the pool's thread: the servant ends after the loop)
+
+
+def test_a_pool_call_that_outlives_the_loop_ends_quietly() -> None:
+    stdout, _ = run_program(POOL_CALL_OUTLIVES_THE_LOOP)
+    out = [ast.literal_eval(line) for line in stdout.splitlines()]
+    assert out == ["gave up", NOTHING_LEFT]

@@ -697,7 +697,7 @@ class ClientUnitTests(TestCase):
         self.close(proxy, fresh)
 
     def test_timeout_drops_the_late_reply(self) -> None:
-        proxy = self.proxy(timeout=5)
+        proxy = self.proxy(timeout=5, max_connections=1)  # the next call goes behind it
         d = proxy.add(1, 2)
         peer = self.connected(proxy)
         (call,) = peer.received()
@@ -731,11 +731,13 @@ class ClientUnitTests(TestCase):
         d.cancel()
         self.failureResultOf(d, defer.CancelledError)
         later = proxy.add(2, 2)
-        (next_call,) = peer.received()
+        self.assertEqual(peer.received(), [])  # not behind the cancelled call: a new connection
+        other = self.connected(proxy)
+        (next_call,) = other.received()
         peer.reply(call, 3)
-        peer.reply(next_call, 4)
+        other.reply(next_call, 4)
         self.assertEqual(self.successResultOf(later), 4)
-        self.close(proxy, peer)
+        self.close(proxy, peer, other)
 
     def test_bound_on_calls_in_flight(self) -> None:
         proxy = self.proxy(max_connections=1, max_in_flight=2)
@@ -839,6 +841,25 @@ class ClientUnitTests(TestCase):
         peer.reply(next_call, 4)
         self.assertEqual(self.successResultOf(later), 4)
         self.close(proxy, peer)
+
+    def test_a_call_after_an_abandoned_one_gets_a_connection_of_its_own(self) -> None:
+        # The timed-out call's connection owes a reply that may come much later (the
+        # server answers in order, so anything pipelined behind it waits as long): while
+        # max_connections allows, the next call waits for a new connection instead.
+        proxy = self.proxy(max_connections=2, timeout=5)
+        d = proxy.add(1, 2)
+        first = self.connected(proxy)
+        (abandoned,) = first.received()
+        self.reactor.advance(5)
+        self.failureResultOf(d, errors.TimeoutError)
+        later = proxy.invoke("add", (2, 2), timeout=None)
+        self.assertEqual(first.received(), [])  # not behind the abandoned call
+        second = self.connected(proxy)
+        (next_call,) = second.received()
+        second.reply(next_call, 4)
+        self.assertEqual(self.successResultOf(later), 4)
+        first.reply(abandoned, 3)  # late: dropped
+        self.close(proxy, first, second)
 
     def test_least_loaded_connection_is_picked(self) -> None:
         proxy = self.proxy(max_connections=2, max_in_flight=6)
