@@ -24,6 +24,7 @@ Adaptations: ``print`` in servants is dropped (the results carry what the test c
 
 from __future__ import annotations
 
+import itertools
 import uuid
 
 import Pyro5.api
@@ -104,18 +105,28 @@ class Streamer:
 
 # -- examples/instancemode -----------------------------------------------------------------------
 
+#: Instances are told apart by a serial number, not id(): a session's instance is dropped
+#: when its proxy disconnects, and CPython may give the next one the same address.
+_serials = itertools.count()
+
+
+class _Numbered:
+    def __init__(self):
+        self.serial = next(_serials)
+
+
 @behavior(instance_mode="single")
-class SingleInstance:
+class SingleInstance(_Numbered):
     @expose
     def msg(self, message):
-        return id(self)
+        return self.serial
 
 
 @behavior(instance_mode="session", instance_creator=lambda clazz: clazz.create_instance())
-class SessionInstance:
+class SessionInstance(_Numbered):
     @expose
     def msg(self, message):
-        return id(self), self.correlation_id
+        return self.serial, self.correlation_id
 
     @classmethod
     def create_instance(cls):
@@ -125,10 +136,10 @@ class SessionInstance:
 
 
 @behavior(instance_mode="percall")
-class PercallInstance:
+class PercallInstance(_Numbered):
     @expose
     def msg(self, message):
-        return id(self)
+        return self.serial
 
 
 # -- examples/exceptions -------------------------------------------------------------------------
@@ -327,7 +338,7 @@ class ExampleTests:
                     singles.update(p.msg("hello") for _ in range(3))
             self.assertEqual(len(singles), 1)  # the same always, even over proxies
             with Pyro5.api.Proxy(percall) as p:
-                self.assertEqual(len([p.msg("hello") for _ in range(3)]), 3)
+                self.assertEqual(len({p.msg("hello") for _ in range(3)}), 3)  # new each call
         return self.client(client)
 
     def test_exceptions(self):
