@@ -19,14 +19,15 @@ Where Pyro4 measures wall-clock time to show that something did (not) wait, the 
 gate (a servant that waits until the test opens it) or a rendezvous instead, so the tests are
 deterministic. The only sleeps are inside servants that must be slow, and they are short.
 
+Pyro4's ``test_server_timeout.py`` (the same server tests with ``COMMTIMEOUT = 2.0``, which
+gives Pyro4's clients, and its servers' sockets, a timeout) is ported in
+``test_conformance_timeout.py``: these tests again, with the real clients' ``COMMTIMEOUT``, and
+the server side of it (the factory's ``idle_timeout`` beside Pyro4's thread server).
+
 Left out, and why:
 
 * test_server.py ``testSerializedBlob``, ``testSerializedBlobMessage``: they test Pyro4's
   ``SerializedBlob`` class alone, no server involved (``testProxySerializedBlobArg`` is ported).
-* test_server_timeout.py (the same tests with ``COMMTIMEOUT`` set): ``COMMTIMEOUT`` sets socket
-  timeouts inside Pyro4's own servers; a Twisted server never blocks on a socket, so there is
-  nothing to time out. The client-side timeouts are ported (``test_timeoutCall``,
-  ``test_timeoutConnect``).
 * test_daemon.py ``testServertypeThread``, ``testServertypeMultiplex``, ``testServertypeFoobar``,
   ``testDaemonConnectedSocket``, ``testDaemonWithStmt``, ``testRequestloopCondition``,
   ``testCombine``: Pyro4's transport servers, thread pool, select loop and request loop, which

@@ -15,6 +15,11 @@ Where Pyro5 measures wall-clock time to show that something did (not) wait, the 
 gate (a servant that waits until the test opens it) instead; where it sleeps to let a linger
 time pass, the item streams get a ``task.Clock``.
 
+Pyro5's ``test_server_timeout.py`` (the same server tests with ``COMMTIMEOUT = 2.0``, which
+gives Pyro5's clients, and its servers' sockets, a timeout) is ported in
+``test_conformance5_timeout.py``: these tests again, with the real clients' ``COMMTIMEOUT``,
+and the server side of it (the factory's ``idle_timeout`` beside Pyro5's thread server).
+
 Left out, and why:
 
 * ``testSerializedBlob``, ``testSerializedBlobMessage``: Pyro5's ``SerializedBlob`` class
@@ -25,10 +30,6 @@ Left out, and why:
   takes its URI address from ``setAddress`` / ``natLocationStr`` (tested with Pyro4 clients).
 * ``testSerializeConnected``: serializes and copies a ``Pyro5.api.Proxy`` in the client,
   without the server being involved beyond plain calls (which every other test makes).
-* ``test_server_timeout.py`` (the same tests with ``COMMTIMEOUT=2.0``): ``COMMTIMEOUT``
-  sets socket timeouts inside Pyro5's own servers; a Twisted server never blocks on a socket
-  (the factory's ``idle_timeout`` is its counterpart, tested in tests/server). The client-side
-  timeouts are ported (``test_timeoutCall``, ``test_timeoutConnect``).
 * ``TestMetaAndExpose``, ``TestExposeDecorator``, ``TestBehaviorDecorator``, ``TestSimpleServe``:
   Pyro5's decorators, ``_get_exposed_members`` and ``serve()`` (which starts Pyro5's own
   daemon), no server of ours involved; what they decide is what our server applies (its
@@ -808,6 +809,8 @@ class _ServerTests:
     def test_timeoutCall(self):
         # Pyro5 times delay(0.5), then expects delay(1) to time out after 0.1 seconds; here the
         # slow call waits at a gate that stays shut until the client has timed out.
+        patch_pyro5_config(self, COMMTIMEOUT=None)  # as Pyro5's (test_conformance5_timeout)
+
         def body():
             with Pyro5.client.Proxy(self.objectUri) as p:
                 p.ping()
