@@ -23,7 +23,7 @@ from Pyro4.core import DaemonObject, current_context, expose
 from twisted.internet import threads
 
 from ..wire.messages import PYRO4
-from .context import CallContext
+from .context import CallContext, context_class
 from .coroutines import run_coroutine
 from .placement import in_reactor
 
@@ -92,18 +92,8 @@ class TwistedDaemonObject(DaemonObject):
     def _caller_context(cls) -> CallContext:
         """The calling client's facts, to install at every step of an item's production (in
         a pool thread, or across the awaits of an async generator, on any reactor)."""
-        return cls._context_class()(current_context.to_global())
-
-    @staticmethod
-    def _context_class() -> type[CallContext]:
-        """The context class of the calling client's generation: a Pyro5 client's stream
-        items are produced with ``Pyro5.api.current_context`` filled too, as in Pyro5."""
-        codec = getattr(current_context.client, "codec", None)
-        if codec is None or codec.version == PYRO4.version:
-            return CallContext
-        from .pyro5 import CallContext5
-
-        return CallContext5
+        codec = getattr(current_context.client, "codec", PYRO4)
+        return context_class(codec)(current_context.to_global())
 
     def _next(self, streamId: str, stream: Any) -> Any:
         try:

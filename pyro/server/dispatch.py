@@ -34,7 +34,7 @@ from twisted.python.failure import Failure
 from .. import wire
 from ..wire.messages import PYRO4, Invoke, Pyro4Codec
 from . import exposure
-from .context import CallContext
+from .context import CallContext, context_class
 from .coroutines import run_coroutine
 from .placement import Exclusive, runs_in_reactor
 from .streams import is_stream
@@ -81,13 +81,6 @@ class Dispatcher:
         self.daemon = daemon
 
     # -- shared helpers -------------------------------------------------------------------
-
-    def _context(self, codec: Any) -> type[CallContext]:
-        """The call context class for a generation: Pyro5's fills ``Pyro5.api.
-        current_context`` too (see :mod:`pyro.server.pyro5`)."""
-        if codec is PYRO4:
-            return CallContext
-        return self._pyro5().CallContext5  # type: ignore[no-any-return]
 
     @staticmethod
     def _pyro5() -> Any:
@@ -142,7 +135,7 @@ class Dispatcher:
     def handshake(self, connection: PyroConnection, msg: wire.Message) -> Any:
         """Answer a CONNECT: ``(reply, accepted)``, or a Deferred of that pair."""
         codec = connection.codec
-        ctx = self._context(codec).for_message(connection, msg, handshake=True)
+        ctx = context_class(codec).for_message(connection, msg, handshake=True)
         try:
             serializer = codec.accepted_serializer(msg, self.daemon.accepted_serializers[codec])
             request = codec.read_connect(msg, serializer)
@@ -202,7 +195,7 @@ class Dispatcher:
         time, as in Pyro4's thread server).
         """
         codec = connection.codec
-        ctx = self._context(codec).for_message(connection, msg)
+        ctx = context_class(codec).for_message(connection, msg)
         if codec.is_ping(msg):
             return codec.pong(msg, self._annotations(ctx), self.daemon.hmacKey())
         try:

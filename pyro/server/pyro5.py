@@ -23,7 +23,6 @@ generations with the same code. What is left is here, imported only once Pyro5 i
 from __future__ import annotations
 
 import inspect
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,8 +36,9 @@ from Pyro4 import util
 from Pyro5 import serializers
 from Pyro5.callcontext import current_context as current_context5
 
+from ..wire.pyro5 import PYRO5
 from . import references
-from .context import CallContext
+from .context import CallContext, register_context_class
 from .context import current_context as current_context4
 from .references import serializing_generation
 
@@ -65,14 +65,6 @@ class CallContext5(CallContext):
         super().__init__(values)
         self._saved5: tuple[Any, Any, Any] = ({}, None, {})
 
-    @classmethod
-    def for_message(cls, connection: Any, msg: Any, handshake: bool = False) -> CallContext:
-        ctx = super().for_message(connection, msg, handshake)
-        corr = connection.codec.correlation_id(msg)  # (Pyro5: in the header)
-        if corr is not None:
-            ctx.values["correlation_id"] = uuid.UUID(bytes=corr)
-        return ctx
-
     def install(self) -> None:
         super().install()
         facts = current_context5.__dict__  # (as CallContext.install: from_global, faster)
@@ -89,6 +81,9 @@ class CallContext5(CallContext):
             self._saved5)
         facts["client"] = facts["client_sock_addr"] = None
         super().capture()
+
+
+register_context_class(PYRO5, CallContext5)
 
 
 # -- exceptions ---------------------------------------------------------------------------------

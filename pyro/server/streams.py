@@ -24,8 +24,16 @@ _LAZY_DICT_ITERATORS: tuple[type, ...] = (type({}.keys()), type({}.values()), ty
 HOUSEKEEPING_INTERVAL = 1.0
 
 
+#: Result types that are no iterator, answered without the ABC checks below (~0.4 us of a
+#: small call: ``isinstance`` against ``Iterator`` goes through ``ABCMeta.__instancecheck__``).
+_NOT_STREAMS: frozenset[type] = frozenset({int, float, str, bytes, bool, type(None), dict, list,
+                                           tuple, set, frozenset, complex})
+
+
 def is_stream(value: Any) -> bool:
     """Would Pyro4 stream this result instead of serializing it? (Async iterators too.)"""
+    if type(value) in _NOT_STREAMS:
+        return False
     return isinstance(value, (Iterator, AsyncIterator)) or inspect.isgenerator(value)
 
 

@@ -517,11 +517,14 @@ class MessageReader:
             self._pending, self._pending_size = None, 0
         offset, size = 0, len(data)
         while size - offset >= self._needed:
-            end = offset + self._needed
-            chunk = data[offset:end] if offset or end != size else data
-            offset = end
             try:
-                message = self._advance(chunk)
+                if self.state is ReadState.HEADER:
+                    message, offset = self._message_at(data, offset, size)
+                else:
+                    end = offset + self._needed
+                    chunk = data[offset:end] if offset or end != size else data
+                    offset = end
+                    message = self._advance(chunk)
             except WireError:
                 self.state = ReadState.BROKEN
                 raise
@@ -577,6 +580,34 @@ class MessageReader:
             self.state = ReadState.BROKEN
             raise
 
+    def _message_at(self, data: bytes, offset: int, size: int) -> tuple[Any, int]:
+        """At a message boundary, with a header's worth of ``data`` from ``offset`` on: the
+        message there and the offset after it, when all of it arrived (the usual small
+        request: one header parse and two slices, no state in between); else ``(None, the
+        offset after its header)``, the reader waiting for the rest section by section."""
+        end = offset + self._header_size
+        msg = self._parse_header(data[offset:end] if offset or end != size else data)
+        annotations_end = end + msg.annotations_size
+        data_end = annotations_end + msg.data_size
+        if data_end > size or msg.data_size >= self.large_section:
+            self._current = msg
+            return self._expect(ReadState.ANNOTATIONS, msg.annotations_size), end
+        if annotations_end > end:
+            msg.annotations = self._annotations(data[end:annotations_end], msg)
+        msg.data = data[annotations_end:data_end]
+        verify = self._verify
+        verify(msg, self.hmac_key)
+        return msg, data_end
+
+    def _annotations(self, chunk: bytes, msg: Any) -> dict[str, bytes]:
+        try:
+            parse = self._parse_annotations
+            return parse(chunk)  # type: ignore[no-any-return]
+        except WireError:
+            raise
+        except Exception as exc:  # the generation's ProtocolError
+            raise WireError(exc, msg) from None
+
     def _advance(self, chunk: bytes) -> Any:
         """Consume exactly the chunk the current state asked for; move to the next state."""
         if self.state is ReadState.HEADER:
@@ -585,13 +616,7 @@ class MessageReader:
         msg = self._current
         assert msg is not None
         if self.state is ReadState.ANNOTATIONS:
-            try:
-                parse = self._parse_annotations
-                msg.annotations = parse(chunk)
-            except WireError:
-                raise
-            except Exception as exc:  # the generation's ProtocolError
-                raise WireError(exc, msg) from None
+            msg.annotations = self._annotations(chunk, msg)
             if msg.data_size >= self.large_section:
                 self._open_section(msg)
                 return None

@@ -105,6 +105,8 @@ def _split_corr(annotations: Mapping[str, bytes] | None
     corr = annotations.get("CORR")
     if corr is None or len(corr) != 16:
         return annotations, None
+    if len(annotations) == 1:  # (a reply's usual annotations: the correlation id alone)
+        return None, bytes(corr)
     rest = {key: value for key, value in annotations.items() if key != "CORR"}
     return rest, bytes(corr)
 
