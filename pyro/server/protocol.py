@@ -72,6 +72,10 @@ class ServingFactory(TypingProtocol):
 class ConnectionState(enum.Enum):
     """Pyro4's names for where a connection is in its life."""
 
+    # Members are singletons: hashed by identity, in C (``Enum.__hash__`` hashes the name in
+    # Python, and membership tests of these states run several times a request).
+    __hash__ = object.__hash__
+
     SERVER = "server"  #: connected; the handshake (MSG_CONNECT) has not completed yet
     HEADER = "header"  #: idle: waiting for the 24 header bytes of the next request
     ANNOTATIONS = "annotations"  #: header read, waiting for its annotation bytes

@@ -99,6 +99,10 @@ _OUT_OF_REACH = 1 << 62  # _needed while a section is filled in place: no chunk 
 class ReadState(enum.Enum):
     """Where the reader is inside the current message (Pyro4's own vocabulary)."""
 
+    # Members are singletons: hashed by identity, in C (``Enum.__hash__`` hashes the name in
+    # Python, and membership tests of these states run several times a request).
+    __hash__ = object.__hash__
+
     HEADER = "header"  #: waiting for the 24 header bytes
     ANNOTATIONS = "annotations"  #: header parsed, waiting for the announced annotation bytes
     DATA = "data"  #: waiting for the announced payload bytes

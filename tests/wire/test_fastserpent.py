@@ -8,6 +8,7 @@ input, the fast path must refuse it too.
 
 from __future__ import annotations
 
+import ast
 import math
 import zlib
 from typing import Any
@@ -235,3 +236,20 @@ def test_call_envelopes_decode_as_serpent_or_fall_back(vargs: str, envelope: str
         return
     slow = serpent.loads(data)
     assert same(fast, slow), f"{data!r}: fast {fast!r} != serpent {slow!r}"
+
+
+@pytest.mark.parametrize("args", [
+    "()", "(1,)", "(1,2)", "(1,2,)", "(-1,'a,b',2.5,-3e5,None,True,False,\"it's\",'')",
+    "('é€😀',123456789012345678)",
+])
+def test_scalar_arguments_are_read_without_the_tokenizer(args: str) -> None:
+    flat = fastserpent._flat_args(args)
+    assert flat is not None and same(flat, ast.literal_eval(args))
+
+
+@pytest.mark.parametrize("args", [
+    "(1)", "(1,[2])", "( 1,)", "(1, 2)", "(1,,2)", "(,)", "(01,)", "('a''b',)", "(1234567890123456789,)",
+    "('a\\nb',)", "(1,)(2,)", "(1+2j,)",
+])
+def test_other_arguments_take_the_general_path(args: str) -> None:
+    assert fastserpent._flat_args(args) is None
