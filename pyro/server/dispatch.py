@@ -48,6 +48,7 @@ MaybeDeferredReply = Union[Reply, "defer.Deferred[Reply]"]  # noqa: UP007
 Outcome = Union[MaybeDeferredReply, Exclusive]  # noqa: UP007 -- what invoke() returns
 
 log = Logger(namespace="pyro.dispatch")
+_NOT_PLAIN: Any = object()  # (Dispatcher._plain: the request takes the general path)
 _pyro5_parts: Any = None  # pyro.server.pyro5, once imported (see Dispatcher._pyro5)
 
 
@@ -195,6 +196,9 @@ class Dispatcher:
         time, as in Pyro4's thread server).
         """
         codec = connection.codec
+        outcome = self._plain(connection, codec, msg)
+        if outcome is not _NOT_PLAIN:
+            return outcome
         ctx = context_class(codec).for_message(connection, msg)
         if codec.is_ping(msg):
             return codec.pong(msg, self._annotations(ctx), self.daemon.hmacKey())
@@ -227,6 +231,47 @@ class Dispatcher:
                 or (pool is not None and self._in_pool(obj, call))):
             return Exclusive(outcome)
         return outcome
+
+    def _plain(self, connection: PyroConnection, codec: Any, msg: wire.Message) -> Any:
+        """The usual small call, answered with less work: its outcome, else ``_NOT_PLAIN``.
+
+        What :meth:`invoke` would do and answer, for a request the codec reads as a plain
+        call (:meth:`~pyro.wire.pyro5.Pyro5Codec.plain_call`: serpent, scalar arguments,
+        no oneway, batch or blob) of an exposed method of a registered instance, in the
+        reactor thread (no thread pool): about a third of a small call's server work is
+        the general path's checks for everything else. Anything that does not fit, or that
+        the general path would refuse (an unexposed or private name), is left to it before
+        anything runs; once the servant ran, its outcome is answered by the general code.
+        """
+        daemon = self.daemon
+        if daemon.threadpool is not None:
+            return _NOT_PLAIN
+        call = codec.plain_call(msg, daemon.accepted_serializers[codec])
+        if call is None:
+            return _NOT_PLAIN
+        object_id, method, vargs, serializer = call
+        if codec is not PYRO4 and object_id in daemon.pyro5_faces:
+            return _NOT_PLAIN
+        obj = daemon.objectsById.get(object_id)
+        if obj is None or isinstance(obj, type) or object_id == constants.DAEMON_NAME:
+            return _NOT_PLAIN
+        try:
+            function = exposure.remote_method(
+                obj, method, codec.config.REQUIRE_EXPOSE if codec is PYRO4 else True)
+        except Exception:
+            return _NOT_PLAIN
+        ctx = context_class(codec).for_message(connection, msg)
+        try:
+            result = ctx.run(function, *vargs)
+        except Exception:
+            return self._request_failed(codec, msg, ctx)
+        values = ctx.values
+        if not values["response_annotations"] and not daemon.annotations():
+            reply = codec.plain_result(msg, serializer, result, values["correlation_id"].bytes,
+                                       daemon.hmacKey())
+            if reply is not None:
+                return reply
+        return self._reply_to(self._settle(result, ctx), codec, msg, serializer, ctx, False)
 
     def _in_pool(self, obj: Any, call: Invoke) -> bool:
         """Does the servant code of this request (which returned a Deferred) run in the
@@ -315,6 +360,11 @@ class Dispatcher:
         if oneway:
             return self._oneway_done(outcome, method, pool,
                                      getattr(codec.config, "ONEWAY_THREADED", True))
+        return self._reply_to(outcome, codec, msg, serializer, ctx, batch)
+
+    def _reply_to(self, outcome: Any, codec: Pyro4Codec, msg: wire.Message, serializer: Any,
+                  ctx: CallContext, batch: bool) -> MaybeDeferredReply:
+        """The reply to a call's outcome: now, or when its Deferred fires."""
         if isinstance(outcome, defer.Deferred):
             return outcome.addCallbacks(
                 self._result_reply, self._failure_reply,

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from Pyro4.util import SerpentSerializer
 
-__all__ = ["HEADER", "NOT_FAST", "deserialize_call", "deserialize_data", "loads",
+__all__ = ["HEADER", "NOT_FAST", "deserialize_call", "deserialize_data", "loads", "plain_call",
            "register_serpent_serializer", "serialize_scalar"]
 
 #: The header Python's serpent writes (``# serpent utf-8 python3.2`` and a newline).
@@ -131,6 +131,30 @@ def _loads_call(data: bytes) -> Any:
         if vargs is not NOT_FAST:
             return envelope[1], envelope[2], vargs, {}
     return _decode(text)
+
+
+def plain_call(serializer: Any, data: bytes) -> tuple[str, str, tuple[Any, ...]] | None:
+    """``(object_id, method, vargs)`` of the most common call: serpent's envelope with
+    scalar arguments only and no keyword arguments (``('obj','add',(1,2),{})``), read
+    for a registered serpent serializer; else None. Nothing in it can be a class dict, so
+    this is what :func:`deserialize_call` returns for it, and the caller may take the
+    general path for anything else."""
+    if type(serializer) not in _FAST_TYPES or not data.startswith(HEADER):
+        return None
+    try:
+        text = data[_HEADER_SIZE:].decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    envelope = _CALL_ENVELOPE.fullmatch(text)
+    if envelope is None:
+        return None
+    vargs = _flat_args(envelope[3])
+    if vargs is None:
+        return None
+    return envelope[1], envelope[2], vargs
+
+
+_HEADER_SIZE: Final = len(HEADER)
 
 
 def register_serpent_serializer(cls: type) -> None:

@@ -51,7 +51,7 @@ from .events import (
     SameInBoth,
     reply_of,
 )
-from .framing import Frame, MessageReader
+from .framing import LARGE_PAYLOAD, Frame, MessageReader
 from .framing5 import (
     FLAGS_BATCH,
     FLAGS_COMPRESSED,
@@ -229,6 +229,33 @@ class Pyro5Codec(SameInBoth):
                 "invalid call data: %s: %s" % (type(exc).__name__, exc)) from None
         return Invoke(object_id, method, vargs, kwargs, bool(flags & FLAGS_ONEWAY),
                       bool(flags & FLAGS_BATCH))
+
+    #: the flags an INVOKE may carry and still be a plain call (:meth:`plain_call`)
+    _PLAIN_FLAGS = FLAGS_CORR_ID
+
+    def plain_call(self, msg: Any, accepted_ids: frozenset[int]) -> Any:
+        """``(object_id, method, vargs, serializer)`` when ``msg`` is the most common request,
+        else None: a call (no oneway, batch, blob or compression) in an accepted serpent
+        serializer, scalar arguments, no keywords (:func:`~pyro.wire.fastserpent.
+        plain_call`). What :meth:`read_invoke` would read for it, with less work: the
+        server's shortcut for small calls; anything else takes the general path."""
+        if msg.flags & ~self._PLAIN_FLAGS or msg.serializer_id not in accepted_ids:
+            return None
+        serializer = serializers.serializers_by_id.get(msg.serializer_id)
+        call = fastserpent.plain_call(serializer, msg.data)
+        if call is None:
+            return None
+        return call[0], call[1], call[2], serializer
+
+    def plain_result(self, msg: Any, serializer: Any, value: Any, corr_id: bytes,
+                     hmac_key: bytes | None = None) -> bytes | None:
+        """What :meth:`result` writes for a scalar ``value`` serpent writes as ``repr()``,
+        with only the correlation id as annotation; else None (then :meth:`result`)."""
+        data = fastserpent.serialize_scalar(serializer, value)
+        if data is None or len(data) > _COMPRESS_ABOVE and (
+                config.COMPRESSION or len(data) >= LARGE_PAYLOAD):
+            return None
+        return encode(MSG_RESULT, data, serializer.serializer_id, 0, msg.seq, None, corr_id)
 
     # -- the server's side: answers -------------------------------------------------------
 
