@@ -180,6 +180,20 @@ def test_version(capsys):
     assert (exited.value.code, capsys.readouterr().out) == (0, "twisted-pyro %s\n" % __version__)
 
 
+def test_the_reactor_to_run_on():
+    assert (serve("m:a").reactor, ns().reactor) == ("default", "default")
+    assert serve("m:a", "--reactor", "asyncio").reactor == "asyncio"
+    assert ns("--reactor", "uvloop").reactor == "uvloop"
+    assert usage_error("serve", "m:a", "--reactor", "asyncoi") == (
+        "twisted-pyro serve: argument --reactor: invalid choice: 'asyncoi' (choose from "
+        "'default', 'asyncio', 'uvloop')")
+    # twistd chooses its reactor itself (twistd --reactor=asyncio pyro-serve ...), before it
+    # reads a plugin's options: the plugins take no --reactor
+    with pytest.raises(UsageError) as raised:
+        parse_command("serve", ["m:a", "--reactor", "asyncio"], "twistd pyro-serve", {})
+    assert str(raised.value) == "unrecognized arguments: --reactor asyncio"
+
+
 def test_twistd_parses_with_the_same_parser():
     assert parse_command("serve", ["m:a", "--listen", "tcp:9090"], "twistd pyro-serve",
                          {}) == ServeConfig(prog="twistd pyro-serve",
