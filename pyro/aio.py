@@ -16,8 +16,10 @@ and serve them::
 
 This module is a face over :class:`pyro.client.DeferredProxy` (the native client) and
 :class:`pyro.protocol.Pyro4ProtocolFactory` (the server): each Deferred they give is handed
-over as an asyncio future on the running loop (``Deferred.asFuture``), so cancelling the
-future (``asyncio.wait_for``, task cancellation) cancels the call. Results that are Deferred
+over as a :class:`Call` on the running loop: an asyncio future (the call is sent at once;
+``await`` it, ``asyncio.gather`` or ``asyncio.wait_for`` it, cancel it) that is also a coroutine
+to asyncio, so ``asyncio.create_task(proxy.add(1, 2))`` and ``TaskGroup.create_task`` take it.
+Cancelling it, or the task that drives it, cancels the call. Results that are Deferred
 objects themselves become asyncio ones: item streams (:class:`ItemStream`, for ``async for``)
 and proxies for autoproxied objects (:class:`Proxy`).
 
@@ -34,8 +36,8 @@ pending. Close proxies and servers yourself (``async with``) as with any asyncio
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any, TypeVar
 
 import Pyro4
 from Pyro4.core import URI
@@ -48,12 +50,14 @@ from .client import DeferredProxy, naming
 from .client import ItemStream as DeferredItemStream
 from .protocol import Pyro4ProtocolFactory
 
-__all__ = ["Batch", "ItemStream", "Proxy", "ReactorMismatch", "Server", "locate_ns",
+__all__ = ["Batch", "Call", "ItemStream", "Proxy", "ReactorMismatch", "Server", "locate_ns",
            "resolve", "shutdown"]
 
 ReactorMismatch = _reactor.ReactorMismatch
 
 _UNSET: Any = object()  # "not given": the proxy's setting applies
+
+_T = TypeVar("_T")
 
 #: The loop the global reactor was last found to run on: later calls on it skip the checks.
 _ready_loop: asyncio.AbstractEventLoop | None = None
@@ -73,10 +77,54 @@ def _loop() -> asyncio.AbstractEventLoop:
     return loop
 
 
+class Call(asyncio.Future[_T], Coroutine[Any, Any, _T]):
+    """A call under way: an asyncio future that asyncio also takes for a coroutine.
+
+    What every call, ``connect()``, ``close()``, ``batch().send()``... of this module returns.
+    As a future it is sent at once (``asyncio.gather`` calls to run them concurrently), and
+    may be awaited, passed to ``asyncio.wait_for``, given done callbacks, or cancelled (which
+    cancels the call). As a coroutine (``asyncio.iscoroutine`` is true: ``send``,
+    ``throw`` and ``close`` drive the future's own ``__await__``), ``asyncio.create_task`` and
+    ``TaskGroup.create_task`` take it as they take any coroutine; the task waits on the call itself, so cancelling the task cancels the call
+    (even before the task first ran), as does ``close()`` (a ``TaskGroup`` that is shutting
+    down closes what it refuses).
+
+    It is not a native coroutine: a call nobody awaits is not "never awaited" (a call whose
+    result does not matter need not be awaited). ``asyncio.wait`` refuses it as it refuses
+    every coroutine (Python 3.11 on): hand it tasks, ``asyncio.create_task(proxy.add(1,
+    2))``.
+    """
+
+    __slots__ = ()
+
+    def send(self, value: None) -> Any:
+        # A fresh iterator each time: a future's holds nothing but the future (it yields the
+        # future while it is pending, then stops with its result).
+        return self.__await__().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        """What a task does when it is cancelled: the call is cancelled (if still under way),
+        and the exception raised."""
+        self._abandon()
+        awaiting = self.__await__()
+        if val is None and tb is None:  # (the three-argument form is deprecated in 3.12)
+            return awaiting.throw(typ)
+        return awaiting.throw(typ, val, tb)
+
+    def close(self) -> None:
+        """The coroutine is dropped unrun: the call is cancelled (if still under way)."""
+        self._abandon()
+
+    def _abandon(self) -> None:
+        if not self.cancel() and not self.cancelled():
+            self.exception()  # done: nobody waits for its outcome any more (not "never
+            #                   retrieved" when it failed)
+
+
 def _future(start: Callable[..., defer.Deferred[Any]], /, *args: Any,
-            **kwargs: Any) -> asyncio.Future[Any]:
-    """``start(*args, **kwargs)``'s Deferred as a future of the running loop (cancelling it
-    cancels the Deferred), with the Deferred-world results made asyncio ones. The reactor is
+            **kwargs: Any) -> Call[Any]:
+    """``start(*args, **kwargs)``'s Deferred as a :class:`Call` on the running loop
+    (cancelling it cancels the Deferred), with the Deferred-world results made asyncio ones. The reactor is
     found (or installed) first: ``start`` may be the first to ask for it.
 
     (``Deferred.asFuture``, except for one case: a call still under way when ``asyncio.run``
@@ -86,7 +134,7 @@ def _future(start: Callable[..., defer.Deferred[Any]], /, *args: Any,
     tasks were.)"""
     loop = _loop()
     d = start(*args, **kwargs).addCallback(_for_asyncio)
-    future = loop.create_future()
+    future: Call[Any] = Call(loop=loop)
 
     def fired(result: Any) -> None:
         if future.cancelled():
@@ -98,7 +146,7 @@ def _future(start: Callable[..., defer.Deferred[Any]], /, *args: Any,
         else:
             future.set_exception(result.value)
 
-    def done(_: asyncio.Future[Any]) -> None:
+    def done(_: Call[Any]) -> None:
         if future.cancelled():
             d.cancel()
 
@@ -146,9 +194,10 @@ class Proxy:
     It takes the options of :class:`pyro.client.DeferredProxy` (``timeout``, ``hmac_key``,
     ``serializer``, ``max_connections``, ``patient``...) and behaves as it does, except that
     every call, :meth:`getattr`, :meth:`setattr`, ``batch().send()``, :meth:`connect` and
-    :meth:`close` returns an asyncio future (the call is sent at once: ``asyncio.gather``
-    them to run calls concurrently). Cancelling the future cancels the call; a call that
-    times out fails with ``Pyro4.errors.TimeoutError``. A call whose servant returned an
+    :meth:`close` returns a :class:`Call`: an asyncio future, sent at once (``asyncio.gather``
+    calls to run them concurrently), that ``asyncio.create_task`` and ``TaskGroup`` take as
+    a coroutine. Cancelling it (or its task) cancels the call; a call that times out fails
+    with ``Pyro4.errors.TimeoutError``. A call whose servant returned an
     iterator gives an :class:`ItemStream` (``async for item in await proxy.numbers()``).
 
     The proxy's public names (``call``, ``invoke``, ``getattr``, ``setattr``, ``batch``,
@@ -187,21 +236,21 @@ class Proxy:
             raise AttributeError(name)
         return _RemoteMethod(self._proxy, name)
 
-    def call(self, method: str, /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Call[Any]:
         """``proxy.call("name", ...)`` is ``proxy.name(...)``, for names the proxy shadows."""
         return _future(self._proxy.call, method, *args, **kwargs)
 
     def invoke(self, method: str, vargs: Iterable[Any] = (), kwargs: dict[str, Any] | None = None,
-               *, timeout: float | None = _UNSET, oneway: bool = False) -> asyncio.Future[Any]:
+               *, timeout: float | None = _UNSET, oneway: bool = False) -> Call[Any]:
         """Call ``method`` with a per-call ``timeout`` (or force ``oneway``)."""
         return _future(self._proxy.invoke, method, vargs, kwargs, oneway=oneway,
                        **_timeout(timeout))
 
-    def getattr(self, name: str) -> asyncio.Future[Any]:
+    def getattr(self, name: str) -> Call[Any]:
         """Read an exposed remote attribute (a ``@property`` on the servant)."""
         return _future(self._proxy.getattr, name)
 
-    def setattr(self, name: str, value: Any) -> asyncio.Future[None]:
+    def setattr(self, name: str, value: Any) -> Call[None]:
         """Write an exposed remote attribute."""
         return _future(self._proxy.setattr, name, value)
 
@@ -209,11 +258,11 @@ class Proxy:
         """Collect calls and send them as one Pyro4 batch message: see :class:`Batch`."""
         return Batch(self._proxy.batch())
 
-    def connect(self) -> asyncio.Future[None]:
+    def connect(self) -> Call[None]:
         """Done when a connection is up (fails as a call would): to wait for a server."""
         return _future(self._proxy.connect)
 
-    def close(self) -> asyncio.Future[None]:
+    def close(self) -> Call[None]:
         """Close the connections (calls still waiting fail); done when they are gone."""
         return _future(self._proxy.close)
 
@@ -235,7 +284,7 @@ class _RemoteMethod:
     def __init__(self, proxy: DeferredProxy, name: str):
         self._proxy, self._name = proxy, name
 
-    def __call__(self, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+    def __call__(self, *args: Any, **kwargs: Any) -> Call[Any]:
         return _future(self._proxy.call, self._name, *args, **kwargs)
 
     def __repr__(self) -> str:
@@ -266,11 +315,11 @@ class Batch:
         return len(self._batch)
 
     def send(self, oneway: bool = False,
-             timeout: float | None = _UNSET) -> asyncio.Future[list[Any] | None]:
+             timeout: float | None = _UNSET) -> Call[list[Any] | None]:
         """Send the collected calls (and start a new, empty batch)."""
         return _future(self._batch.send, oneway, **_timeout(timeout))
 
-    def __call__(self, oneway: bool = False, asynchronous: bool = False) -> asyncio.Future[Any]:
+    def __call__(self, oneway: bool = False, asynchronous: bool = False) -> Call[Any]:
         """Pyro4's spelling of :meth:`send` (every batch here is asynchronous)."""
         return _future(self._batch, oneway, asynchronous)
 
@@ -298,14 +347,14 @@ class ItemStream:
     def __aiter__(self) -> ItemStream:
         return self
 
-    def __anext__(self) -> asyncio.Future[Any]:
+    def __anext__(self) -> Call[Any]:
         return _future(self._stream.next)
 
-    def next(self) -> asyncio.Future[Any]:
+    def next(self) -> Call[Any]:
         """The next item; fails with ``StopAsyncIteration`` at the end."""
         return _future(self._stream.next)
 
-    def close(self) -> asyncio.Future[None]:
+    def close(self) -> Call[None]:
         """Ask the server to drop the stream."""
         return _future(self._stream.close)
 
@@ -322,13 +371,13 @@ class ItemStream:
 
 
 def locate_ns(host: str | None = None, port: int | None = None,
-              **options: Any) -> asyncio.Future[Proxy]:
+              **options: Any) -> Call[Proxy]:
     """A connected :class:`Proxy` for the name server, found where Pyro4's ``locateNS``
     looks (see :func:`pyro.client.locate_ns` for the options); close it when done."""
     return _future(naming.locate_ns, host, port, **options)
 
 
-def resolve(uri: str | URI, **options: Any) -> asyncio.Future[URI]:
+def resolve(uri: str | URI, **options: Any) -> Call[URI]:
     """A ``PYRONAME:``/``PYROMETA:`` URI resolved to a ``PYRO:`` URI through the name server
     (see :func:`pyro.client.resolve` for the options)."""
     return _future(naming.resolve, uri, **options)

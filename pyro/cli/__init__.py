@@ -4,7 +4,8 @@ One module per job: :mod:`.options` (the options of every command, shared with t
 ``twistd`` plugins of :mod:`.tap`), :mod:`.specs` (``module:attribute=name``),
 :mod:`.startup` (configuration → service, the one startup path), :mod:`.registration`
 (names in the name server), :mod:`.runner` (running a service until SIGTERM/SIGINT),
-:mod:`.logs` (the log on stderr) and :mod:`.errors` (mistakes in one line).
+:mod:`.reactors` (``--reactor``), :mod:`.logs` (the log on stderr) and :mod:`.errors`
+(mistakes in one line).
 """
 
 from __future__ import annotations
@@ -39,14 +40,21 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     if isinstance(config, DemoConfig):
         return _demo(config.prog, config.verbosity > 0)
 
+    from . import reactors
     from .errors import StartupError
     from .logs import start_logging
     from .runner import report, run_service
     from .specs import SpecError
     from .startup import load_objects, name_server_lines, name_server_service, serve_service
 
-    start_logging(config.verbosity)
     verbose = config.verbosity > 0
+    try:
+        reactors.install(config.reactor)  # first: SPEC modules may import the reactor
+    except reactors.ReactorUnavailable as exc:
+        report(config.prog, exc, verbose)
+        return 1
+    start_logging(config.verbosity)
+    reactors.announce(config.reactor)
     if isinstance(config, ServeConfig):
         try:
             objects = load_objects(config)

@@ -16,6 +16,7 @@ from twisted.internet.error import CannotListenError
 from ..service import BroadcastListenError
 from ..storage import StorageError
 from .options import UsageError
+from .reactors import ReactorUnavailable
 from .registration import NameServerError
 from .specs import SpecError
 
@@ -26,7 +27,8 @@ class StartupError(Exception):
     """A startup step failed; the message says which and why."""
 
 
-_EXPECTED = (StartupError, UsageError, SpecError, StorageError, NameServerError)
+_EXPECTED = (StartupError, UsageError, SpecError, StorageError, NameServerError,
+             ReactorUnavailable)
 
 
 def _listen_error(exc: CannotListenError) -> str:

@@ -58,6 +58,7 @@ class ServeConfig:
     natport: int | None = None
     grace: float = DEFAULT_GRACE
     verbosity: int = 0  # -1 quiet, 0 normal, 1 verbose
+    reactor: str = "default"  # python -m pyro --reactor (twistd: its own --reactor)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class NameServerConfig:
     hmac_key: bytes | None = None
     grace: float = DEFAULT_GRACE
     verbosity: int = 0
+    reactor: str = "default"
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,16 @@ def add_ns_arguments(parser: argparse.ArgumentParser) -> None:
     _add_common(parser)
 
 
+def add_reactor_argument(parser: argparse.ArgumentParser) -> None:
+    """``--reactor``: for ``python -m pyro`` only (twistd chooses with its own ``--reactor``,
+    before a plugin's options are read)."""
+    from .reactors import DEFAULT, REACTORS
+
+    parser.add_argument("--reactor", choices=tuple(REACTORS), default=DEFAULT,
+                        help="the Twisted reactor to run on: %s" % (
+                            "; ".join("%s: %s" % item for item in REACTORS.items())))
+
+
 def build_parser(prog: str) -> argparse.ArgumentParser:
     """The whole command line: ``demo``, ``serve``, ``ns``."""
     parser = _Parser(prog=prog, description="Pyro4 servers and name servers on Twisted.")
@@ -211,12 +223,16 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                     "loopback and ports the system picks.")
     demo.add_argument("-v", "--verbose", action="store_true",
                       help="a failure's traceback, not only its one-line error")
-    add_serve_arguments(commands.add_parser(
+    serve = commands.add_parser(
         "serve", help="serve Pyro4 objects (as Pyro4's serveSimple)",
-        description="Serve Pyro4 objects to Pyro4 clients from a Twisted reactor."))
-    add_ns_arguments(commands.add_parser(
+        description="Serve Pyro4 objects to Pyro4 clients from a Twisted reactor.")
+    add_serve_arguments(serve)
+    ns = commands.add_parser(
         "ns", help="run a Pyro4 name server (as python -m Pyro4.naming)",
-        description="A Pyro4 name server on a Twisted reactor."))
+        description="A Pyro4 name server on a Twisted reactor.")
+    add_ns_arguments(ns)
+    for command in (serve, ns):
+        add_reactor_argument(command)
     return parser
 
 
@@ -258,6 +274,10 @@ def _config(command: str, args: argparse.Namespace, prog: str,
 
 def _verbosity(args: argparse.Namespace) -> int:
     return 1 if args.verbose else -1 if args.quiet else 0
+
+
+def _reactor(args: argparse.Namespace) -> str:
+    return getattr(args, "reactor", "default")  # (none from twistd's plugins)
 
 
 def _hmac_key(args: argparse.Namespace, prog: str, environ: Mapping[str, str]) -> bytes | None:
@@ -320,7 +340,8 @@ def _serve_config(args: argparse.Namespace, prog: str,
                        ns_interval=(DEFAULT_INTERVAL if args.ns_interval is None
                                     else args.ns_interval), threads=args.threads,
                        hmac_key=_hmac_key(args, prog, environ), nathost=args.nathost,
-                       natport=args.natport, grace=args.grace, verbosity=_verbosity(args))
+                       natport=args.natport, grace=args.grace, verbosity=_verbosity(args),
+                       reactor=_reactor(args))
 
 
 def _ns_config(args: argparse.Namespace, prog: str,
@@ -357,4 +378,4 @@ def _ns_config(args: argparse.Namespace, prog: str,
         nathost=args.nathost, natport=args.natport, storage=args.storage,
         autoclean=config.NS_AUTOCLEAN if args.autoclean is None else args.autoclean,
         hmac_key=_hmac_key(args, prog, environ), grace=args.grace,
-        verbosity=_verbosity(args))
+        verbosity=_verbosity(args), reactor=_reactor(args))

@@ -137,9 +137,15 @@ class Plain:
 
     def __init__(self) -> None:
         self._value = 1
+        self.arrived = threading.Event()  # (not exposed: a plain attribute)
 
     def add(self, a: Any, b: Any) -> Any:
         return a + b
+
+    def gate(self) -> str:
+        """Tells the program (in whose process the daemon runs) that the call arrived."""
+        self.arrived.set()
+        return "through"
 
     def fail(self, message: str) -> None:
         raise ValueError(message)

@@ -12,6 +12,7 @@ import pytest
 from ..support.commands import Running, command_environment
 
 SERVANTS = '''
+import asyncio
 import threading
 import time
 
@@ -30,6 +31,10 @@ class Thing:
 
     def thread(self):
         return threading.current_thread().name
+
+    async def nap(self, seconds):
+        await asyncio.sleep(seconds)  # asyncio's own: the asyncio reactor (--reactor) only
+        return type(asyncio.get_running_loop()).__module__
 
     def block(self, seconds):
         print("blocking", flush=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import Pyro4
 import pytest
 from Pyro4 import errors
 
+from ..aio.programs import DIRT
 from ..support.commands import PYRO, command_environment, log_text, run_to_end
 
 RUNNING = re.compile(r"NS running on 127\.0\.0\.1:(\d+) \(127\.0\.0\.1\)\Z")
@@ -167,3 +169,31 @@ def test_a_broadcast_port_in_use(tmp_path):
     assert errors_shown == ["python -m pyro ns: error: UDP port %d on 127.0.0.1 (name server "
                             "broadcasts) is in use" % port]
     assert "Traceback" not in result.stderr
+
+
+#: The event loop's class per --reactor, as the log names it.
+LOOPS = {"asyncio": "asyncio.unix_events._UnixSelectorEventLoop", "uvloop": "uvloop.Loop"}
+
+
+@pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
+def test_on_the_asyncio_reactor_for_pyro4_and_pyro5_clients(command, reactor):
+    if reactor == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop has no wheel for this platform")
+    import Pyro5.api
+
+    running = command([sys.executable, "-X", "dev", "-m", "pyro", "ns", "-n", "127.0.0.1",
+                       "-p", "0", "-x", "--reactor", reactor])
+    port = ns_port(running.readline())
+    with Pyro4.locateNS("127.0.0.1", port) as ns:
+        ns.register("example.thing", "PYRO:thing@127.0.0.1:1")
+    with Pyro5.api.locate_ns("127.0.0.1", port) as ns5:
+        assert ns5.lookup("example.thing").object == "thing"
+        ns5.register("example.five", "PYRO:five@127.0.0.1:2")
+    with Pyro4.locateNS("127.0.0.1", port) as ns:
+        assert sorted(ns.list()) == ["Pyro.NameServer", "example.five", "example.thing"]
+    log = stops_cleanly(running)
+    assert log[0] == "[pyro.cli#info] running on the %s reactor: AsyncioSelectorReactor on %s" % (
+        reactor, LOOPS[reactor])
+    assert log[-1] == "[pyro.cli#info] stopped"
+    dirt = [line for line in running.stderr if any(sign in line for sign in DIRT)]
+    assert not dirt, running.stderr

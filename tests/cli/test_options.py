@@ -180,6 +180,20 @@ def test_version(capsys):
     assert (exited.value.code, capsys.readouterr().out) == (0, "twisted-pyro %s\n" % __version__)
 
 
+def test_the_reactor_to_run_on():
+    assert (serve("m:a").reactor, ns().reactor) == ("default", "default")
+    assert serve("m:a", "--reactor", "asyncio").reactor == "asyncio"
+    assert ns("--reactor", "uvloop").reactor == "uvloop"
+    assert usage_error("serve", "m:a", "--reactor", "asyncoi") == (
+        "twisted-pyro serve: argument --reactor: invalid choice: 'asyncoi' (choose from "
+        "'default', 'asyncio', 'uvloop')")
+    # twistd chooses its reactor itself (twistd --reactor=asyncio pyro-serve ...), before it
+    # reads a plugin's options: the plugins take no --reactor
+    with pytest.raises(UsageError) as raised:
+        parse_command("serve", ["m:a", "--reactor", "asyncio"], "twistd pyro-serve", {})
+    assert str(raised.value) == "unrecognized arguments: --reactor asyncio"
+
+
 def test_twistd_parses_with_the_same_parser():
     assert parse_command("serve", ["m:a", "--listen", "tcp:9090"], "twistd pyro-serve",
                          {}) == ServeConfig(prog="twistd pyro-serve",
@@ -246,3 +260,30 @@ def test_listening_mistakes_are_described():
         "UDP port 9091 on 127.0.0.1 (name server broadcasts) is in use", True)
     assert describe(KeyError("x")) == (
         "unexpected KeyError: 'x' (--verbose shows the traceback)", False)
+
+
+# -- --reactor in this process ---------------------------------------------------------------
+
+def test_a_reactor_installed_already_is_kept_only_when_it_is_the_one_asked_for():
+    """(An in-process caller of pyro.cli.main: this test session has its reactor already,
+    epoll or, with TWISTED_PYRO_TEST_REACTOR=asyncio, the asyncio one.)"""
+    from twisted.internet import reactor
+
+    from pyro._reactor import asyncio_loop
+    from pyro.cli.reactors import ReactorUnavailable, install
+
+    installed = "%s.%s" % (type(reactor).__module__, type(reactor).__name__)
+    install("default")  # whatever is installed
+    refused = ["uvloop"]
+    if asyncio_loop(reactor) is None:
+        refused.append("asyncio")
+    else:
+        install("asyncio")  # kept
+    for name in refused:
+        with pytest.raises(ReactorUnavailable) as raised:
+            install(name)
+        assert str(raised.value) == "cannot run on the %s reactor: %s is installed already" % (
+            name, installed)
+    with pytest.raises(ReactorUnavailable) as raised:
+        install("gtk")
+    assert str(raised.value) == "no reactor called 'gtk' (choose from default, asyncio, uvloop)"

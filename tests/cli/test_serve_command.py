@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import signal
 import socket
+import sys
 import threading
 from typing import Any
 
@@ -18,7 +19,8 @@ import Pyro4
 import pytest
 from Pyro4 import errors
 
-from ..support.commands import PYRO, STEP_TIMEOUT, log_text, run_to_end
+from ..aio.programs import DIRT
+from ..support.commands import PYRO, STEP_TIMEOUT, command_environment, log_text, run_to_end
 from ..support.pyro4_peers import free_port, pyro4_nameserver
 
 URI_LINE = re.compile(r"(?P<target>\S+) = (?P<uri>PYRO:(?P<id>[^@]+)@127\.0\.0\.1:\d+)\Z")
@@ -388,3 +390,61 @@ def test_a_name_server_that_cannot_be_reached(servants):
     assert verbose.returncode == 1
     assert "Traceback (most recent call last):" in verbose.stderr
     assert expected in verbose.stderr.splitlines()
+
+
+# -- --reactor -------------------------------------------------------------------------------
+
+#: The module of the running asyncio loop's class, per --reactor.
+LOOP_MODULES = {"asyncio": "asyncio.unix_events", "uvloop": "uvloop"}
+
+
+@pytest.mark.parametrize("reactor", ["asyncio", "uvloop"])
+def test_serves_on_the_asyncio_reactor(command, reactor):
+    """``async def`` servants await asyncio's own ``sleep`` (no reactor but the asyncio one
+    can run them), called by Pyro4 and Pyro5 clients; ``-X dev`` shows nothing left behind."""
+    if reactor == "uvloop":
+        pytest.importorskip("uvloop", reason="uvloop has no wheel for this platform")
+    import Pyro5.api
+
+    running = command([sys.executable, "-X", "dev", "-m", "pyro", "serve",
+                       "servants:thing=example.thing", "--reactor", reactor, "--threads", "2"])
+    uri = uri_from(running.readline(), "servants:thing")
+    with Pyro4.Proxy(uri) as proxy:
+        assert proxy.add(1, 2) == 3
+        assert proxy.nap(0.01) == LOOP_MODULES[reactor]
+        assert proxy.block(0) == "unblocked"  # the thread pool's result, back in the loop
+    with Pyro5.api.Proxy(uri) as proxy5:
+        assert proxy5.add(2, 3) == 5
+        assert proxy5.nap(0.01) == LOOP_MODULES[reactor]
+    stops_cleanly(running)
+    dirt = [line for line in running.stderr if any(sign in line for sign in DIRT)]
+    assert not dirt, running.stderr
+
+
+def test_the_default_reactor_cannot_await_asyncio(command):
+    """What --reactor asyncio is for (and that the test above can fail)."""
+    running = command(PYRO + ["serve", "servants:thing"])
+    uri = uri_from(running.readline(), "servants:thing")
+    with Pyro4.Proxy(uri) as proxy:
+        with pytest.raises(RuntimeError) as raised:
+            proxy.nap(0.01)
+    assert str(raised.value) == "no running event loop"  # asyncio.sleep, outside asyncio
+    stops_cleanly(running)
+
+
+def test_reactor_mistakes_are_one_line(servants):
+    env = command_environment()
+    typo = run_to_end(PYRO + ["serve", "servants:thing", "--reactor", "asyncoi"], env, servants)
+    assert (typo.returncode, typo.stdout, typo.stderr) == (2, "", (
+        "python -m pyro serve: error: argument --reactor: invalid choice: 'asyncoi' (choose "
+        "from 'default', 'asyncio', 'uvloop')\n"))
+    # a Python without uvloop (None in sys.modules: the import fails as for a missing module)
+    for command in ("serve", "ns"):
+        missing = run_to_end([sys.executable, "-c", (
+            "import sys; sys.modules['uvloop'] = None; from pyro.cli import main; "
+            "sys.exit(main(sys.argv[1:], prog='python -m pyro'))"), command,
+            *(["servants:thing"] if command == "serve" else ["-p", "0", "-x"]),
+            "--reactor", "uvloop"], env, servants)
+        assert (missing.returncode, missing.stdout, missing.stderr) == (1, "", (
+            "python -m pyro %s: error: --reactor uvloop needs uvloop, which is not installed "
+            "(pip install uvloop)\n" % command))

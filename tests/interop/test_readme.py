@@ -669,8 +669,10 @@ AIO_MARKER = "async with pyro.aio.Proxy(uri) as greeter:"
 def test_asyncio_example(run_example):
     """Its own process, as every example here: it installs Twisted's asyncio reactor."""
     example = run_example(python_block(AIO_MARKER), example_environment())
-    # gather of two greetings; a Pyro4.Proxy's call; the countdown stream; the cancelled call
-    assert example.finish() == ("['hello, asyncio', 'hello, Pyro']\nhello, Pyro4\n"
+    # gather of two greetings; a call as a task; a Pyro4.Proxy's call; the countdown stream;
+    # the cancelled call
+    assert example.finish() == ("['hello, asyncio', 'hello, Pyro']\nhello, a task\n"
+                                "hello, Pyro4\n"
                                 "[3, 2, 1]\ncancelled after 0.01 s\n")
 
 
