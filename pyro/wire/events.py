@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import fastserpent
+
 __all__ = [
     "ConnectReply",
     "ConnectRequest",
@@ -137,3 +139,21 @@ class SameInBoth:
         Proxy``: autoproxies): every serializer of both names the class, so an uncompressed
         payload without ``Proxy`` in it holds none."""
         return bool(msg.flags & FLAGS_COMPRESSED) or b"Proxy" in msg.data
+
+    #: (each codec's: the flags a plain call may carry, its serializers by id)
+    _PLAIN_FLAGS = 0
+    _serializers_by_id: dict[int, Any] = {}
+
+    def plain_call(self, msg: Any, accepted_ids: frozenset[int]) -> Any:
+        """``(object_id, method, vargs, serializer)`` when ``msg`` is the most common request,
+        else None: a call (no oneway, batch, blob or compression) in an accepted serpent
+        serializer, scalar arguments, no keywords (:func:`~pyro.wire.fastserpent.
+        plain_call`). What ``read_invoke`` would read for it, with less work: the server's
+        shortcut for small calls; anything else takes the general path."""
+        if msg.flags & ~self._PLAIN_FLAGS or msg.serializer_id not in accepted_ids:
+            return None
+        serializer = self._serializers_by_id.get(msg.serializer_id)
+        call = fastserpent.plain_call(serializer, msg.data)
+        if call is None:
+            return None
+        return call[0], call[1], call[2], serializer

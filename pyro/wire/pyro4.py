@@ -184,22 +184,10 @@ class Pyro4Codec(SameInBoth):
         return Invoke(object_id, method, vargs, kwargs, bool(flags & FLAGS_ONEWAY),
                       bool(flags & FLAGS_BATCH))
 
-    #: the flags an INVOKE may carry and still be a plain call (:meth:`plain_call`)
+    #: what :meth:`~pyro.wire.events.SameInBoth.plain_call` uses: the flags a plain call
+    #: may carry, and the generation's serializers by id
     _PLAIN_FLAGS = 0
-
-    def plain_call(self, msg: Message, accepted_ids: frozenset[int]) -> Any:
-        """``(object_id, method, vargs, serializer)`` when ``msg`` is the most common request,
-        else None: a call (no oneway, batch, blob or compression) in an accepted serpent
-        serializer, scalar arguments, no keywords (:func:`~pyro.wire.fastserpent.
-        plain_call`). What :meth:`read_invoke` would read for it, with less work: the
-        server's shortcut for small calls; anything else takes the general path."""
-        if msg.flags & ~self._PLAIN_FLAGS or msg.serializer_id not in accepted_ids:
-            return None
-        serializer = util._serializers_by_id.get(msg.serializer_id)
-        call = fastserpent.plain_call(serializer, msg.data)
-        if call is None:
-            return None
-        return call[0], call[1], call[2], serializer
+    _serializers_by_id = util._serializers_by_id
 
     def plain_result(self, msg: Message, serializer: Any, value: Any, corr_id: bytes,
                      hmac_key: bytes | None = None) -> bytes | None:
