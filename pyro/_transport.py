@@ -30,7 +30,8 @@ from typing import Any
 from twisted.internet import main, tcp
 from twisted.internet.tcp import EWOULDBLOCK
 
-__all__ = ["RCVLOWAT", "SEND_LIMIT", "ReadInPlace", "hand_over", "read_in_place", "stop_reading_in_place"]
+__all__ = ["RCVLOWAT", "SEND_LIMIT", "ReadInPlace", "hand_over", "read_in_place", "stop_reading_in_place",
+           "unsent"]
 
 _PLAIN_TCP = (tcp.Server, tcp.Client)
 
@@ -144,3 +145,15 @@ def stop_reading_in_place(transport: Any) -> None:
     reading = transport.__dict__.pop("doRead", None)
     if isinstance(reading, ReadInPlace) and reading.lowat != 1 and transport.connected:
         reading._low_water(1)
+
+
+def unsent(transport: Any) -> int | None:
+    """How many bytes written to ``transport`` have not been sent yet, for Twisted's
+    ``FileDescriptor`` transports (TCP, UNIX; under TLS, the TCP transport beneath, whose
+    buffer holds the encrypted bytes); None for a transport that does not say."""
+    candidate: Any
+    for candidate in (transport, getattr(transport, "transport", None)):
+        buffer = getattr(candidate, "dataBuffer", None)
+        if isinstance(buffer, (bytes, bytearray, memoryview)):
+            return len(buffer) - candidate.offset + candidate._tempDataLen
+    return None

@@ -89,9 +89,13 @@ class Pyro4ProtocolFactory(ServerFactory):
         requests, or stalled in the middle of one) before the server closes it; ``None``
         (the default) keeps idle connections open, as Pyro4's multiplex server does. Pyro4's
         thread server drops them after ``COMMTIMEOUT``: ``idle_timeout=config.COMMTIMEOUT``
-        does the same. A call being served, however long, is not idleness. One timer checks
-        every connection four times per ``idle_timeout`` (no timer per connection: idle
-        connections stay cheap), so an idle one goes after 1 to 1.25 times ``idle_timeout``.
+        does the same. A call being served, however long, is not idleness. A client that
+        reads none of the replies waiting for it for as long is cut off too (Pyro's servers
+        time out on the send), a large reply that a slow client does read is not. One timer
+        checks every connection four times per ``idle_timeout`` (no timer per connection:
+        idle connections stay cheap), so an idle one goes after 1 to 1.25 times
+        ``idle_timeout``, a stalled one after 1 to 1.5 times (counted from the first check
+        that finds it stalled).
     :param hmac_key: the shared secret every message must be signed with (Pyro4's
         ``_pyroHmacKey``, which may also be set later, as on a ``Pyro4.Daemon``); ``None``:
         none. Pyro5 has no HMAC: while the factory has a key, Pyro5 clients are refused
@@ -362,12 +366,20 @@ class Pyro4ProtocolFactory(ServerFactory):
         a Pyro4 client then gets ``ConnectionClosedError`` on its next call, as from Pyro4's
         thread server)."""
         assert self.idle_timeout is not None
-        deadline = self.reactor.seconds() - self.idle_timeout
-        for protocol in [p for p in self.protocols if p.last_active <= deadline and p.idle]:
-            log.info("closing connection from {peer}: idle for {seconds:.1f} s",
-                     peer=protocol.peer_address,
-                     seconds=self.reactor.seconds() - protocol.last_active)
-            protocol._hang_up()
+        now = self.reactor.seconds()
+        deadline = now - self.idle_timeout
+        for protocol in list(self.protocols):
+            stalled = protocol.stalled_since(now)
+            if stalled is not None and stalled <= deadline:
+                # (its replies cannot be delivered: closing gracefully would wait for ever)
+                log.info("closing connection from {peer}: it has read none of its replies "
+                         "for {seconds:.1f} s", peer=protocol.peer_address,
+                         seconds=now - stalled)
+                protocol.abort()
+            elif protocol.last_active <= deadline and protocol.idle:
+                log.info("closing connection from {peer}: idle for {seconds:.1f} s",
+                         peer=protocol.peer_address, seconds=now - protocol.last_active)
+                protocol._hang_up()
 
     # -- connections ----------------------------------------------------------------------
 

@@ -193,6 +193,9 @@ class Pyro4Protocol(PyroConnection, Protocol):
         # When this connection last received bytes or finished serving, on the factory's
         # clock; kept only when the factory has an ``idle_timeout`` (else the shared 0.0).
         self.last_active = 0.0
+        # While the transport holds replies the client is not reading: how many bytes were
+        # unsent at the factory's last look (see stalled_since), else None.
+        self._unsent_seen: int | None = None
 
     @property
     def closing(self) -> bool:
@@ -442,10 +445,32 @@ class Pyro4Protocol(PyroConnection, Protocol):
     def pauseProducing(self) -> None:
         """The write buffer is full: serve nothing more until the client reads."""
         self._write_blocked = True
+        self._unsent_seen = None
 
     def resumeProducing(self) -> None:
         self._write_blocked = False
+        if self.factory.idle_timeout:
+            self.last_active = self.factory.reactor.seconds()
         self._serve_queue()
+
+    def stalled_since(self, now: float) -> float | None:
+        """Since when the client has taken none of the replies waiting for it (the factory's
+        ``idle_timeout`` sweep asks, on its clock, ``now``); None when it is not stalled,
+        or when the transport does not tell how much is unsent (then it is never taken
+        for stalled).
+
+        The counterpart of the send timeout of Pyro's servers (``COMMTIMEOUT``): a reply
+        must progress, not finish, within it, so a large reply to a slow reader is no stall
+        while its unsent part shrinks between two sweeps."""
+        if not self._write_blocked or self.closing:
+            return None
+        unsent = _transport.unsent(self.transport)
+        if unsent is None:
+            return None
+        if self._unsent_seen is None or unsent < self._unsent_seen:
+            self._unsent_seen = unsent
+            self.last_active = now  # (progress: counted from here)
+        return self.last_active
 
     def stopProducing(self) -> None:
         """The connection is going away; ``connectionLost`` follows."""

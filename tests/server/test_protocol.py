@@ -11,6 +11,7 @@ from twisted.internet import defer, task
 from twisted.internet.address import IPv4Address
 from twisted.internet.testing import StringTransport
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python import threadable
 from twisted.python.failure import Failure
 from twisted.trial import unittest
 
@@ -60,6 +61,9 @@ class ProtocolFixture(unittest.TestCase):
     """A factory on a ``task.Clock`` and connections over ``StringTransport``."""
 
     def setUp(self):
+        # This thread is the reactor's, as when the suite's reactor has run (a servant's
+        # close() asks): the file run alone must not differ.
+        threadable.registerAsIOThread()
         self.clock = task.Clock()
         self.factory = Pyro4ProtocolFactory(reactor=self.clock)
         self.factory.setAddress("127.0.0.1", 9999)
@@ -137,6 +141,52 @@ class IdleTimeoutTestCase(ProtocolFixture):
         self.assertFalse(busy_transport.disconnecting)
         self.assertEqual([busy_peer.load(r) for r in busy_peer.replies(busy_transport)],
                          [4, 4, 4])
+
+    def _stalled(self, transport_class=None):
+        """A connection whose transport holds replies the client does not read (as Twisted's
+        transport pauses its producer when its buffer is full)."""
+        protocol, transport, peer = self.connect()
+        if transport_class is not None:
+            transport.dataBuffer, transport.offset, transport._tempDataLen = b"", 0, 0
+        protocol.dataReceived(peer.invoke("servant", "add", 1, 2))
+        protocol.pauseProducing()
+        return protocol, transport
+
+    def test_a_client_that_reads_no_replies_is_cut_off(self):
+        protocol, transport = self._stalled(transport_class=True)
+        transport._tempDataLen = 100_000  # unsent, and it stays so
+        self.clock.pump([2.5] * 4)  # 10 s: first seen stalled at 2.5 s, not 10 s since
+        self.assertFalse(transport.disconnecting)
+        self.clock.pump([2.5])
+        self.assertTrue(transport.disconnecting)
+        self.assertTrue(transport.disconnected)  # aborted: what is unsent cannot go out
+
+    def test_a_slow_reader_is_not_stalled(self):
+        protocol, transport = self._stalled(transport_class=True)
+        transport._tempDataLen = 100_000
+        for _ in range(20):  # 50 s, a little read at every check
+            self.clock.pump([2.5])
+            transport._tempDataLen -= 1000
+        self.assertFalse(transport.disconnecting)
+        self.clock.pump([2.5] * 6)  # it stopped reading
+        self.assertTrue(transport.disconnected)
+
+    def test_a_reader_that_caught_up_counts_as_active(self):
+        protocol, transport = self._stalled(transport_class=True)
+        transport._tempDataLen = 100_000
+        self.clock.pump([2.5] * 4)
+        transport._tempDataLen = 0
+        protocol.resumeProducing()  # (the transport's buffer emptied)
+        self.clock.pump([2.5] * 3)  # idle from the resume on: not yet
+        self.assertFalse(transport.disconnecting)
+        self.clock.pump([2.5] * 2)
+        self.assertTrue(transport.disconnecting)
+        self.assertFalse(transport.disconnected)  # idle: closed gracefully
+
+    def test_a_transport_that_does_not_say_what_is_unsent_is_never_cut_off(self):
+        protocol, transport = self._stalled()  # (a StringTransport has no send buffer)
+        self.clock.pump([2.5] * 20)
+        self.assertFalse(transport.disconnecting)
 
     def test_stopping_the_factory_stops_the_timer(self):
         self.assertEqual(len(self.clock.getDelayedCalls()), 1)
