@@ -330,9 +330,9 @@ class Batch:
 class ItemStream:
     """An item stream (the servant returned an iterator or generator), for ``async for``.
 
-    Items are fetched one call at a time. Leaving the loop early leaves the stream open on
-    the server until it expires: ``await stream.close()`` (or ``async with stream:``) drops
-    it at once.
+    Items are fetched one call at a time. A stream left early (``break``) is closed on the
+    server when it is collected, as Pyro4's stream iterator is; ``await stream.close()`` (or
+    ``async with stream:``) closes it at once.
     """
 
     __slots__ = ("_stream",)

@@ -18,6 +18,7 @@ from Pyro4 import constants
 from twisted.internet import defer
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
+from twisted.python import threadable
 from twisted.python.failure import Failure
 
 from .. import _transport, wire
@@ -445,8 +446,8 @@ class ItemStream:
 
     At the end, ``next()`` fails with ``StopAsyncIteration`` (not ``StopIteration``, which
     Python turns into ``RuntimeError`` when it leaves a generator or coroutine). ``close()``
-    tells the server to drop the stream early; a lost connection ends it with
-    ``ConnectionClosedError``.
+    tells the server to drop the stream early, and so does a stream collected before its
+    end; a lost connection ends it with ``ConnectionClosedError``.
     """
 
     def __init__(self, stream_id: str, protocol: PyroClientProtocol,
@@ -495,5 +496,28 @@ class ItemStream:
     def __anext__(self) -> defer.Deferred[Any]:
         return self.next()
 
+    def __del__(self) -> None:
+        """A stream dropped before its end (``break`` out of ``async for``) is closed, as
+        Pyro4's stream iterator closes itself when it is collected: the server need not
+        keep it until it expires. (From another thread, the close is sent by the reactor.)
+        """
+        if self._done:
+            return
+        protocol, stream_id = self._protocol, self.stream_id
+        try:
+            if threadable.isInIOThread():
+                _close_stream(protocol, stream_id)
+            else:
+                protocol.clock.callFromThread(_close_stream, protocol, stream_id)
+        except Exception:  # (the reactor, or the interpreter, is ending: it expires)
+            pass
+
     def __repr__(self) -> str:
         return "<%s %s>" % (type(self).__name__, self.stream_id)
+
+
+def _close_stream(protocol: PyroClientProtocol, stream_id: str) -> None:
+    """Tell the server to drop an item stream nobody reads any more (a oneway call)."""
+    if protocol.state is ClientState.READY:
+        protocol.call(constants.DAEMON_NAME, "close_stream", [stream_id], {},
+                      oneway=True).addErrback(lambda _: None)

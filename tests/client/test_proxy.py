@@ -234,6 +234,31 @@ class ClientTests:
         self.assertEqual(await proxy.add(1, 2), 3)
 
     @async_test
+    async def test_a_stream_left_unfinished_is_closed_when_dropped(self) -> None:
+        """Pyro4's stream iterator closes itself when it is collected; ours too, so that a
+        loop left with ``break`` does not leave the stream open on the server until it
+        expires."""
+        uri = Pyro4.core.URI(self.serve(Servant()))
+        proxy = self.proxy(uri)
+        stream = await proxy.count(1000)
+        async for _ in stream:
+            break
+        stream_id = stream.stream_id
+        del stream
+        gc.collect()
+        daemon = self.proxy("PYRO:%s@%s:%d" % (Pyro4.constants.DAEMON_NAME, uri.host,
+                                               uri.port))
+
+        async def terminated() -> bool:
+            try:
+                await daemon.get_next_stream_item(stream_id)
+            except errors.PyroError as exc:
+                return "terminated" in str(exc)
+            return False
+
+        self.assertTrue(await _eventually(terminated))
+
+    @async_test
     async def test_item_stream_requests_take_their_turn(self) -> None:
         proxy = self.proxy(self.serve(Servant()), max_connections=1, max_in_flight=1)
         stream = await proxy.count(3)

@@ -22,6 +22,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionDone, ConnectionRefusedError
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import capturedLogs
+from twisted.python import threadable
 from twisted.python.failure import Failure
 from twisted.trial.unittest import TestCase
 
@@ -281,6 +282,27 @@ class ClientUnitTests(TestCase):
         (close,) = peer.received()
         self.assertTrue(close.flags & wire.FLAGS_ONEWAY)
         self.assertEqual(peer.call_of(close)[1:3], ("close_stream", ["stream-2"]))
+        self.close(proxy, peer)
+
+    def test_a_stream_dropped_before_its_end_is_closed(self) -> None:
+        threadable.registerAsIOThread()  # (this thread is the reactor's, as in the suite)
+        proxy = self.proxy()
+        d = proxy.count(3)
+        peer = self.connected(proxy)
+        (call,) = peer.received()
+        peer.reply_stream(call, b"stream-1")
+        stream = self.successResultOf(d)
+        del stream, d
+        gc.collect()
+        (close,) = peer.received()
+        self.assertTrue(close.flags & wire.FLAGS_ONEWAY)
+        self.assertEqual(peer.call_of(close)[1:3], ("close_stream", ["stream-1"]))
+        ended = ItemStream("stream-2", peer.protocol._wrappedProtocol)
+        self.successResultOf(ended.close())
+        peer.received()
+        del ended  # (closed already: nothing more is sent)
+        gc.collect()
+        self.assertEqual(peer.received(), [])
         self.close(proxy, peer)
 
     def test_item_stream_without_id(self) -> None:
