@@ -246,3 +246,43 @@ def test_a_thread_pool_takes_the_general_path():
     protocol, _ = _connection(factory, 4)
     msg = next(iter(protocol.codec.reader().feed(_request(4, "servant", "add", (1, 2)))))
     assert factory.dispatcher._plain(protocol, protocol.codec, msg) is dispatch._NOT_PLAIN
+
+
+class Intercepting:
+    """Counts the lookups of one unexposed method (its own ``__getattribute__``)."""
+
+    looked_up = 0
+
+    @Pyro4.expose
+    def add(self, a, b):
+        return a + b
+
+    def unexposed(self):
+        return "never called"
+
+    @Pyro4.expose
+    @property
+    def shown(self):
+        type(self).looked_up += 1
+        return "shown"
+
+    def __getattribute__(self, name):
+        if name == "unexposed":
+            type(self).looked_up += 1
+        return object.__getattribute__(self, name)
+
+
+@pytest.mark.parametrize("gen", [4, 5])
+@pytest.mark.parametrize("method", ["unexposed", "shown"])
+def test_what_a_refused_call_evaluates_runs_once(gen, method):
+    """Pyro's rule evaluates the name (``getattr``), then refuses what is not exposed: an
+    exposed property called as a method, or a servant's own ``__getattribute__``, runs once
+    in Pyro4's and Pyro5's daemons (tests/server/test_exposure.py compares with Pyro4's).
+    The shortcut must not evaluate it, give up and let the general path evaluate it again."""
+    factory = _factory()
+    factory.register(Intercepting(), "intercepting")
+    protocol, transport = _connection(factory, gen)
+    Intercepting.looked_up = 0
+    protocol.dataReceived(_request(gen, "intercepting", method, ()))
+    assert b"unexposed attribute" in transport.value()
+    assert Intercepting.looked_up == 1
