@@ -286,3 +286,25 @@ def test_what_a_refused_call_evaluates_runs_once(gen, method):
     protocol.dataReceived(_request(gen, "intercepting", method, ()))
     assert b"unexposed attribute" in transport.value()
     assert Intercepting.looked_up == 1
+
+
+class CountingFactory(Pyro4ProtocolFactory):
+    """A factory whose ``annotations()`` has something to say, and counts when it is asked."""
+
+    asked = 0
+
+    def annotations(self):
+        type(self).asked += 1
+        return {"DAEM": b"%d" % self.asked}
+
+
+@pytest.mark.parametrize("gen", [4, 5])
+def test_the_factorys_annotations_are_asked_once_a_reply(gen):
+    """Pyro's daemons call ``annotations()`` once for each reply (Pyro4's ``__annotations``):
+    an override may count, or compute what it returns (a per-reply value)."""
+    factory = _factory(CountingFactory)
+    protocol, transport = _connection(factory, gen)
+    CountingFactory.asked = 0
+    protocol.dataReceived(_request(gen, "servant", "add", (1, 2)))
+    assert b"DAEM" in transport.value()
+    assert CountingFactory.asked == 1
