@@ -43,6 +43,9 @@ class Servant:
     def fail(self, text):
         raise ValueError(text)
 
+    def huge(self):
+        return 10 ** 5000  # an int Python refuses to repr(): more than 4300 digits
+
     def annotated(self):
         Pyro4.current_context.response_annotations["XTRA"] = b"servant's"
         return 1
@@ -172,6 +175,7 @@ TAKEN = [
     ("servant", "later", (5,)),  # a coroutine: its Deferred, answered by the general code
     ("servant", "annotated", ()),  # the servant's annotation travels
     ("servant", "__len__", ()),  # an exposed dunder method: Pyro allows it
+    ("servant", "huge", ()),  # a scalar result that cannot be written: the client's error
 ]
 
 LEFT = [

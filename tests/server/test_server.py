@@ -82,6 +82,18 @@ class Dice:
         return random.randint(1, 6)
 
 
+@Pyro4.expose
+class Huge:
+    """A scalar result that cannot be written: Python refuses ``repr`` of an int of more
+    than ``sys.get_int_max_str_digits()`` digits (4300), and so does serpent."""
+
+    def huge(self):
+        return 10 ** 5000
+
+    def add(self, a, b):
+        return a + b
+
+
 class Unexposed:
     def __init__(self):
         self.ran = False
@@ -293,6 +305,28 @@ class FeaturesTest(unittest.TestCase):
         for server in (pyro4, self.factory):
             uri = server.register(Dice())
             self.assertEqual((yield in_thread(rolls, uri)), expected, uri)
+
+    @defer.inlineCallbacks
+    def test_a_scalar_result_that_cannot_be_serialized_is_the_clients_error(self):
+        """As from Pyro4's daemon: the ValueError reaches the client (Pyro4's and Pyro5's),
+        the connection stays up, and nothing is logged as an unhandled error."""
+        import Pyro5.api
+
+        def outcome(proxy_class, uri):
+            with proxy_class(uri) as proxy:
+                try:
+                    proxy.huge()
+                except Exception as exc:  # (a ConnectionClosedError if the server hung up)
+                    return type(exc).__name__, "integer string conversion" in str(exc)
+                return "no error", proxy.add(1, 2)
+
+        pyro4 = serve_pyro4(self, "thread")
+        expected = ("ValueError", True)
+        self.assertEqual((yield in_thread(outcome, Pyro4.Proxy, pyro4.register(Huge()))),
+                         expected)
+        uri = self.factory.register(Huge())
+        self.assertEqual((yield in_thread(outcome, Pyro4.Proxy, uri)), expected)
+        self.assertEqual((yield in_thread(outcome, Pyro5.api.Proxy, str(uri))), expected)
 
     @defer.inlineCallbacks
     def test_keepserialized_blob(self):
