@@ -31,7 +31,7 @@ from twisted.trial import unittest
 from pyro import wire
 from pyro.server import exposure
 
-from ..support.config import patch_config
+from ..support.config import config_changed, patch_config
 from ..support.our_server import in_thread, serve
 from ..support.pyro4_peers import serve_pyro4
 from ..support.scripted_peer import ScriptedPeer
@@ -121,7 +121,40 @@ def servant_classes(ran: list[Any]) -> types.SimpleNamespace:
                 ran.append("__getattribute__ " + name)
                 return lambda *args: "made up"
 
-    return types.SimpleNamespace(Guarded=Guarded, Dynamic=Dynamic, Intercepting=Intercepting)
+    class Evaluating:
+        """Code that Pyro4 runs before it refuses the call (or that fails as it runs): it
+        must run once per request, as in Pyro4's daemon, never once more."""
+
+        @Pyro4.expose
+        def ping(self):
+            return "pong"
+
+        @Pyro4.expose
+        @property
+        def shown(self):  # exposed, called as a method: evaluated, then refused
+            ran.append("shown")
+            return "shown"
+
+        @property
+        def failing(self):  # evaluated with REQUIRE_EXPOSE off: its getter raises
+            ran.append("failing")
+            raise ValueError("failing getter")
+
+        def unexposed(self):
+            return "unexposed"
+
+        def __getattribute__(self, name):
+            if name == "unexposed":
+                ran.append("__getattribute__ unexposed")
+            return object.__getattribute__(self, name)
+
+        def __getattr__(self, name):
+            if not name.startswith("_"):
+                ran.append("__getattr__ " + name)
+            raise AttributeError(name)
+
+    return types.SimpleNamespace(Guarded=Guarded, Dynamic=Dynamic, Intercepting=Intercepting,
+                                 Evaluating=Evaluating)
 
 
 def batch_of(*names: str) -> tuple[tuple[str, tuple[()], dict[str, Any]], ...]:
@@ -148,10 +181,12 @@ class ExposureOverRawFramesTest(unittest.TestCase):
         self.pyro4.register(theirs.Guarded(), "guarded")
         self.pyro4.register(theirs.Dynamic(), "dynamic")
         self.pyro4.register(theirs.Intercepting(), "intercepting")
+        self.pyro4.register(theirs.Evaluating(), "evaluating")
         self.factory = serve(self)
         self.factory.register(ours.Guarded(), "guarded")
         self.factory.register(ours.Dynamic(), "dynamic")
         self.factory.register(ours.Intercepting(), "intercepting")
+        self.factory.register(ours.Evaluating(), "evaluating")
 
     @defer.inlineCallbacks
     def raw(self, object_id: str, port: int | None = None) -> Any:
@@ -294,6 +329,23 @@ class ExposureOverRawFramesTest(unittest.TestCase):
             theirs = yield self.ask(object_id, method, *args, pyro4=True)
             self.assertEqual(ours, theirs)
             self.assertEqual((self.ran, self.pyro4_ran), (expected, expected))
+
+    @defer.inlineCallbacks
+    def test_what_pyro4_evaluates_before_refusing_runs_once(self):
+        """A refusal (or failure) that comes from evaluating what the call names: the
+        servant's code ran once in Pyro4's daemon, and must here too (the shortcut for plain
+        calls must not evaluate it, give up, and leave the general path to evaluate it again)."""
+        for require_expose, method, expected in [
+                (True, "shown", ["shown"]),  # exposed property called: getter, then refused
+                (True, "unexposed", ["__getattribute__ unexposed"]),
+                (False, "failing", ["failing"]),  # the getter raises
+                (False, "anything", ["__getattr__ anything"])]:  # __getattr__ raises
+            with config_changed(REQUIRE_EXPOSE=require_expose):
+                del self.ran[:], self.pyro4_ran[:]
+                ours = yield self.ask("evaluating", method)
+                theirs = yield self.ask("evaluating", method, pyro4=True)
+            self.assertEqual(ours, theirs, method)
+            self.assertEqual((self.ran, self.pyro4_ran), (expected, expected), method)
 
 
 class ExposureWithPyro4ProxiesTest(unittest.TestCase):

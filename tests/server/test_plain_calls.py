@@ -43,6 +43,9 @@ class Servant:
     def fail(self, text):
         raise ValueError(text)
 
+    def huge(self):
+        return 10 ** 5000  # an int Python refuses to repr(): more than 4300 digits
+
     def annotated(self):
         Pyro4.current_context.response_annotations["XTRA"] = b"servant's"
         return 1
@@ -172,6 +175,7 @@ TAKEN = [
     ("servant", "later", (5,)),  # a coroutine: its Deferred, answered by the general code
     ("servant", "annotated", ()),  # the servant's annotation travels
     ("servant", "__len__", ()),  # an exposed dunder method: Pyro allows it
+    ("servant", "huge", ()),  # a scalar result that cannot be written: the client's error
 ]
 
 LEFT = [
@@ -246,3 +250,65 @@ def test_a_thread_pool_takes_the_general_path():
     protocol, _ = _connection(factory, 4)
     msg = next(iter(protocol.codec.reader().feed(_request(4, "servant", "add", (1, 2)))))
     assert factory.dispatcher._plain(protocol, protocol.codec, msg) is dispatch._NOT_PLAIN
+
+
+class Intercepting:
+    """Counts the lookups of one unexposed method (its own ``__getattribute__``)."""
+
+    looked_up = 0
+
+    @Pyro4.expose
+    def add(self, a, b):
+        return a + b
+
+    def unexposed(self):
+        return "never called"
+
+    @Pyro4.expose
+    @property
+    def shown(self):
+        type(self).looked_up += 1
+        return "shown"
+
+    def __getattribute__(self, name):
+        if name == "unexposed":
+            type(self).looked_up += 1
+        return object.__getattribute__(self, name)
+
+
+@pytest.mark.parametrize("gen", [4, 5])
+@pytest.mark.parametrize("method", ["unexposed", "shown"])
+def test_what_a_refused_call_evaluates_runs_once(gen, method):
+    """Pyro's rule evaluates the name (``getattr``), then refuses what is not exposed: an
+    exposed property called as a method, or a servant's own ``__getattribute__``, runs once
+    in Pyro4's and Pyro5's daemons (tests/server/test_exposure.py compares with Pyro4's).
+    The shortcut must not evaluate it, give up and let the general path evaluate it again."""
+    factory = _factory()
+    factory.register(Intercepting(), "intercepting")
+    protocol, transport = _connection(factory, gen)
+    Intercepting.looked_up = 0
+    protocol.dataReceived(_request(gen, "intercepting", method, ()))
+    assert b"unexposed attribute" in transport.value()
+    assert Intercepting.looked_up == 1
+
+
+class CountingFactory(Pyro4ProtocolFactory):
+    """A factory whose ``annotations()`` has something to say, and counts when it is asked."""
+
+    asked = 0
+
+    def annotations(self):
+        type(self).asked += 1
+        return {"DAEM": b"%d" % self.asked}
+
+
+@pytest.mark.parametrize("gen", [4, 5])
+def test_the_factorys_annotations_are_asked_once_a_reply(gen):
+    """Pyro's daemons call ``annotations()`` once for each reply (Pyro4's ``__annotations``):
+    an override may count, or compute what it returns (a per-reply value)."""
+    factory = _factory(CountingFactory)
+    protocol, transport = _connection(factory, gen)
+    CountingFactory.asked = 0
+    protocol.dataReceived(_request(gen, "servant", "add", (1, 2)))
+    assert b"DAEM" in transport.value()
+    assert CountingFactory.asked == 1

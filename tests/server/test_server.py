@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 from typing import Any
 
@@ -20,6 +21,7 @@ from pyro.protocol import Pyro4ProtocolFactory
 
 from ..support.config import patch_config
 from ..support.our_server import call, in_thread, serve
+from ..support.pyro4_peers import serve_pyro4
 
 
 class Unserializable(Exception):
@@ -67,6 +69,29 @@ class Calculator:
 
     def peer(self):
         return list(Pyro4.current_context.client.sock.getpeername())
+
+
+@Pyro4.expose
+class Dice:
+    """A simulation's servant: seeded once, its rolls are reproducible run after run."""
+
+    def __init__(self):
+        random.seed(1234)
+
+    def roll(self):
+        return random.randint(1, 6)
+
+
+@Pyro4.expose
+class Huge:
+    """A scalar result that cannot be written: Python refuses ``repr`` of an int of more
+    than ``sys.get_int_max_str_digits()`` digits (4300), and so does serpent."""
+
+    def huge(self):
+        return 10 ** 5000
+
+    def add(self, a, b):
+        return a + b
 
 
 class Unexposed:
@@ -263,6 +288,45 @@ class FeaturesTest(unittest.TestCase):
         self.assertEqual(corr, "00000000-0000-0000-0000-000000003039")
         self.assertEqual(seen["XTRA"], b"extra")
         self.assertEqual(seen["CORR"], (12345).to_bytes(16, "big"))
+
+    @defer.inlineCallbacks
+    def test_the_servers_correlation_ids_leave_the_random_module_alone(self):
+        """A call whose client sent no correlation id gets a new one; making it must not
+        draw from the :mod:`random` module's generator, which servants own: a servant that
+        seeds it gets the rolls it expects, as under Pyro4's daemon (uuid4: os.urandom). (A
+        generator of the server's own also keeps ids unrelated to ``random.seed`` calls.)"""
+        def rolls(uri):
+            with Pyro4.Proxy(uri) as proxy:
+                return [proxy.roll() for _ in range(8)]
+
+        seeded = random.Random(1234)
+        expected = [seeded.randint(1, 6) for _ in range(8)]
+        pyro4 = serve_pyro4(self, "thread")
+        for server in (pyro4, self.factory):
+            uri = server.register(Dice())
+            self.assertEqual((yield in_thread(rolls, uri)), expected, uri)
+
+    @defer.inlineCallbacks
+    def test_a_scalar_result_that_cannot_be_serialized_is_the_clients_error(self):
+        """As from Pyro4's daemon: the ValueError reaches the client (Pyro4's and Pyro5's),
+        the connection stays up, and nothing is logged as an unhandled error."""
+        import Pyro5.api
+
+        def outcome(proxy_class, uri):
+            with proxy_class(uri) as proxy:
+                try:
+                    proxy.huge()
+                except Exception as exc:  # (a ConnectionClosedError if the server hung up)
+                    return type(exc).__name__, "integer string conversion" in str(exc)
+                return "no error", proxy.add(1, 2)
+
+        pyro4 = serve_pyro4(self, "thread")
+        expected = ("ValueError", True)
+        self.assertEqual((yield in_thread(outcome, Pyro4.Proxy, pyro4.register(Huge()))),
+                         expected)
+        uri = self.factory.register(Huge())
+        self.assertEqual((yield in_thread(outcome, Pyro4.Proxy, uri)), expected)
+        self.assertEqual((yield in_thread(outcome, Pyro5.api.Proxy, str(uri))), expected)
 
     @defer.inlineCallbacks
     def test_keepserialized_blob(self):
