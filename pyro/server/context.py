@@ -10,6 +10,7 @@ before the servant is called, in a worker thread, and before each step of a coro
 
 from __future__ import annotations
 
+import os
 import random
 import uuid
 from collections.abc import Callable, Generator
@@ -23,7 +24,13 @@ _UUID = uuid.UUID
 _SAFE_UNKNOWN = uuid.SafeUUID.unknown
 _new_object = object.__new__
 _set_attribute = object.__setattr__
-_random_bits = random.getrandbits
+# The server's own generator, not the random module's: servants own that one (one that
+# seeds it for reproducible runs must get its numbers, as under Pyro's daemons, whose uuid4
+# reads os.urandom). Seeded from os.urandom, and again in a forked child.
+_generator = random.Random()
+_random_bits = _generator.getrandbits
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_generator.seed)
 #: a version-4 UUID's fixed bits: version 4 (bits 76-79), RFC 4122 variant (bits 62-63)
 _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48))
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)
@@ -34,8 +41,9 @@ def new_correlation_id() -> uuid.UUID:
 
     Both Pyro daemons give every call one. ``uuid4()`` costs ~1.4 us and a ``getrandom``
     system call, one of the three a small call made (with ``recv`` and ``send``); a
-    correlation id is a tag, not a secret, so :mod:`random`'s generator serves, and the UUID
-    is built as ``UUID(int=...)`` builds it, without re-checking its own bits: ~0.7 us.
+    correlation id is a tag, not a secret, so a Mersenne Twister of the server's own serves
+    (seeded from ``os.urandom``), and the UUID is built as ``UUID(int=...)`` builds it,
+    without re-checking its own bits: ~0.7 us.
     """
     u = _new_object(_UUID)
     _set_attribute(u, "int", _random_bits(128) & _UUID4_CLEAR | _UUID4_SET)

@@ -49,6 +49,7 @@ Outcome = Union[MaybeDeferredReply, Exclusive]  # noqa: UP007 -- what invoke() r
 
 log = Logger(namespace="pyro.dispatch")
 _NOT_PLAIN: Any = object()  # (Dispatcher._plain: the request takes the general path)
+_ATTRIBUTE_ACCESS = frozenset({"__getattr__", "__setattr__"})
 _pyro5_parts: Any = None  # pyro.server.pyro5, once imported (see Dispatcher._pyro5)
 
 
@@ -102,12 +103,16 @@ class Dispatcher:
             return self._pyro5().for_pyro4(exc)
         return exc
 
-    def _annotations(self, ctx: CallContext | None) -> dict[str, bytes]:
-        """The response annotations: the servant's (``current_context``), then the daemon's."""
+    def _annotations(self, ctx: CallContext | None,
+                     extra: dict[str, bytes] | None = None) -> dict[str, bytes]:
+        """The response annotations: the servant's (``current_context``), then the daemon's
+        (``extra``: what its ``annotations()`` gave for this reply already)."""
+        if extra is None:
+            extra = self.daemon.annotations()
         if ctx is None:
-            return dict(self.daemon.annotations())
+            return dict(extra)
         annotations = ctx.response_annotations
-        annotations.update(self.daemon.annotations())
+        annotations.update(extra)
         return annotations
 
     def _settle(self, result: Any, ctx: CallContext) -> Any:
@@ -236,12 +241,14 @@ class Dispatcher:
         """The usual small call, answered with less work: its outcome, else ``_NOT_PLAIN``.
 
         What :meth:`invoke` would do and answer, for a request the codec reads as a plain
-        call (:meth:`~pyro.wire.pyro5.Pyro5Codec.plain_call`: serpent, scalar arguments,
-        no oneway, batch or blob) of an exposed method of a registered instance, in the
+        call (:meth:`~pyro.wire.events.SameInBoth.plain_call`: an INVOKE in serpent, scalar
+        arguments, no oneway, batch or blob) of a method of a registered instance, in the
         reactor thread (no thread pool): about a third of a small call's server work is
-        the general path's checks for everything else. Anything that does not fit, or that
-        the general path would refuse (an unexposed or private name), is left to it before
-        anything runs; once the servant ran, its outcome is answered by the general code.
+        the general path's checks for everything else. Requests of any other kind are left
+        to the general path before anything of them is looked at; from the name's lookup
+        on (which may evaluate servant code, and refuse), each step is the general path's
+        own, once: a refusal, a servant's exception, a coroutine, a result that is not a
+        scalar or cannot be written, annotations to add, are all answered by its code.
         """
         daemon = self.daemon
         if daemon.threadpool is not None:
@@ -250,28 +257,31 @@ class Dispatcher:
         if call is None:
             return _NOT_PLAIN
         object_id, method, vargs, serializer = call
-        if codec is not PYRO4 and object_id in daemon.pyro5_faces:
+        if method in _ATTRIBUTE_ACCESS or (codec is not PYRO4
+                                           and object_id in daemon.pyro5_faces):
             return _NOT_PLAIN
         obj = daemon.objectsById.get(object_id)
         if obj is None or isinstance(obj, type) or object_id == constants.DAEMON_NAME:
             return _NOT_PLAIN
+        ctx = context_class(codec).for_message(connection, msg)
         try:
             function = exposure.remote_method(
                 obj, method, codec.config.REQUIRE_EXPOSE if codec is PYRO4 else True)
-        except Exception:
-            return _NOT_PLAIN
-        ctx = context_class(codec).for_message(connection, msg)
-        try:
-            result = ctx.run(function, *vargs)
+            outcome = self._settle(ctx.run(function, *vargs), ctx)
         except Exception:
             return self._request_failed(codec, msg, ctx)
-        values = ctx.values
-        if not values["response_annotations"] and not daemon.annotations():
-            reply = codec.plain_result(msg, serializer, result, values["correlation_id"].bytes,
-                                       daemon.hmacKey())
+        if isinstance(outcome, defer.Deferred):
+            return self._reply_to(outcome, codec, msg, serializer, ctx, False)
+        extra = daemon.annotations()  # (asked once a reply, as Pyro's daemons do)
+        if not extra and not ctx.values["response_annotations"]:
+            try:
+                reply = codec.plain_result(msg, serializer, outcome,
+                                           ctx.values["correlation_id"].bytes, daemon.hmacKey())
+            except Exception:
+                reply = None  # (e.g. an int too long for repr(): the general code says so)
             if reply is not None:
                 return reply
-        return self._reply_to(self._settle(result, ctx), codec, msg, serializer, ctx, False)
+        return self._result_reply(outcome, codec, msg, serializer, ctx, False, extra)
 
     def _in_pool(self, obj: Any, call: Invoke) -> bool:
         """Does the servant code of this request (which returned a Deferred) run in the
@@ -436,17 +446,19 @@ class Dispatcher:
         return None
 
     def _result_reply(self, data: Any, codec: Pyro4Codec, msg: wire.Message, serializer: Any,
-                      ctx: CallContext, batch: bool = False) -> wire.Frame:
-        """Serialize a call's result (or open an item stream for an iterator)."""
+                      ctx: CallContext, batch: bool = False,
+                      extra: dict[str, bytes] | None = None) -> wire.Frame:
+        """Serialize a call's result (or open an item stream for an iterator); ``extra``:
+        the daemon's annotations for this reply, if they were asked for already."""
         try:
             if not batch and is_stream(data):
                 stream_id = self.daemon.streams.open(data, ctx.values["client"], codec.config)
-                return codec.stream_opened(msg, stream_id, self._annotations(ctx),
+                return codec.stream_opened(msg, stream_id, self._annotations(ctx, extra),
                                            self.daemon.hmacKey())
             if codec is not PYRO4:  # (registered objects become Pyro5 proxies)
                 return self._pyro5().result(codec, msg, serializer, data, batch,
-                                            self._annotations(ctx))
-            return codec.result(msg, serializer, data, batch, self._annotations(ctx),
+                                            self._annotations(ctx, extra))
+            return codec.result(msg, serializer, data, batch, self._annotations(ctx, extra),
                                 self.daemon.hmacKey())
         except Exception:
             return self._exception_reply(codec, msg, sys.exc_info()[1], self._traceback(codec),

@@ -25,7 +25,7 @@ __all__ = [
 
 # What both generations number alike (Pyro4.message and Pyro5.protocol; the tests check it):
 # the message types, and the flag bits ONEWAY and COMPRESSED.
-MSG_CONNECT, MSG_PING = 1, 6
+MSG_CONNECT, MSG_INVOKE, MSG_PING = 1, 4, 6
 FLAGS_COMPRESSED, FLAGS_ONEWAY = 1 << 1, 1 << 2
 
 #: What a codec's ``read_reply`` found in a RESULT message.
@@ -150,7 +150,8 @@ class SameInBoth:
         serializer, scalar arguments, no keywords (:func:`~pyro.wire.fastserpent.
         plain_call`). What ``read_invoke`` would read for it, with less work: the server's
         shortcut for small calls; anything else takes the general path."""
-        if msg.flags & ~self._PLAIN_FLAGS or msg.serializer_id not in accepted_ids:
+        if (msg.type != MSG_INVOKE or msg.flags & ~self._PLAIN_FLAGS
+                or msg.serializer_id not in accepted_ids):
             return None
         serializer = self._serializers_by_id.get(msg.serializer_id)
         call = fastserpent.plain_call(serializer, msg.data)

@@ -4,9 +4,11 @@
 method of a registered instance, no thread pool) with less work. Here every request is
 served twice, by a connection that may take the shortcut and by one that may not (the
 shortcut patched away), and the two replies must be the same bytes, for both generations:
-calls it takes and calls it must leave alone (other shapes, refusals, coroutines, results
-that are not scalars, annotations added by the servant or the factory). Real clients
-exercise the same paths in tests/interop.
+calls it takes and requests it must leave alone (other shapes, attribute access, a PING
+whatever it carries), refusals (answered by the general path's code after one lookup of the
+name), coroutines, results that are not scalars or cannot be written, annotations added by
+the servant or the factory (asked once). Real clients exercise the same paths in
+tests/interop and tests/server.
 """
 
 from __future__ import annotations
@@ -180,10 +182,7 @@ TAKEN = [
 
 LEFT = [
     ("servant", "echo", ([1, 2],)),  # not scalar arguments
-    ("servant", "_private", ()),  # refused by the general path, with its error
     ("servant", "__getattr__", ("prop",)),  # attribute access
-    ("servant", "nosuch", ()),
-    ("unexposed", "add", (1, 2)),
     ("perclass", "add", (1, 2)),  # a registered class: instance modes
     ("nosuchobject", "add", (1, 2)),
     ("Pyro.Daemon", "ping", ()),
@@ -198,6 +197,39 @@ def test_plain_calls_are_answered_as_by_the_general_path(gen, object_id, method,
                                     _request(gen, object_id, method, vargs), monkeypatch)
     assert taken
     assert fast == general and fast
+
+
+REFUSED = [  # answered by the general path's code for refusals, after one lookup
+    ("servant", "_private", ()),
+    ("servant", "nosuch", ()),
+    ("unexposed", "add", (1, 2)),
+]
+
+
+@pytest.mark.parametrize("gen", [4, 5])
+@pytest.mark.parametrize("object_id, method, vargs", REFUSED)
+def test_refusals_are_answered_as_by_the_general_path(gen, object_id, method, vargs,
+                                                      monkeypatch):
+    fast, general, taken = _replies(Pyro4ProtocolFactory, gen,
+                                    _request(gen, object_id, method, vargs), monkeypatch)
+    assert taken
+    assert _traceback_free(gen, fast) == _traceback_free(gen, general)
+    assert _traceback_free(gen, fast)[0] == "AttributeError"
+
+
+@pytest.mark.parametrize("gen", [4, 5])
+def test_a_ping_carrying_a_call_is_only_a_ping(gen, monkeypatch):
+    """A PING's payload is never read (Pyro's daemons answer "pong"), whatever it holds."""
+    if gen == 4:
+        serializer = Pyro4.util.get_serializer("serpent")
+        data = serializer.serializeCall("servant", "fail", ("must not run",), {})[0]
+        ping = Pyro4.message.Message(Pyro4.message.MSG_PING, data, serializer.serializer_id,
+                                     0, 7, annotations={"CORR": CORR.bytes}).to_bytes()
+    else:  # (the type is the byte after b"PYRO" and the version; no checksum in Pyro5)
+        call = _request(gen, "servant", "fail", ("must not run",))
+        ping = call[:6] + bytes([Pyro5.protocol.MSG_PING]) + call[7:]
+    fast, general, taken = _replies(Pyro4ProtocolFactory, gen, ping, monkeypatch)
+    assert not taken and fast == general and b"pong" in fast and b"must not run" not in fast
 
 
 @pytest.mark.parametrize("gen", [4, 5])
