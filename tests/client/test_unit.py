@@ -256,13 +256,17 @@ class ClientUnitTests(TestCase):
         self.assertEqual(failure.value._pyroBatchResults, [3])
         self.close(proxy, peer)
 
-    def test_item_stream(self) -> None:
+    def opened_stream(self) -> tuple[DeferredProxy, Peer, ItemStream]:
+        """A proxy, its server, and the item stream ``stream-1`` a call of it returned."""
         proxy = self.proxy()
         d = proxy.count(3)
         peer = self.connected(proxy)
         (call,) = peer.received()
         peer.reply_stream(call, b"stream-1")
-        stream = self.successResultOf(d)
+        return proxy, peer, self.successResultOf(d)
+
+    def test_item_stream(self) -> None:
+        proxy, peer, stream = self.opened_stream()
         self.assertIsInstance(stream, ItemStream)
         item = stream.next()
         (get_next,) = peer.received()
@@ -286,13 +290,8 @@ class ClientUnitTests(TestCase):
 
     def test_a_stream_dropped_before_its_end_is_closed(self) -> None:
         threadable.registerAsIOThread()  # (this thread is the reactor's, as in the suite)
-        proxy = self.proxy()
-        d = proxy.count(3)
-        peer = self.connected(proxy)
-        (call,) = peer.received()
-        peer.reply_stream(call, b"stream-1")
-        stream = self.successResultOf(d)
-        del stream, d
+        proxy, peer, stream = self.opened_stream()
+        del stream
         gc.collect()
         (close,) = peer.received()
         self.assertTrue(close.flags & wire.FLAGS_ONEWAY)
