@@ -646,7 +646,7 @@ def test_what_both_generations_number_alike():
 
     from pyro.wire import events
 
-    for name in ("MSG_CONNECT", "MSG_PING", "FLAGS_ONEWAY", "FLAGS_COMPRESSED"):
+    for name in ("MSG_CONNECT", "MSG_INVOKE", "MSG_PING", "FLAGS_ONEWAY", "FLAGS_COMPRESSED"):
         assert getattr(events, name) == getattr(Pyro4.message, name) == getattr(protocol, name)
     # ... and the bits that differ (the reason for two codecs)
     assert (Pyro4.message.FLAGS_ITEMSTREAMRESULT, protocol.FLAGS_ITEMSTREAMRESULT) == (32, 16)
