@@ -45,13 +45,10 @@ MAX_DEPTH: Final = 100
 # ints. Integers of at most 18 digits: a longer run splits into two integer tokens, which
 # the grammar then refuses, so long integers fall back (and Python's int-size limits stay
 # serpent's business). Anything the pattern does not match leaves a gap, detected by length.
-_TOKENS = re.compile(
-    r"""'[^'\\\x00-\x1f\x7f]*'"""
-    r'''|"[^"\\\x00-\x1f\x7f]*"'''
-    r"|-?\d+\.\d+(?:e[-+]?\d+)?|-?\d+e[-+]?\d+"
-    r"|-?(?:0|[1-9]\d{0,17})"
-    r"|[()\[\]{},:]| +|True|False|None"
-)
+_SCALAR = (r"""'[^'\\\x00-\x1f\x7f]*'|"[^"\\\x00-\x1f\x7f]*"|-?\d+\.\d+(?:e[-+]?\d+)?"""
+           r"|-?\d+e[-+]?\d+|-?(?:0|[1-9]\d{0,17})|True|False|None")
+_TOKENS = re.compile(_SCALAR + r"|[()\[\]{},:]| +")
+
 _CONSTANTS: Final = {"True": True, "False": False, "None": None}
 _OPENER_FOR: Final = {")": "(", "]": "[", "}": "{"}
 
@@ -97,8 +94,6 @@ _CALL_ENVELOPE = re.compile(
 # A call's arguments when they are scalars only, as serpent writes them: ``()``, ``(x,)``,
 # ``(x,y)``: the usual case, read by one match and one split, without the tokenizer's stack.
 # The scalars are _TOKENS' own (strings, floats, integers, constants); ``(x)`` is no tuple.
-_SCALAR = (r"""'[^'\\\x00-\x1f\x7f]*'|"[^"\\\x00-\x1f\x7f]*"|-?\d+\.\d+(?:e[-+]?\d+)?"""
-           r"|-?\d+e[-+]?\d+|-?(?:0|[1-9]\d{0,17})|True|False|None")
 _SCALARS = re.compile(_SCALAR)
 _FLAT_ARGS = re.compile(r"\(\)|\((?:(?:%s),)+(?:%s)?\)" % (_SCALAR, _SCALAR))
 
